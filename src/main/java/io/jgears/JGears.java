@@ -1,0 +1,108 @@
+package io.jgears;
+
+import io.jgears.gears.GearsCommands;
+import io.jgears.gears.GearsConfig;
+import io.jgears.gears.GearsEngine;
+import io.jgears.python.PythonRuntime;
+import io.jgears.redis.EmbeddedRedis;
+import io.jgears.redis.RedisBackend;
+import io.jgears.server.RespServer;
+import io.jgears.server.ServerOptions;
+import io.lettuce.core.RedisURI;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+/** One running jgears: Redis (embedded or given), the Python engine, and the RESP server in front. */
+public final class JGears implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(JGears.class);
+    /** Modules imported into every pooled context ahead of time, so scripts importing them pay nothing. */
+    static final String PRE_IMPORTS = "list(map(__import__, ['json', 're', 'time', 'math', 'random', 'itertools', "
+            + "'functools', 'collections', 'copy', 'traceback']))";
+
+    /** How to start: {@code redisUri} null means start an embedded redis-server with data in {@code dataDir}. */
+    public record Options(String bind, int port, String redisUri, Path dataDir, boolean appendOnly,
+                          Map<String, String> config, int maxBulkLength, int maxArrayLength) {
+        public static Options defaults() {
+            return new Options("127.0.0.1", 6380, null, Path.of("data"), true, Map.of(),
+                    ServerOptions.DEFAULT_MAX_BULK, ServerOptions.DEFAULT_MAX_ARRAY);
+        }
+    }
+
+    private EmbeddedRedis embedded;
+    private RedisBackend redis;
+    private PythonRuntime python;
+    private GearsEngine engine;
+    private RespServer server;
+
+    public static JGears start(Options options) throws IOException, InterruptedException {
+        JGears j = new JGears();
+        try {
+            j.doStart(options);
+            return j;
+        } catch (IOException | InterruptedException | RuntimeException e) {
+            j.close();
+            throw e;
+        }
+    }
+
+    private void doStart(Options options) throws IOException, InterruptedException {
+        GearsConfig config = new GearsConfig();
+        options.config().forEach(config::setInitial);
+        RedisURI uri;
+        if (options.redisUri() == null) {
+            embedded = EmbeddedRedis.start(options.dataDir(), options.appendOnly());
+            uri = RedisURI.create("127.0.0.1", embedded.port());
+        } else {
+            uri = RedisURI.create(options.redisUri());
+        }
+        redis = new RedisBackend(uri, Duration.ofSeconds(60));
+        python = new PythonRuntime(PRE_IMPORTS);
+        engine = new GearsEngine(config, redis, python);
+        server = new RespServer(new ServerOptions(options.bind(), options.port(), uri.getHost(), uri.getPort(),
+                options.maxBulkLength(), options.maxArrayLength(), ServerOptions.DEFAULT_MAX_INLINE),
+                new GearsCommands(engine)).start();
+        if (!engine.pool().awaitFull(120, TimeUnit.SECONDS)) {
+            log.warn("the context pool is not full yet; sessions will create contexts on demand");
+        }
+        log.info("jgears ready on {}:{} (pool {} contexts, {} execution threads)", options.bind(), server.port(),
+                engine.pool().size(), engine.executionThreads());
+    }
+
+    public int port() {
+        return server.port();
+    }
+
+    public GearsEngine engine() {
+        return engine;
+    }
+
+    /** The Redis jgears uses (host, port). */
+    public RedisURI redisUri() {
+        return redis.uri();
+    }
+
+    @Override
+    public void close() {
+        if (server != null) {
+            server.close();
+        }
+        if (engine != null) {
+            engine.close();
+        }
+        if (python != null) {
+            python.close();
+        }
+        if (redis != null) {
+            redis.close();
+        }
+        if (embedded != null) {
+            embedded.close();
+        }
+    }
+}

@@ -1,0 +1,101 @@
+package io.jgears.cli;
+
+import io.jgears.JGears;
+import io.jgears.server.ServerOptions;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.io.IOException;
+import java.io.Reader;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Properties;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+
+/** The jgears command line. */
+@Command(name = "jgears", mixinStandardHelpOptions = true, version = "jgears 0.1.0",
+        subcommands = {Main.Start.class},
+        description = "RedisGears-style Python functions for Redis, on GraalPy sub-interpreters.")
+public final class Main implements Runnable {
+    @Override
+    public void run() {
+        CommandLine.usage(this, System.out);
+    }
+
+    public static void main(String[] args) {
+        System.exit(new CommandLine(new Main()).execute(args));
+    }
+
+    @Command(name = "start", mixinStandardHelpOptions = true,
+            description = "Start jgears in the foreground (Ctrl-C or SIGTERM stops it, and its embedded Redis).")
+    static final class Start implements Callable<Integer> {
+        @Option(names = "--bind", defaultValue = "127.0.0.1", description = "Address to listen on (default ${DEFAULT-VALUE}).")
+        String bind;
+
+        @Option(names = {"-p", "--port"}, defaultValue = "6380", description = "RESP port (default ${DEFAULT-VALUE}).")
+        int port;
+
+        @Option(names = "--redis", description = "Use this Redis (redis://[user:password@]host:port) instead of starting one.")
+        String redis;
+
+        @Option(names = "--data", defaultValue = "data", description = "Data directory of the embedded Redis (default ${DEFAULT-VALUE}).")
+        Path data;
+
+        @Option(names = "--no-appendonly", description = "Embedded Redis without the append-only file.")
+        boolean noAppendOnly;
+
+        @Option(names = "--pool-size", description = "Warm sub-interpreters kept ready (config PoolSize).")
+        Integer poolSize;
+
+        @Option(names = "--execution-threads", description = "Threads running Python (config ExecutionThreads).")
+        Integer executionThreads;
+
+        @Option(names = "--config", description = "A properties file of RedisGears/jgears config keys (Key=value).")
+        Path configFile;
+
+        @Option(names = "--set", description = "A config key, Key=value; may repeat.")
+        Map<String, String> set = new LinkedHashMap<>();
+
+        @Option(names = "--max-bulk", defaultValue = "" + ServerOptions.DEFAULT_MAX_BULK,
+                description = "Largest bulk string a client may send, in bytes (default ${DEFAULT-VALUE}).")
+        int maxBulk;
+
+        @Override
+        public Integer call() throws Exception {
+            Map<String, String> config = new LinkedHashMap<>();
+            if (configFile != null) {
+                Properties p = new Properties();
+                try (Reader r = Files.newBufferedReader(configFile)) {
+                    p.load(r);
+                }
+                p.stringPropertyNames().forEach(k -> config.put(k, p.getProperty(k)));
+            }
+            config.putAll(set);
+            if (poolSize != null) {
+                config.put("PoolSize", poolSize.toString());
+            }
+            if (executionThreads != null) {
+                config.put("ExecutionThreads", executionThreads.toString());
+            }
+            JGears jgears;
+            try {
+                jgears = JGears.start(new JGears.Options(bind, port, redis, data, !noAppendOnly, config,
+                        maxBulk, ServerOptions.DEFAULT_MAX_ARRAY));
+            } catch (IOException e) {
+                System.err.println("jgears: " + e.getMessage());
+                return 2;
+            }
+            CountDownLatch stopped = new CountDownLatch(1);
+            Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+                jgears.close();
+                stopped.countDown();
+            }, "jgears-shutdown"));
+            stopped.await();
+            return 0;
+        }
+    }
+}

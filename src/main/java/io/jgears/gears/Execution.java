@@ -1,0 +1,110 @@
+package io.jgears.gears;
+
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+
+/** One run() of a pipeline: its status, its results and errors once done. */
+public final class Execution {
+    public enum Status { CREATED, RUNNING, DONE, ABORTED;
+
+        public String label() {
+            return name().toLowerCase(java.util.Locale.ROOT);
+        }
+    }
+
+    private final String id;
+    private final Session session;
+    private final String reader;
+    private final boolean unblocking;
+    private final long createdNanos = System.nanoTime();
+    private final CompletableFuture<Execution> done = new CompletableFuture<>();
+    private volatile Status status = Status.CREATED;
+    private volatile boolean abortRequested;
+    private volatile List<Object> results = List.of();
+    private volatile List<String> errors = List.of();
+    private volatile long durationNanos;
+
+    Execution(String id, Session session, String reader, boolean unblocking) {
+        this.id = id;
+        this.session = session;
+        this.reader = reader;
+        this.unblocking = unblocking;
+    }
+
+    public String id() {
+        return id;
+    }
+
+    public Session session() {
+        return session;
+    }
+
+    public String reader() {
+        return reader;
+    }
+
+    public boolean unblocking() {
+        return unblocking;
+    }
+
+    public Status status() {
+        return status;
+    }
+
+    public boolean isFinished() {
+        return status == Status.DONE || status == Status.ABORTED;
+    }
+
+    public CompletableFuture<Execution> done() {
+        return done;
+    }
+
+    public List<Object> results() {
+        return results;
+    }
+
+    public List<String> errors() {
+        return errors;
+    }
+
+    public long durationMillis() {
+        return durationNanos / 1_000_000;
+    }
+
+    boolean abortRequested() {
+        return abortRequested;
+    }
+
+    void requestAbort() {
+        abortRequested = true;
+    }
+
+    void running() {
+        status = Status.RUNNING;
+    }
+
+    void complete(List<Object> results, List<String> errors) {
+        finish(Status.DONE, results, errors);
+    }
+
+    void abort(String why) {
+        finish(Status.ABORTED, results, appended(errors, why));
+    }
+
+    private synchronized void finish(Status status, List<Object> results, List<String> errors) {
+        if (isFinished()) {
+            return;
+        }
+        this.results = results;
+        this.errors = errors;
+        this.durationNanos = System.nanoTime() - createdNanos;
+        this.status = status;
+        done.complete(this);
+    }
+
+    private static List<String> appended(List<String> list, String item) {
+        java.util.ArrayList<String> out = new java.util.ArrayList<>(list);
+        out.add(item);
+        return out;
+    }
+}

@@ -1,0 +1,307 @@
+package io.jgears.gears;
+
+import io.jgears.server.ClientInfo;
+import io.jgears.server.LocalCommands;
+import io.jgears.server.Replies;
+import io.netty.handler.codec.redis.RedisMessage;
+
+import java.lang.management.ManagementFactory;
+import java.lang.management.MemoryUsage;
+import java.nio.ByteBuffer;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+
+/** The RG.* commands. Quick ones are answered inline; anything that may wait runs off the event loop. */
+public final class GearsCommands implements LocalCommands {
+    private final GearsEngine engine;
+    /** For commands that may block briefly (abort waits for the interrupt to land). */
+    private final ExecutorService control = Executors.newVirtualThreadPerTaskExecutor();
+
+    public GearsCommands(GearsEngine engine) {
+        this.engine = engine;
+    }
+
+    @Override
+    public boolean handles(String upperName) {
+        return upperName.startsWith("RG.");
+    }
+
+    @Override
+    public CompletableFuture<RedisMessage> execute(ClientInfo client, List<byte[]> args) {
+        String name = str(args.getFirst()).toUpperCase(Locale.ROOT);
+        try {
+            return switch (name) {
+                case "RG.PYEXECUTE" -> pyExecute(args);
+                case "RG.GETRESULTS" -> done(getResults(args));
+                case "RG.GETRESULTSBLOCKING" -> getResultsBlocking(args);
+                case "RG.DUMPEXECUTIONS" -> done(dumpExecutions(args));
+                case "RG.DROPEXECUTION" -> done(dropExecution(args));
+                case "RG.ABORTEXECUTION" -> abortExecution(args);
+                case "RG.PYDUMPSESSIONS" -> done(dumpSessions(args));
+                case "RG.PYSTATS" -> done(pyStats(args));
+                case "RG.PYDUMPREQS" -> done(noArgs(args, Replies.array(List.of())));
+                case "RG.CONFIGGET" -> done(configGet(args));
+                case "RG.CONFIGSET" -> done(configSet(args));
+                case "RG.INFOCLUSTER", "RG.REFRESHCLUSTER" -> done(noArgs(args, Replies.simple("no cluster mode")));
+                case "RG.DUMPREGISTRATIONS" -> done(noArgs(args, Replies.array(List.of())));
+                default -> done(Replies.error("ERR unknown command '" + str(args.getFirst()) + "'"));
+            };
+        } catch (ArityException e) {
+            return done(Replies.error("ERR wrong number of arguments for '" + name.toLowerCase(Locale.ROOT) + "' command"));
+        }
+    }
+
+    private static final class ArityException extends RuntimeException {
+        ArityException() {
+            super(null, null, false, false);
+        }
+    }
+
+    private static void arity(List<byte[]> args, int min, int max) {
+        if (args.size() < min || args.size() > max) {
+            throw new ArityException();
+        }
+    }
+
+    private static CompletableFuture<RedisMessage> done(RedisMessage m) {
+        return CompletableFuture.completedFuture(m);
+    }
+
+    private static RedisMessage noArgs(List<byte[]> args, RedisMessage reply) {
+        arity(args, 1, 1);
+        return reply;
+    }
+
+    // ------------------------------------------------------------------ RG.PYEXECUTE
+
+    private CompletableFuture<RedisMessage> pyExecute(List<byte[]> args) {
+        arity(args, 2, Integer.MAX_VALUE);
+        long max = engine.config().getLong(GearsConfig.MAX_SCRIPT_SIZE);
+        byte[] raw = args.get(1);
+        if (raw.length > max) {
+            return done(Replies.error("ERR script too large: " + raw.length + " bytes, MaxScriptSize is " + max));
+        }
+        String code;
+        try {
+            code = StandardCharsets.UTF_8.newDecoder()
+                    .onMalformedInput(CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(CodingErrorAction.REPORT)
+                    .decode(ByteBuffer.wrap(raw)).toString();
+        } catch (CharacterCodingException e) {
+            return done(Replies.error("ERR the script is not valid UTF-8"));
+        }
+        boolean unblocking = false;
+        boolean upgrade = false;
+        String id = null;
+        String description = null;
+        String replaceWith = null;
+        for (int i = 2; i < args.size(); i++) {
+            String opt = str(args.get(i)).toUpperCase(Locale.ROOT);
+            switch (opt) {
+                case "UNBLOCKING" -> unblocking = true;
+                case "UPGRADE" -> upgrade = true;
+                case "ID", "DESCRIPTION", "REPLACE_WITH" -> {
+                    if (i + 1 >= args.size()) {
+                        return done(Replies.error("ERR " + opt + " needs a value"));
+                    }
+                    String value = str(args.get(++i));
+                    switch (opt) {
+                        case "ID" -> id = value;
+                        case "DESCRIPTION" -> description = value;
+                        default -> replaceWith = value;
+                    }
+                }
+                case "REQUIREMENTS" -> {
+                    return done(Replies.error("ERR REQUIREMENTS are not supported: jgears sub-interpreters are "
+                            + "sandboxed and install no packages"));
+                }
+                default -> {
+                    return done(Replies.error("ERR unknown RG.PYEXECUTE argument '" + str(args.get(i)) + "'"));
+                }
+            }
+        }
+        if (upgrade && id == null) {
+            return done(Replies.error("ERR UPGRADE needs an ID"));
+        }
+        return engine.pyExecute(new GearsEngine.PyExecute(code, unblocking, id, description, upgrade, replaceWith));
+    }
+
+    // ------------------------------------------------------------------ executions
+
+    private Execution execution(byte[] id) {
+        return engine.executions().find(str(id));
+    }
+
+    private RedisMessage getResults(List<byte[]> args) {
+        arity(args, 2, 2);
+        Execution e = execution(args.get(1));
+        if (e == null || !e.unblocking()) {
+            return Replies.error("execution plan does not exist");
+        }
+        if (!e.isFinished()) {
+            return Replies.error("execution is still running");
+        }
+        return GearsEngine.resultsReply(e);
+    }
+
+    private CompletableFuture<RedisMessage> getResultsBlocking(List<byte[]> args) {
+        arity(args, 2, 2);
+        Execution e = execution(args.get(1));
+        if (e == null || !e.unblocking()) {
+            return done(Replies.error("execution plan does not exist"));
+        }
+        // Only this client waits: the reply slot fills when the execution completes.
+        return e.done().thenApply(GearsEngine::resultsReply);
+    }
+
+    private RedisMessage dumpExecutions(List<byte[]> args) {
+        arity(args, 1, 1);
+        List<RedisMessage> out = new ArrayList<>();
+        for (Execution e : engine.executions().stored()) {
+            out.add(Replies.of(List.of("executionId", e.id(), "status", e.status().label(), "registered", 0L)));
+        }
+        return Replies.array(out);
+    }
+
+    private RedisMessage dropExecution(List<byte[]> args) {
+        arity(args, 2, 2);
+        Execution e = execution(args.get(1));
+        if (e == null || !e.unblocking()) {
+            return Replies.error("execution does not exist");
+        }
+        if (!e.isFinished()) {
+            return Replies.error("can not drop a running execution");
+        }
+        engine.drop(e);
+        return Replies.OK;
+    }
+
+    private CompletableFuture<RedisMessage> abortExecution(List<byte[]> args) {
+        arity(args, 2, 2);
+        Execution e = execution(args.get(1));
+        if (e == null) {
+            return done(Replies.error("execution does not exist"));
+        }
+        return CompletableFuture.supplyAsync(() -> Replies.simple(engine.abort(e)), control);
+    }
+
+    // ------------------------------------------------------------------ sessions, stats, config
+
+    private RedisMessage dumpSessions(List<byte[]> args) {
+        boolean verbose = false;
+        Set<String> only = null;
+        for (int i = 1; i < args.size(); i++) {
+            String a = str(args.get(i)).toUpperCase(Locale.ROOT);
+            if (a.equals("VERBOSE") && only == null) {
+                verbose = true;
+            } else if (a.equals("SESSIONS")) {
+                only = new HashSet<>();
+                for (int j = i + 1; j < args.size(); j++) {
+                    only.add(str(args.get(j)));
+                }
+                break;
+            } else {
+                return Replies.error("ERR unknown RG.PYDUMPSESSIONS argument '" + str(args.get(i)) + "'");
+            }
+        }
+        List<RedisMessage> out = new ArrayList<>();
+        for (Session s : engine.sessions().all()) {
+            if (only != null && !only.contains(s.id())) {
+                continue;
+            }
+            List<Object> holders = new ArrayList<>();
+            for (Map.Entry<Session.Holder, Integer> h : s.holders().entrySet()) {
+                holders.add(h.getKey().name().toLowerCase(Locale.ROOT));
+                holders.add((long) h.getValue());
+            }
+            List<Object> entry = new ArrayList<>(List.of(
+                    "ID", s.id(),
+                    "sessionDescription", s.description() == null ? "" : s.description(),
+                    "refCount", (long) s.refCount(),
+                    "linked", "primary",
+                    "dead", s.isDead() ? "true" : "false",
+                    "requirementInstallationNeeded", 0L,
+                    "requirements", List.of(),
+                    "registrations", List.of()));
+            if (verbose) {
+                entry.addAll(List.of("holders", holders, "created", s.created().toString()));
+            }
+            out.add(Replies.of(entry));
+        }
+        return Replies.array(out);
+    }
+
+    private RedisMessage pyStats(List<byte[]> args) {
+        arity(args, 1, 1);
+        MemoryUsage heap = ManagementFactory.getMemoryMXBean().getHeapMemoryUsage();
+        long peak = ManagementFactory.getMemoryPoolMXBeans().stream()
+                .filter(p -> p.getType() == java.lang.management.MemoryType.HEAP)
+                .mapToLong(p -> p.getPeakUsage().getUsed()).sum();
+        return Replies.of(List.of(
+                "TotalAllocated", heap.getCommitted(),
+                "PeakAllocated", peak,
+                "CurrAllocated", heap.getUsed(),
+                "sessions", (long) engine.sessions().count(),
+                "liveContexts", (long) engine.python().liveContexts(),
+                "pooledContexts", (long) engine.pool().ready(),
+                "poolSize", (long) engine.pool().size(),
+                "contextsCreated", engine.python().createdContexts(),
+                "avgContextCreateMs", String.format(Locale.ROOT, "%.1f", engine.python().averageCreateMillis()),
+                "executionThreads", (long) engine.executionThreads(),
+                "runtime", engine.python().implementationName(),
+                "jit", engine.python().jitEnabled() ? "on" : "off"));
+    }
+
+    private RedisMessage configGet(List<byte[]> args) {
+        arity(args, 2, Integer.MAX_VALUE);
+        List<RedisMessage> out = new ArrayList<>();
+        for (int i = 1; i < args.size(); i++) {
+            String key = str(args.get(i));
+            String value = engine.config().get(key);
+            out.add(value == null ? Replies.error("Unsupported config parameter: " + key) : Replies.of(asNumberIfInt(value)));
+        }
+        return Replies.array(out);
+    }
+
+    private static Object asNumberIfInt(String value) {
+        try {
+            return Long.parseLong(value);
+        } catch (NumberFormatException e) {
+            return value;
+        }
+    }
+
+    private RedisMessage configSet(List<byte[]> args) {
+        if (args.size() < 3 || args.size() % 2 == 0) {
+            throw new ArityException();
+        }
+        List<RedisMessage> out = new ArrayList<>();
+        for (int i = 1; i < args.size(); i += 2) {
+            String key = str(args.get(i));
+            String value = str(args.get(i + 1));
+            try {
+                out.add(Replies.simple(engine.config().set(key, value)));
+                if (key.equalsIgnoreCase(GearsConfig.POOL_SIZE)) {
+                    engine.pool().resize(Integer.parseInt(value));
+                }
+            } catch (IllegalArgumentException e) {
+                out.add(Replies.error("ERR " + e.getMessage()));
+            }
+        }
+        return Replies.array(out);
+    }
+
+    private static String str(byte[] b) {
+        return new String(b, StandardCharsets.UTF_8);
+    }
+}

@@ -1,0 +1,103 @@
+package io.jgears.gears;
+
+import java.util.LinkedHashMap;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * RedisGears configuration keys (same names and defaults) plus jgears' own. Unknown keys set with
+ * RG.CONFIGSET are user configuration, readable from Python with configGet().
+ */
+public final class GearsConfig {
+    public static final String MAX_EXECUTIONS = "MaxExecutions";
+    public static final String MAX_EXECUTIONS_PER_REGISTRATION = "MaxExecutionsPerRegistration";
+    public static final String PROFILE_EXECUTIONS = "ProfileExecutions";
+    public static final String PYTHON_ATTEMPT_TRACEBACK = "PythonAttemptTraceback";
+    public static final String EXECUTION_MAX_IDLE_TIME = "ExecutionMaxIdleTime";
+    public static final String EXECUTION_THREADS = "ExecutionThreads";
+    /** jgears: warm sub-interpreters kept ready. */
+    public static final String POOL_SIZE = "PoolSize";
+    /** jgears: milliseconds an RG.PYEXECUTE script or execution may run before it is interrupted; 0 is no limit. */
+    public static final String EXECUTION_TIMEOUT = "ExecutionTimeout";
+    /** jgears: largest script RG.PYEXECUTE accepts, in bytes. */
+    public static final String MAX_SCRIPT_SIZE = "MaxScriptSize";
+
+    /** Keys only read at start-up; RG.CONFIGSET refuses them. */
+    private static final java.util.Set<String> START_ONLY = java.util.Set.of(EXECUTION_THREADS);
+
+    private final Map<String, String> builtIn = new LinkedHashMap<>();
+    private final Map<String, String> values = new ConcurrentHashMap<>();
+    private final Map<String, String> canonical = new ConcurrentHashMap<>();
+
+    public GearsConfig() {
+        builtIn.put(MAX_EXECUTIONS, "1000");
+        builtIn.put(MAX_EXECUTIONS_PER_REGISTRATION, "100");
+        builtIn.put(PROFILE_EXECUTIONS, "0");
+        builtIn.put(PYTHON_ATTEMPT_TRACEBACK, "1");
+        builtIn.put(EXECUTION_MAX_IDLE_TIME, "5000");
+        builtIn.put(EXECUTION_THREADS, "3");
+        builtIn.put("PythonInstallReqMaxIdleTime", "30000");
+        builtIn.put("CreateVenv", "0");
+        builtIn.put("DownloadDeps", "0");
+        builtIn.put(POOL_SIZE, "4");
+        builtIn.put(EXECUTION_TIMEOUT, "30000");
+        builtIn.put(MAX_SCRIPT_SIZE, String.valueOf(16 * 1024 * 1024));
+        for (Map.Entry<String, String> e : builtIn.entrySet()) {
+            values.put(e.getKey(), e.getValue());
+            canonical.put(e.getKey().toLowerCase(Locale.ROOT), e.getKey());
+        }
+    }
+
+    public boolean isBuiltIn(String key) {
+        return canonical.containsKey(key.toLowerCase(Locale.ROOT));
+    }
+
+    /** The value, or null when the key is neither built in nor set by a user. */
+    public String get(String key) {
+        String name = canonical.getOrDefault(key.toLowerCase(Locale.ROOT), key);
+        return values.get(name);
+    }
+
+    public long getLong(String key) {
+        return Long.parseLong(get(key));
+    }
+
+    /** Sets a key at start-up (flags, config file): start-only keys are allowed here. */
+    public void setInitial(String key, String value) {
+        String name = canonical.getOrDefault(key.toLowerCase(Locale.ROOT), key);
+        validate(name, value);
+        values.put(name, value);
+    }
+
+    /**
+     * RG.CONFIGSET: returns the reply text for this pair.
+     *
+     * @throws IllegalArgumentException for a bad value or a key that is only read at start-up
+     */
+    public String set(String key, String value) {
+        String name = canonical.get(key.toLowerCase(Locale.ROOT));
+        if (name == null) {
+            values.put(key, value);
+            return "OK - value was saved in extra config dictionary";
+        }
+        if (START_ONLY.contains(name)) {
+            throw new IllegalArgumentException(name + " can only be set at start-up");
+        }
+        validate(name, value);
+        values.put(name, value);
+        return "OK";
+    }
+
+    private void validate(String name, String value) {
+        if (builtIn.containsKey(name) && builtIn.get(name).matches("\\d+")) {
+            try {
+                if (Long.parseLong(value) < 0) {
+                    throw new NumberFormatException();
+                }
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException("bad value for " + name + ": '" + value + "' (a non-negative integer)");
+            }
+        }
+    }
+}

@@ -1,0 +1,227 @@
+package io.jgears.gears;
+
+import io.jgears.redis.RedisBackend;
+import io.jgears.redis.RedisCommandException;
+import io.jgears.redis.RedisError;
+import io.lettuce.core.api.StatefulRedisConnection;
+import org.graalvm.polyglot.HostAccess;
+import org.graalvm.polyglot.Value;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The host functions one sub-interpreter's Python runtime may call: the whole surface Python can reach
+ * in the sandbox. One instance per context; it is bound to its session when the pool hands it out, and
+ * only ever called by the thread inside that context.
+ */
+public final class HostApi {
+    private static final Logger pythonLog = LoggerFactory.getLogger("jgears.python");
+
+    private final GearsEngine engine;
+    private Session session;
+    private ScriptRun run;
+    private StatefulRedisConnection<byte[], byte[]> atomicConnection;
+    private int atomicDepth;
+
+    HostApi(GearsEngine engine) {
+        this.engine = engine;
+    }
+
+    void bind(Session session) {
+        this.session = session;
+    }
+
+    /** While a script loads, run() calls are tied to its RG.PYEXECUTE invocation. */
+    void beginRun(ScriptRun run) {
+        this.run = run;
+    }
+
+    void endRun() {
+        this.run = null;
+        if (atomicConnection != null) {
+            // A script that left an atomic() block open does not leave the transaction behind.
+            closeAtomic();
+        }
+    }
+
+    // ------------------------------------------------------------------ Redis
+
+    @HostAccess.Export
+    public Object[] execute(Value args) {
+        int n = (int) args.getArraySize();
+        List<byte[]> command = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) {
+            command.add(bytesOf(args.getArrayElement(i)));
+        }
+        try {
+            Object reply = atomicConnection != null
+                    ? RedisBackend.dispatch(atomicConnection, command)
+                    : engine.redis().execute(command);
+            return new Object[]{Boolean.TRUE, toHost(reply)};
+        } catch (RedisCommandException e) {
+            return new Object[]{Boolean.FALSE, e.getMessage()};
+        }
+    }
+
+    @HostAccess.Export
+    public Object[] readBatch(String cursor, String pattern, int count, boolean readValue, boolean noScan) {
+        return (Object[]) toHost(engine.redis().readBatch(cursor, pattern, count, readValue, noScan));
+    }
+
+    @HostAccess.Export
+    public void atomicBegin() {
+        if (atomicDepth++ > 0) {
+            return;
+        }
+        try {
+            atomicConnection = engine.redis().connectDedicated();
+            RedisBackend.dispatch(atomicConnection, List.of("MULTI".getBytes()));
+        } catch (RuntimeException e) {
+            closeAtomic();
+            throw new IllegalStateException("atomic(): " + e.getMessage());
+        }
+    }
+
+    @HostAccess.Export
+    public Object[] atomicEnd(boolean commit) {
+        if (atomicDepth == 0 || --atomicDepth > 0) {
+            return new Object[]{Boolean.TRUE, null};
+        }
+        try {
+            Object reply = RedisBackend.dispatch(atomicConnection, List.of((commit ? "EXEC" : "DISCARD").getBytes()));
+            return new Object[]{Boolean.TRUE, toHost(reply)};
+        } catch (RedisCommandException e) {
+            return new Object[]{Boolean.FALSE, e.getMessage()};
+        } finally {
+            closeAtomic();
+        }
+    }
+
+    private void closeAtomic() {
+        atomicDepth = 0;
+        if (atomicConnection != null) {
+            atomicConnection.closeAsync();
+            atomicConnection = null;
+        }
+    }
+
+    // ------------------------------------------------------------------ executions
+
+    /** run(): a new execution of this session; [id, runNow]. UNBLOCKING scripts run it after they load. */
+    @HostAccess.Export
+    public Object[] newExecution(String reader, Value desc) {
+        boolean unblocking = run != null && run.unblocking();
+        Execution execution = engine.executions().create(session, reader, unblocking);
+        if (run != null) {
+            run.started(execution);
+        }
+        if (!unblocking) {
+            execution.running();
+        }
+        return new Object[]{execution.id(), !unblocking};
+    }
+
+    @HostAccess.Export
+    public void finish(String executionId, Value results, Value errors) {
+        Execution execution = engine.executions().find(executionId);
+        if (execution == null || execution.session() != session) {
+            return;
+        }
+        int n = (int) results.getArraySize();
+        List<Object> out = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) {
+            out.add(toJava(results.getArrayElement(i)));
+        }
+        int m = (int) errors.getArraySize();
+        List<String> errs = new ArrayList<>(m);
+        for (int i = 0; i < m; i++) {
+            errs.add(errors.getArrayElement(i).asString());
+        }
+        execution.complete(out, errs);
+        if (!execution.unblocking()) {
+            // A blocking run() leaves nothing behind: its reference goes as soon as it is done.
+            engine.executions().release(execution);
+        }
+    }
+
+    // ------------------------------------------------------------------ misc
+
+    @HostAccess.Export
+    public void log(String message, String level) {
+        String sid = session == null ? "-" : session.id();
+        switch (level.toLowerCase(java.util.Locale.ROOT)) {
+            case "debug" -> pythonLog.debug("[{}] {}", sid, message);
+            case "verbose" -> pythonLog.info("[{}] {}", sid, message);
+            case "warning" -> pythonLog.warn("[{}] {}", sid, message);
+            default -> pythonLog.info("[{}] {}", sid, message);
+        }
+    }
+
+    @HostAccess.Export
+    public String configGet(String key) {
+        return engine.config().get(key);
+    }
+
+    /** A hash tag that maps to this shard; with one shard any tag does, RedisGears gives this one. */
+    @HostAccess.Export
+    public String hashtag() {
+        return "06S";
+    }
+
+    // ------------------------------------------------------------------ conversions
+
+    private static byte[] bytesOf(Value v) {
+        if (v.isString()) {
+            return v.asString().getBytes(StandardCharsets.UTF_8);
+        }
+        if (v.hasBufferElements()) {
+            byte[] bytes = new byte[(int) v.getBufferSize()];
+            v.readBuffer(0, bytes, 0, bytes.length);
+            return bytes;
+        }
+        return v.toString().getBytes(StandardCharsets.UTF_8);
+    }
+
+    /** Lists become arrays (readable from Python); errors inside arrays become their message. */
+    private static Object toHost(Object reply) {
+        if (reply instanceof List<?> list) {
+            Object[] out = new Object[list.size()];
+            for (int i = 0; i < out.length; i++) {
+                out[i] = toHost(list.get(i));
+            }
+            return out;
+        }
+        if (reply instanceof RedisError e) {
+            return e.message();
+        }
+        return reply;
+    }
+
+    static Object toJava(Value v) {
+        if (v.isNull()) {
+            return null;
+        }
+        if (v.isString()) {
+            return v.asString();
+        }
+        if (v.isBoolean()) {
+            return v.asBoolean() ? 1L : 0L;
+        }
+        if (v.isNumber()) {
+            return v.fitsInLong() ? (Object) v.asLong() : v.toString();
+        }
+        if (v.hasArrayElements()) {
+            int n = (int) v.getArraySize();
+            List<Object> out = new ArrayList<>(n);
+            for (int i = 0; i < n; i++) {
+                out.add(toJava(v.getArrayElement(i)));
+            }
+            return out;
+        }
+        return v.toString();
+    }
+}

@@ -1,0 +1,101 @@
+package io.jgears.gears;
+
+import io.jgears.python.SubInterpreter;
+
+import java.time.Instant;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.function.Consumer;
+
+/**
+ * A session: what one RG.PYEXECUTE created, around its own sub-interpreter. Everything the script
+ * creates holds a reference on it (the running script, each stored execution; registrations and time
+ * events later). When the last reference goes, the sub-interpreter is closed and its memory released.
+ */
+public final class Session {
+    /** What holds a reference; counted per kind for RG.PYDUMPSESSIONS. */
+    public enum Holder { SCRIPT, EXECUTION, REGISTRATION, TIME_EVENT }
+
+    private final String id;
+    private final String description;
+    private final SubInterpreter interpreter;
+    private final Instant created = Instant.now();
+    private final Map<Holder, Integer> holders = new LinkedHashMap<>();
+    private final Consumer<Session> onFree;
+    private int refCount;
+    private boolean freed;
+    private volatile boolean dead;
+
+    Session(String id, String description, SubInterpreter interpreter, Consumer<Session> onFree) {
+        this.id = id;
+        this.description = description;
+        this.interpreter = interpreter;
+        this.onFree = onFree;
+    }
+
+    public String id() {
+        return id;
+    }
+
+    public String description() {
+        return description;
+    }
+
+    public SubInterpreter interpreter() {
+        return interpreter;
+    }
+
+    public Instant created() {
+        return created;
+    }
+
+    public synchronized void acquire(Holder holder) {
+        if (freed) {
+            throw new IllegalStateException("session " + id + " was already freed");
+        }
+        refCount++;
+        holders.merge(holder, 1, Integer::sum);
+    }
+
+    /** Drops one reference; the last one closes the sub-interpreter (outside any Python call). */
+    public void release(Holder holder) {
+        synchronized (this) {
+            Integer n = holders.get(holder);
+            if (n == null || refCount == 0) {
+                throw new IllegalStateException("session " + id + " has no " + holder + " reference to release");
+            }
+            if (n == 1) {
+                holders.remove(holder);
+            } else {
+                holders.put(holder, n - 1);
+            }
+            if (--refCount > 0) {
+                return;
+            }
+            freed = true;
+        }
+        onFree.accept(this);
+        interpreter.close();
+    }
+
+    public synchronized int refCount() {
+        return refCount;
+    }
+
+    public synchronized Map<Holder, Integer> holders() {
+        return new LinkedHashMap<>(holders);
+    }
+
+    public synchronized boolean isFreed() {
+        return freed;
+    }
+
+    /** Replaced by an upgrade but still running something. */
+    public boolean isDead() {
+        return dead;
+    }
+
+    void markDead() {
+        dead = true;
+    }
+}

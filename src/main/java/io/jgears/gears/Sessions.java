@@ -1,0 +1,71 @@
+package io.jgears.gears;
+
+import io.jgears.python.ContextPool;
+import io.jgears.python.SubInterpreter;
+
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.List;
+import java.util.UUID;
+import java.util.concurrent.ConcurrentHashMap;
+
+/** The live sessions by id. A session leaves when its last reference is released. */
+public final class Sessions {
+    private final ContextPool pool;
+    private final ConcurrentHashMap<String, Session> byId = new ConcurrentHashMap<>();
+
+    Sessions(ContextPool pool) {
+        this.pool = pool;
+    }
+
+    /**
+     * A new session on a fresh sub-interpreter from the pool, holding one SCRIPT reference.
+     *
+     * @param id null for a generated id
+     * @param replacing the session an UPGRADE replaces (may hold the same id), or null
+     * @throws IllegalStateException when the id is taken and this is not an upgrade of it
+     */
+    Session create(String id, String description, Session replacing) {
+        String sid = id != null ? id : UUID.randomUUID().toString().replace("-", "");
+        Session existing = byId.get(sid);
+        if (existing != null && existing != replacing) {
+            throw new IllegalStateException("Session " + sid + " already exists");
+        }
+        SubInterpreter interpreter = pool.take();
+        Session session = new Session(sid, description, interpreter, this::removed);
+        ((HostApi) interpreter.host()).bind(session);
+        session.acquire(Session.Holder.SCRIPT);
+        if (replacing == null || !replacing.id().equals(sid)) {
+            if (byId.putIfAbsent(sid, session) != null) {
+                session.release(Session.Holder.SCRIPT);
+                throw new IllegalStateException("Session " + sid + " already exists");
+            }
+        }
+        return session;
+    }
+
+    /** Makes an upgraded session the owner of its id. */
+    void promote(Session session) {
+        byId.put(session.id(), session);
+    }
+
+    private void removed(Session session) {
+        byId.remove(session.id(), session);
+    }
+
+    public Session get(String id) {
+        return byId.get(id);
+    }
+
+    public Collection<Session> all() {
+        return List.copyOf(byId.values());
+    }
+
+    public int count() {
+        return byId.size();
+    }
+
+    List<Session> snapshot() {
+        return new ArrayList<>(byId.values());
+    }
+}

@@ -1,0 +1,114 @@
+package io.jgears.python;
+
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Supplier;
+
+/**
+ * Keeps {@code size} ready sub-interpreters (runtime loaded, common modules imported) so that creating
+ * one stays off the request path. A context handed out is never returned: each session gets a fresh one.
+ * One background thread refills the pool; when it is empty the caller creates a context itself.
+ */
+public final class ContextPool implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(ContextPool.class);
+
+    private final PythonRuntime runtime;
+    private final Supplier<Object> hostObjects;
+    private final LinkedBlockingQueue<SubInterpreter> ready = new LinkedBlockingQueue<>();
+    private final Object refill = new Object();
+    private final Thread filler;
+    private volatile int size;
+    private volatile boolean closed;
+
+    public ContextPool(PythonRuntime runtime, Supplier<Object> hostObjects, int size) {
+        this.runtime = runtime;
+        this.hostObjects = hostObjects;
+        this.size = Math.max(0, size);
+        this.filler = Thread.ofPlatform().name("jgears-context-pool").daemon().stackSize(32L << 20).unstarted(this::fill);
+        filler.start();
+    }
+
+    private void fill() {
+        while (!closed) {
+            try {
+                if (ready.size() < size) {
+                    ready.add(runtime.create(hostObjects));
+                    continue;
+                }
+                synchronized (refill) {
+                    refill.wait(1000);
+                }
+            } catch (InterruptedException e) {
+                return;
+            } catch (RuntimeException e) {
+                if (closed) {
+                    return;
+                }
+                log.error("could not create a Python context for the pool", e);
+                try {
+                    Thread.sleep(1000);
+                } catch (InterruptedException ie) {
+                    return;
+                }
+            }
+        }
+    }
+
+    /** A ready sub-interpreter: from the pool when one is there, else created on the calling thread. */
+    public SubInterpreter take() {
+        SubInterpreter si = ready.poll();
+        synchronized (refill) {
+            refill.notifyAll();
+        }
+        return si != null ? si : runtime.create(hostObjects);
+    }
+
+    /** Waits until the pool holds {@code size} contexts (used at start-up and by tests). */
+    public boolean awaitFull(long timeout, TimeUnit unit) throws InterruptedException {
+        long deadline = System.nanoTime() + unit.toNanos(timeout);
+        while (ready.size() < size) {
+            if (System.nanoTime() > deadline) {
+                return false;
+            }
+            Thread.sleep(10);
+        }
+        return true;
+    }
+
+    public int ready() {
+        return ready.size();
+    }
+
+    public int size() {
+        return size;
+    }
+
+    public void resize(int newSize) {
+        size = Math.max(0, newSize);
+        SubInterpreter extra;
+        while (ready.size() > size && (extra = ready.poll()) != null) {
+            extra.close();
+        }
+        synchronized (refill) {
+            refill.notifyAll();
+        }
+    }
+
+    @Override
+    public void close() {
+        closed = true;
+        filler.interrupt();
+        try {
+            filler.join(5000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        SubInterpreter si;
+        while ((si = ready.poll()) != null) {
+            si.close();
+        }
+    }
+}

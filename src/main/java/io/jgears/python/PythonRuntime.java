@@ -1,0 +1,145 @@
+package io.jgears.python;
+
+import org.graalvm.polyglot.Context;
+import org.graalvm.polyglot.Engine;
+import org.graalvm.polyglot.EnvironmentAccess;
+import org.graalvm.polyglot.HostAccess;
+import org.graalvm.polyglot.PolyglotAccess;
+import org.graalvm.polyglot.Source;
+import org.graalvm.polyglot.Value;
+import org.graalvm.polyglot.io.IOAccess;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Supplier;
+
+/**
+ * The one GraalPy {@link Engine} every sub-interpreter shares (parsed code and JIT-compiled code are
+ * shared through it), and the factory of sandboxed contexts over it.
+ */
+public final class PythonRuntime implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(PythonRuntime.class);
+    /** The bootstrap loads the runtime as module '_jgears', keeping the script's __main__ clean. */
+    private static final String BOOTSTRAP = """
+            def _jgears_bootstrap(src):
+                import sys
+                m = type(sys)('_jgears')
+                sys.modules['_jgears'] = m
+                exec(compile(src, '_jgears.py', 'exec'), m.__dict__)
+                return m
+            _jgears_bootstrap
+            """;
+
+    /** Only methods jgears marks as exported are reachable from Python; arrays it returns are readable. */
+    static final HostAccess HOST_ACCESS = HostAccess.newBuilder()
+            .allowAccessAnnotatedBy(HostAccess.Export.class)
+            .allowArrayAccess(true)
+            .build();
+
+    private final Engine engine;
+    private final Source bootstrap;
+    private final String runtimeSource;
+    private final String preImports;
+    private final AtomicInteger live = new AtomicInteger();
+    private final AtomicLong created = new AtomicLong();
+    private final AtomicLong createNanos = new AtomicLong();
+
+    public PythonRuntime(String preImports) {
+        this.engine = Engine.newBuilder("python")
+                .option("engine.WarnInterpreterOnly", "false")
+                .out(OutputStream.nullOutputStream())
+                .err(OutputStream.nullOutputStream())
+                .build();
+        this.bootstrap = Source.create("python", BOOTSTRAP);
+        this.runtimeSource = resource("gears_runtime.py");
+        this.preImports = preImports;
+        log.info("Python runtime: GraalPy {} on {} {} ({}), JIT {}", engine.getVersion(),
+                System.getProperty("java.vm.name"), System.getProperty("java.version"), engine.getImplementationName(),
+                jitEnabled() ? "on (Graal compiler via JVMCI)" : "OFF: interpreter only, start with the jgears launcher flags");
+    }
+
+    /** True when Truffle runs with the optimizing Graal compiler, not interpreter-only. */
+    public boolean jitEnabled() {
+        return !engine.getImplementationName().toLowerCase().contains("interpreted");
+    }
+
+    public String implementationName() {
+        return engine.getImplementationName();
+    }
+
+    /**
+     * A new sandboxed sub-interpreter with the GearsBuilder runtime loaded. The sandbox: no host files,
+     * no processes, no native code, no environment, no threads, no host classes; only the host object
+     * given here is reachable (as {@code polyglot.import_value('jgears')}).
+     */
+    public SubInterpreter create(Supplier<Object> hostObject) {
+        long start = System.nanoTime();
+        Object host = hostObject.get();
+        Context context = Context.newBuilder("python")
+                .engine(engine)
+                .allowIO(IOAccess.NONE)
+                .allowCreateProcess(false)
+                .allowCreateThread(false)
+                .allowNativeAccess(false)
+                .allowEnvironmentAccess(EnvironmentAccess.NONE)
+                .allowHostClassLookup(name -> false)
+                .allowHostAccess(HOST_ACCESS)
+                .allowPolyglotAccess(PolyglotAccess.newBuilder().allowBindingsAccess("python").build())
+                .option("python.PosixModuleBackend", "java")
+                .option("python.DontWriteBytecodeFlag", "true")
+                .build();
+        try {
+            context.getPolyglotBindings().putMember("jgears", host);
+            Value module = context.eval(bootstrap).execute(runtimeSource);
+            context.eval("python", "del _jgears_bootstrap\n" + preImports);
+            SubInterpreter si = new SubInterpreter(this, context, module, host);
+            live.incrementAndGet();
+            created.incrementAndGet();
+            createNanos.addAndGet(System.nanoTime() - start);
+            return si;
+        } catch (RuntimeException e) {
+            context.close(true);
+            throw e;
+        }
+    }
+
+    void closed() {
+        live.decrementAndGet();
+    }
+
+    /** Contexts created and not yet closed, pooled ones included. */
+    public int liveContexts() {
+        return live.get();
+    }
+
+    public long createdContexts() {
+        return created.get();
+    }
+
+    public double averageCreateMillis() {
+        long n = created.get();
+        return n == 0 ? 0 : createNanos.get() / 1e6 / n;
+    }
+
+    private static String resource(String name) {
+        try (InputStream in = PythonRuntime.class.getResourceAsStream(name)) {
+            if (in == null) {
+                throw new IllegalStateException("missing resource " + name);
+            }
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    @Override
+    public void close() {
+        engine.close(true);
+    }
+}

@@ -1,0 +1,100 @@
+package io.jgears.python;
+
+import org.graalvm.polyglot.Context;
+import org.graalvm.polyglot.PolyglotException;
+import org.graalvm.polyglot.Value;
+
+import java.time.Duration;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.Function;
+
+/**
+ * One Python sub-interpreter: a GraalPy context of its own (globals, sys.modules, builtins, classes),
+ * entered by one thread at a time. Different sub-interpreters run in parallel on different threads.
+ */
+public final class SubInterpreter implements AutoCloseable {
+    private final PythonRuntime runtime;
+    private final Context context;
+    private final Value execScript;
+    private final Value runPending;
+    private final Object host;
+    private final ReentrantLock lock = new ReentrantLock();
+    private volatile Thread inside;
+    private volatile boolean closed;
+
+    SubInterpreter(PythonRuntime runtime, Context context, Value module, Object host) {
+        this.runtime = runtime;
+        this.context = context;
+        this.execScript = module.getMember("_exec_script");
+        this.runPending = module.getMember("_run_pending");
+        this.host = host;
+    }
+
+    /** The host object this context's runtime calls (its {@code polyglot.import_value('jgears')}). */
+    public Object host() {
+        return host;
+    }
+
+    /** Runs {@code action} inside the context, waiting while another thread is inside it. */
+    public <T> T enter(Function<SubInterpreter, T> action) {
+        lock.lock();
+        try {
+            if (closed) {
+                throw new IllegalStateException("sub-interpreter is closed");
+            }
+            inside = Thread.currentThread();
+            return action.apply(this);
+        } finally {
+            inside = null;
+            lock.unlock();
+        }
+    }
+
+    /** Runs a script in __main__; null when it loaded, else the RedisGears-style error text. Call inside enter(). */
+    public String execScript(String code) {
+        Value error = execScript.execute(code);
+        return error.isNull() ? null : error.asString();
+    }
+
+    /** Runs an execution that run() queued (UNBLOCKING). Call inside enter(). */
+    public void runPending(String executionId) {
+        runPending.execute(executionId);
+    }
+
+    /**
+     * Interrupts Python code running in this context (busy loops included); the running call ends with a
+     * {@link PolyglotException} whose {@code isInterrupted()} is true. Returns false when nothing ran.
+     */
+    public boolean interrupt(Duration wait) {
+        if (inside == null || closed) {
+            return false;
+        }
+        try {
+            context.interrupt(wait);
+            return true;
+        } catch (TimeoutException e) {
+            return false;
+        }
+    }
+
+    public boolean isClosed() {
+        return closed;
+    }
+
+    /** Closes the context and frees its memory; waits for a thread inside it to leave. */
+    @Override
+    public void close() {
+        lock.lock();
+        try {
+            if (closed) {
+                return;
+            }
+            closed = true;
+            context.close(true);
+            runtime.closed();
+        } finally {
+            lock.unlock();
+        }
+    }
+}

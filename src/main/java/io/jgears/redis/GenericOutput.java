@@ -1,0 +1,122 @@
+package io.jgears.redis;
+
+import io.lettuce.core.codec.ByteArrayCodec;
+import io.lettuce.core.output.CommandOutput;
+
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Decodes any reply into plain Java values: String (bulk and status, UTF-8), Long, Double, null,
+ * List (arrays, nested), and {@link RedisError} for an error inside an array (as EXEC can return).
+ * An error at the top level fails the command, as Lettuce does for its own outputs.
+ */
+public final class GenericOutput extends CommandOutput<byte[], byte[], Object> {
+    private record Open(List<Object> list, int expected) {
+    }
+
+    private final ArrayDeque<Open> stack = new ArrayDeque<>();
+    private boolean done;
+
+    public GenericOutput() {
+        super(ByteArrayCodec.INSTANCE, null);
+    }
+
+    private void add(Object value) {
+        if (stack.isEmpty()) {
+            output = value;
+            done = true;
+            return;
+        }
+        Open top = stack.peek();
+        top.list.add(value);
+        while (top != null && top.list.size() >= top.expected) {
+            stack.pop();
+            Open parent = stack.peek();
+            if (parent == null) {
+                output = top.list;
+                done = true;
+                return;
+            }
+            parent.list.add(top.list);
+            top = parent;
+        }
+    }
+
+    @Override
+    public void set(ByteBuffer bytes) {
+        add(bytes == null ? null : StandardCharsets.UTF_8.decode(bytes).toString());
+    }
+
+    @Override
+    public void setSingle(ByteBuffer bytes) {
+        set(bytes);
+    }
+
+    @Override
+    public void setBigNumber(ByteBuffer bytes) {
+        set(bytes);
+    }
+
+    @Override
+    public void set(long integer) {
+        add(integer);
+    }
+
+    @Override
+    public void set(double number) {
+        add(number);
+    }
+
+    @Override
+    public void set(boolean value) {
+        add(value ? 1L : 0L);
+    }
+
+    @Override
+    public void setError(ByteBuffer error) {
+        if (stack.isEmpty()) {
+            super.setError(error);
+        } else {
+            add(new RedisError(StandardCharsets.UTF_8.decode(error).toString()));
+        }
+    }
+
+    @Override
+    public void multi(int count) {
+        if (count < 0) {
+            add(null);
+        } else if (count == 0) {
+            add(new ArrayList<>());
+        } else {
+            stack.push(new Open(new ArrayList<>(Math.min(count, 4096)), count));
+        }
+    }
+
+    @Override
+    public void multiArray(int count) {
+        multi(count);
+    }
+
+    @Override
+    public void multiPush(int count) {
+        multi(count);
+    }
+
+    @Override
+    public void multiSet(int count) {
+        multi(count);
+    }
+
+    @Override
+    public void multiMap(int count) {
+        multi(count < 0 ? count : count * 2);
+    }
+
+    boolean isDone() {
+        return done;
+    }
+}

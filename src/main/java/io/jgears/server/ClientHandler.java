@@ -1,0 +1,392 @@
+package io.jgears.server;
+
+import io.netty.bootstrap.Bootstrap;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufUtil;
+import io.netty.buffer.Unpooled;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.socket.SocketChannel;
+import io.netty.channel.socket.nio.NioSocketChannel;
+import io.netty.handler.codec.DecoderException;
+import io.netty.handler.codec.redis.ArrayRedisMessage;
+import io.netty.handler.codec.redis.FullBulkStringRedisMessage;
+import io.netty.handler.codec.redis.InlineCommandRedisMessage;
+import io.netty.handler.codec.redis.RedisEncoder;
+import io.netty.handler.codec.redis.RedisMessage;
+import io.netty.util.ReferenceCountUtil;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * One client connection. Commands jgears owns are answered locally; all others go, as they are, over
+ * this client's own upstream connection to Redis, so connection state (SELECT, MULTI, WATCH, blocking
+ * commands, pub/sub, CLIENT REPLY) behaves as on Redis. Replies leave in command order whatever answers
+ * first: each command takes a slot in {@link #queue}, and slots are written from the head once filled.
+ * All state is touched only on this channel's event loop (the upstream channel shares it).
+ */
+final class ClientHandler extends ChannelInboundHandlerAdapter {
+    private static final Logger log = LoggerFactory.getLogger(ClientHandler.class);
+    private static final AtomicLong IDS = new AtomicLong();
+
+    /** A reply position in the client's stream; {@code reply} is a RedisMessage or a raw ByteBuf frame. */
+    private static final class Slot {
+        Object reply;
+        boolean closeAfter;
+    }
+
+    private final ServerOptions options;
+    private final LocalCommands local;
+    private final ClientInfo info;
+    private final ArrayDeque<Slot> queue = new ArrayDeque<>();
+    /** Slots of forwarded commands still waiting for Redis, oldest first. */
+    private final ArrayDeque<Slot> awaiting = new ArrayDeque<>();
+    private final List<RedisMessage> unsent = new ArrayList<>();
+
+    private ChannelHandlerContext ctx;
+    private Channel upstream;
+    private boolean connecting;
+    /** Subscribed or MONITOR: upstream frames are not replies to single commands; pass them through. */
+    private boolean passThrough;
+    /** CLIENT REPLY OFF: forwarded commands get no reply. */
+    private boolean repliesOff;
+    private boolean skipNextReply;
+    private boolean closing;
+
+    ClientHandler(ServerOptions options, LocalCommands local, String remote) {
+        this.options = options;
+        this.local = local;
+        this.info = new ClientInfo(IDS.incrementAndGet(), remote);
+    }
+
+    @Override
+    public void handlerAdded(ChannelHandlerContext ctx) {
+        this.ctx = ctx;
+    }
+
+    @Override
+    public void channelRead(ChannelHandlerContext ctx, Object msg) {
+        if (closing) {
+            ReferenceCountUtil.release(msg);
+            return;
+        }
+        ArrayRedisMessage command;
+        if (msg instanceof InlineCommandRedisMessage inline) {
+            command = fromInline(inline.content());
+            if (command == null) {
+                return;
+            }
+        } else if (msg instanceof ArrayRedisMessage array) {
+            command = array;
+        } else {
+            ReferenceCountUtil.release(msg);
+            reply(Replies.error("ERR Protocol error: expected a command array"));
+            return;
+        }
+        List<RedisMessage> children = command.children();
+        if (children.isEmpty()) {
+            command.release();
+            return;
+        }
+        for (RedisMessage child : children) {
+            if (!(child instanceof FullBulkStringRedisMessage bulk) || bulk.isNull()) {
+                command.release();
+                reply(Replies.error("ERR Protocol error: command arguments must be bulk strings"));
+                return;
+            }
+        }
+        String name = ((FullBulkStringRedisMessage) children.getFirst()).content()
+                .toString(StandardCharsets.UTF_8).toUpperCase(Locale.ROOT);
+        if (name.equals("QUIT")) {
+            command.release();
+            Slot slot = reply(Replies.OK);
+            slot.closeAfter = true;
+            drain(true);
+        } else if (local.handles(name)) {
+            runLocal(command);
+        } else {
+            forward(command, name);
+        }
+    }
+
+    private void runLocal(ArrayRedisMessage command) {
+        List<byte[]> args = new ArrayList<>(command.children().size());
+        for (RedisMessage child : command.children()) {
+            args.add(ByteBufUtil.getBytes(((FullBulkStringRedisMessage) child).content()));
+        }
+        command.release();
+        Slot slot = new Slot();
+        queue.add(slot);
+        try {
+            local.execute(info, args).whenComplete((reply, error) -> ctx.executor().execute(() -> {
+                slot.reply = error == null ? reply : Replies.error("ERR " + rootMessage(error));
+                drain(true);
+            }));
+        } catch (RuntimeException e) {
+            slot.reply = Replies.error("ERR " + rootMessage(e));
+            drain(true);
+        }
+    }
+
+    private void forward(ArrayRedisMessage command, String name) {
+        if (expectsReply(name, command)) {
+            Slot slot = new Slot();
+            queue.add(slot);
+            awaiting.add(slot);
+        }
+        if (upstream != null && upstream.isActive()) {
+            upstream.write(command);
+            return;
+        }
+        unsent.add(command);
+        if (!connecting) {
+            connectUpstream();
+        }
+    }
+
+    /**
+     * Whether Redis will answer this forwarded command with exactly one reply frame. Subscriptions and
+     * MONITOR switch to pass-through (frames are written as they come); CLIENT REPLY OFF/SKIP silence replies.
+     */
+    private boolean expectsReply(String name, ArrayRedisMessage command) {
+        boolean expects;
+        if (name.equals("CLIENT") && command.children().size() == 3 && arg(command, 1).equalsIgnoreCase("REPLY")) {
+            switch (arg(command, 2).toUpperCase(Locale.ROOT)) {
+                case "OFF" -> { repliesOff = true; skipNextReply = false; expects = false; }
+                case "ON" -> { repliesOff = false; skipNextReply = false; expects = true; }
+                case "SKIP" -> { skipNextReply = !repliesOff; expects = false; }
+                default -> expects = !repliesOff;
+            }
+        } else if (skipNextReply) {
+            skipNextReply = false;
+            expects = false;
+        } else {
+            expects = !repliesOff;
+        }
+        switch (name) {
+            case "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "MONITOR" -> passThrough = true;
+            default -> { }
+        }
+        return expects && !passThrough;
+    }
+
+    private static String arg(ArrayRedisMessage command, int i) {
+        return ((FullBulkStringRedisMessage) command.children().get(i)).content().toString(StandardCharsets.UTF_8);
+    }
+
+    private void connectUpstream() {
+        connecting = true;
+        Bootstrap b = new Bootstrap()
+                .group(ctx.channel().eventLoop())
+                .channel(NioSocketChannel.class)
+                .option(ChannelOption.TCP_NODELAY, true)
+                .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, 5000)
+                .handler(new ChannelInitializer<SocketChannel>() {
+                    @Override
+                    protected void initChannel(SocketChannel ch) {
+                        ch.pipeline().addLast(new RedisEncoder(), new RespFrameDecoder(), new UpstreamHandler());
+                    }
+                });
+        b.connect(options.redisHost(), options.redisPort()).addListener((ChannelFutureListener) f -> {
+            connecting = false;
+            if (f.isSuccess()) {
+                upstream = f.channel();
+                for (RedisMessage m : unsent) {
+                    upstream.write(m);
+                }
+                unsent.clear();
+                upstream.flush();
+            } else {
+                String why = "ERR jgears cannot reach Redis at " + options.redisHost() + ":" + options.redisPort()
+                        + ": " + rootMessage(f.cause());
+                for (RedisMessage m : unsent) {
+                    ReferenceCountUtil.release(m);
+                }
+                unsent.clear();
+                failAwaiting(why);
+                drain(true);
+            }
+        });
+    }
+
+    @Override
+    public void channelReadComplete(ChannelHandlerContext ctx) {
+        if (upstream != null) {
+            upstream.flush();
+        }
+        ctx.flush();
+    }
+
+    /** Receives whole reply frames from Redis. */
+    private final class UpstreamHandler extends ChannelInboundHandlerAdapter {
+        @Override
+        public void channelRead(ChannelHandlerContext uctx, Object msg) {
+            ByteBuf frame = (ByteBuf) msg;
+            if (closing) {
+                frame.release();
+                return;
+            }
+            boolean push = frame.getByte(frame.readerIndex()) == '>';
+            Slot slot = push ? null : awaiting.poll();
+            if (slot == null) {
+                slot = new Slot();
+                queue.add(slot);
+                if (passThrough && endsPassThrough(frame)) {
+                    passThrough = false;
+                }
+            }
+            slot.reply = frame;
+            drain(false);
+        }
+
+        @Override
+        public void channelReadComplete(ChannelHandlerContext uctx) {
+            ctx.flush();
+        }
+
+        @Override
+        public void channelWritabilityChanged(ChannelHandlerContext uctx) {
+            ctx.channel().config().setAutoRead(uctx.channel().isWritable());
+        }
+
+        @Override
+        public void channelInactive(ChannelHandlerContext uctx) {
+            upstream = null;
+            if (!awaiting.isEmpty() || passThrough) {
+                failAwaiting("ERR jgears lost its connection to Redis; connection state is gone");
+                drain(true);
+                closeAfterDrain();
+            } else if (!closing) {
+                // Redis closed an idle connection (QUIT from elsewhere, timeout, CLIENT KILL): so do we.
+                closeAfterDrain();
+            }
+        }
+
+        @Override
+        public void exceptionCaught(ChannelHandlerContext uctx, Throwable cause) {
+            log.warn("upstream connection error for client {}: {}", info.id(), rootMessage(cause));
+            uctx.close();
+        }
+    }
+
+    /** An unsubscribe reply with no subscriptions left, or RESET: the connection is back to request/reply. */
+    private static boolean endsPassThrough(ByteBuf frame) {
+        if (frame.readableBytes() > 256) {
+            return false;
+        }
+        String text = frame.toString(StandardCharsets.UTF_8);
+        if (text.equals("+RESET\r\n")) {
+            return true;
+        }
+        return text.contains("unsubscribe\r\n") && text.endsWith(":0\r\n");
+    }
+
+    private void failAwaiting(String why) {
+        Slot slot;
+        while ((slot = awaiting.poll()) != null) {
+            slot.reply = Replies.error(why);
+        }
+    }
+
+    private void closeAfterDrain() {
+        Slot slot = new Slot();
+        slot.reply = Unpooled.EMPTY_BUFFER;
+        slot.closeAfter = true;
+        queue.add(slot);
+        drain(true);
+    }
+
+    private Slot reply(RedisMessage message) {
+        Slot slot = new Slot();
+        slot.reply = message;
+        queue.add(slot);
+        drain(true);
+        return slot;
+    }
+
+    private void drain(boolean flush) {
+        boolean wrote = false;
+        while (!queue.isEmpty() && queue.peek().reply != null && !closing) {
+            Slot slot = queue.poll();
+            ctx.write(slot.reply);
+            wrote = true;
+            if (slot.closeAfter) {
+                closing = true;
+                ctx.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(ChannelFutureListener.CLOSE);
+                return;
+            }
+        }
+        if (wrote && flush) {
+            ctx.flush();
+        }
+    }
+
+    @Override
+    public void channelWritabilityChanged(ChannelHandlerContext ctx) {
+        if (upstream != null) {
+            upstream.config().setAutoRead(ctx.channel().isWritable());
+        }
+    }
+
+    @Override
+    public void channelInactive(ChannelHandlerContext ctx) {
+        closing = true;
+        if (upstream != null) {
+            upstream.close();
+        }
+        for (RedisMessage m : unsent) {
+            ReferenceCountUtil.release(m);
+        }
+        unsent.clear();
+        for (Slot slot : queue) {
+            ReferenceCountUtil.release(slot.reply);
+        }
+        queue.clear();
+    }
+
+    @Override
+    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+        if (cause instanceof DecoderException) {
+            // Like Redis: a protocol error gets one error reply, then the connection is closed.
+            Slot slot = reply(Replies.error("ERR Protocol error: " + rootMessage(cause)));
+            slot.closeAfter = true;
+            drain(true);
+            closeAfterDrain();
+        } else {
+            log.debug("client {} error: {}", info.id(), rootMessage(cause));
+            ctx.close();
+        }
+    }
+
+    private static ArrayRedisMessage fromInline(String line) {
+        String[] words = line.trim().split("\\s+");
+        if (words.length == 0 || words[0].isEmpty()) {
+            return null;
+        }
+        List<RedisMessage> children = new ArrayList<>(words.length);
+        for (String w : words) {
+            children.add(new FullBulkStringRedisMessage(Unpooled.copiedBuffer(w, StandardCharsets.UTF_8)));
+        }
+        return new ArrayRedisMessage(children);
+    }
+
+    static String rootMessage(Throwable t) {
+        Throwable c = t;
+        while (c.getCause() != null && c.getCause() != c) {
+            c = c.getCause();
+        }
+        String m = c.getMessage();
+        return m == null ? c.getClass().getSimpleName() : m;
+    }
+}

@@ -1,0 +1,77 @@
+package io.jgears.server;
+
+import io.netty.bootstrap.ServerBootstrap;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.nio.NioIoHandler;
+import io.netty.channel.socket.SocketChannel;
+import io.netty.channel.socket.nio.NioServerSocketChannel;
+import io.netty.handler.codec.redis.FixedRedisMessagePool;
+import io.netty.handler.codec.redis.RedisArrayAggregator;
+import io.netty.handler.codec.redis.RedisBulkStringAggregator;
+import io.netty.handler.codec.redis.RedisDecoder;
+import io.netty.handler.codec.redis.RedisEncoder;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.net.InetSocketAddress;
+
+/** The RESP endpoint clients connect to: {@code redis-cli -p 6380} and every Redis client library. */
+public final class RespServer implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(RespServer.class);
+
+    private final ServerOptions options;
+    private final LocalCommands local;
+    private EventLoopGroup boss;
+    private EventLoopGroup workers;
+    private Channel channel;
+
+    public RespServer(ServerOptions options, LocalCommands local) {
+        this.options = options;
+        this.local = local;
+    }
+
+    public RespServer start() throws InterruptedException {
+        boss = new MultiThreadIoEventLoopGroup(1, NioIoHandler.newFactory());
+        workers = new MultiThreadIoEventLoopGroup(NioIoHandler.newFactory());
+        ServerBootstrap b = new ServerBootstrap()
+                .group(boss, workers)
+                .channel(NioServerSocketChannel.class)
+                .option(ChannelOption.SO_BACKLOG, 511)
+                .childOption(ChannelOption.TCP_NODELAY, true)
+                .childHandler(new ChannelInitializer<SocketChannel>() {
+                    @Override
+                    protected void initChannel(SocketChannel ch) {
+                        ch.pipeline().addLast(
+                                new RedisDecoder(options.maxInlineLength(), FixedRedisMessagePool.INSTANCE, true),
+                                new InputLimits(options),
+                                new RedisBulkStringAggregator(),
+                                new RedisArrayAggregator(),
+                                new RedisEncoder(),
+                                new ClientHandler(options, local, String.valueOf(ch.remoteAddress())));
+                    }
+                });
+        channel = b.bind(options.bind(), options.port()).sync().channel();
+        log.info("jgears listening on {}:{}, forwarding to Redis at {}:{}", options.bind(), port(),
+                options.redisHost(), options.redisPort());
+        return this;
+    }
+
+    public int port() {
+        return ((InetSocketAddress) channel.localAddress()).getPort();
+    }
+
+    @Override
+    public void close() {
+        if (channel != null) {
+            channel.close().syncUninterruptibly();
+        }
+        if (boss != null) {
+            boss.shutdownGracefully(0, 2, java.util.concurrent.TimeUnit.SECONDS);
+            workers.shutdownGracefully(0, 2, java.util.concurrent.TimeUnit.SECONDS).syncUninterruptibly();
+        }
+    }
+}

@@ -1,0 +1,176 @@
+package io.jgears;
+
+import io.lettuce.core.api.sync.RedisCommands;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Every reader and operation of the batch GearsBuilder API, against known data, with RedisGears' reply shapes. */
+class GearsApiTest extends GearsTestBase {
+
+    @BeforeAll
+    static void data() {
+        RedisCommands<String, String> redis = TestServer.redisDirect();
+        for (int i = 1; i <= 10; i++) {
+            redis.set("api:n:" + i, String.valueOf(i));
+        }
+        redis.hset("api:h:9", Map.of("name", "zed"));
+        redis.rpush("api:l", "a", "b", "c");
+        redis.sadd("api:s", "x");
+        redis.zadd("api:z", 1.5, "m");
+        redis.xadd("api:st", Map.of("f", "v"));
+    }
+
+    private static List<String> sorted(List<Object> in) {
+        List<String> out = new ArrayList<>();
+        in.forEach(o -> out.add(String.valueOf(o)));
+        Collections.sort(out);
+        return out;
+    }
+
+    @Test
+    void keysReaderRecordsAreStrOfTypedDicts() {
+        assertEquals(List.of("{'event': None, 'key': 'api:h:9', 'type': 'hash', 'value': {'name': 'zed'}}"),
+                results("GB().run('api:h:9')"));
+        assertEquals(List.of("{'event': None, 'key': 'api:n:1', 'type': 'string', 'value': '1'}"),
+                results("GB().run('api:n:1', noScan=True)"));
+        assertEquals(List.of("['a', 'b', 'c']"), results("GB().map(lambda r: r['value']).run('api:l')"));
+        assertEquals(List.of("['x']"), results("GB().map(lambda r: r['value']).run('api:s')"));
+        assertEquals(List.of("[('m', 1.5)]"), results("GB().map(lambda r: r['value']).run('api:z')"));
+        assertEquals(List.of("stream v"), results("GB().map(lambda r: r['type'] + ' ' + r['value'][0]['value']['f']).run('api:st')"));
+        assertEquals(List.of("{'event': None, 'key': 'api:n:2', 'type': 'string'}"),
+                results("GB().run('api:n:2', readValue=False)"));
+    }
+
+    @Test
+    void scanCoversEveryMatchingKeyAcrossBatches() {
+        RedisCommands<String, String> redis = TestServer.redisDirect();
+        for (int i = 0; i < 2500; i++) {
+            redis.set("api:many:" + i, "v");
+        }
+        assertEquals(List.of("2500"), results("GB().count().run('api:many:*')"));
+        assertEquals(List.of(2500L), results("GB().count().run('api:many:*', convertToStr=False)"));
+    }
+
+    @Test
+    void keysOnlyShardsIdAndPythonReaders() {
+        assertEquals(sorted(List.of("api:n:1", "api:n:10")), sorted(results("GB('KeysOnlyReader').run('api:n:1*')")));
+        assertEquals(List.of("0000000000000000000000000000000000000000"), results("GB('ShardsIDReader').run()"));
+        assertEquals(List.of("0", "1", "4"), results("GB('PythonReader').map(lambda x: x * x).run(lambda: iter(range(3)))"));
+        assertEquals(List.of("{'key': 'api:st', 'id': 'X', 'value': {'f': 'v'}}".replace("'X'", "'" + firstStreamId() + "'")),
+                results("GB('StreamReader').run('api:st')"));
+    }
+
+    private static String firstStreamId() {
+        return TestServer.redisDirect().xrange("api:st", io.lettuce.core.Range.create("-", "+")).getFirst().getId();
+    }
+
+    @Test
+    void perRecordOperations() {
+        assertEquals(List.of("2", "4", "6", "8", "10"),
+                results("GB().map(lambda r: int(r['value'])).filter(lambda x: x % 2 == 0).sort().run('api:n:*')"));
+        assertEquals(List.of("1", "1", "2", "2"),
+                results("GB('PythonReader').flatmap(lambda x: [x, x]).run(lambda: [1, 2])"));
+        results("GB().foreach(lambda r: execute('SET', 'api:copy:' + r['key'], r['value'])).run('api:n:3')");
+        assertEquals("3", TestServer.redisDirect().get("api:copy:api:n:3"));
+    }
+
+    @Test
+    void wholeSetOperations() {
+        String n = "GB().map(lambda r: int(r['value']))";
+        assertEquals(List.of("55"), results(n + ".accumulate(lambda a, r: (a or 0) + r).run('api:n:*')"));
+        assertEquals(List.of("55"), results(n + ".aggregate(0, lambda a, r: a + r, lambda a, r: a + r).run('api:n:*')"));
+        assertEquals(List.of("10"), results(n + ".count().run('api:n:*')"));
+        assertEquals(List.of("5.5"), results(n + ".avg().run('api:n:*')"));
+        assertEquals(List.of("1", "2", "3"), results(n + ".sort().limit(3).run('api:n:*')"));
+        assertEquals(List.of("4", "5"), results(n + ".sort(reverse=True).limit(2, 3).run('api:n:*')"));
+        assertEquals(List.of("10", "9"), results(n + ".sort(False).limit(2).run('api:n:*')"));
+        assertEquals(List.of("0", "1"), results(n + ".map(lambda x: x % 2).distinct().sort().run('api:n:*')"));
+        assertEquals(List.of("55"), results(n + ".collect().repartition(lambda x: x).accumulate(lambda a, r: (a or 0) + r).run('api:n:*')"));
+    }
+
+    @Test
+    void groupingOperations() {
+        String n = "GB().map(lambda r: int(r['value']))";
+        assertEquals(List.of("{'key': 'even', 'value': 30}", "{'key': 'odd', 'value': 25}"), sorted(results(
+                n + ".groupby(lambda x: 'even' if x % 2 == 0 else 'odd', lambda k, a, r: (a or 0) + r).run('api:n:*')")));
+        assertEquals(List.of("{'key': 'even', 'value': 30}", "{'key': 'odd', 'value': 25}"), sorted(results(
+                n + ".localgroupby(lambda x: 'even' if x % 2 == 0 else 'odd', lambda k, a, r: (a or 0) + r).run('api:n:*')")));
+        assertEquals(List.of("{'key': 'even', 'value': 5}", "{'key': 'odd', 'value': 5}"), sorted(results(
+                n + ".batchgroupby(lambda x: 'even' if x % 2 == 0 else 'odd', lambda k, rs: len(rs)).run('api:n:*')")));
+        assertEquals(List.of("{'key': 'even', 'value': 30}", "{'key': 'odd', 'value': 25}"), sorted(results(
+                n + ".aggregateby(lambda x: 'even' if x % 2 == 0 else 'odd', 0, lambda k, a, r: a + r, lambda k, a, r: a + r).run('api:n:*')")));
+        assertEquals(List.of("{'key': 'even', 'value': 5}", "{'key': 'odd', 'value': 5}"), sorted(results(
+                n + ".countby(lambda x: 'even' if x % 2 == 0 else 'odd').run('api:n:*')")));
+    }
+
+    @Test
+    @SuppressWarnings("unchecked")
+    void convertToStrFalseGivesRespTypes() {
+        List<Object> r = results("GB('PythonReader').run(lambda: [1, 'a', [2, 'b'], {'k': 3}, None], convertToStr=False)");
+        assertEquals(List.of(1L, "a", List.of(2L, "b"), List.of("k", 3L)), r.subList(0, 4));
+        assertEquals(null, r.get(4));
+    }
+
+    @Test
+    @SuppressWarnings("unchecked")
+    void stepErrorsAreCollectedWhileOtherRecordsGoOn() {
+        List<Object> reply = (List<Object>) py("GB().map(lambda r: int(r['value'])).map(lambda x: 10 // (x - 5)).run('api:n:*')");
+        assertEquals(9, ((List<Object>) reply.get(0)).size());
+        List<Object> errors = (List<Object>) reply.get(1);
+        assertEquals(1, errors.size());
+        String e = (String) errors.getFirst();
+        assertTrue(e.startsWith("['Traceback (most recent call last):\\n'"), e);
+        assertTrue(e.contains("ZeroDivisionError"), e);
+        assertTrue(!e.contains("_jgears.py"), "runtime frames are hidden: " + e);
+    }
+
+    @Test
+    void moduleFunctions() {
+        assertEquals(List.of("1000"), results("GB('ShardsIDReader').map(lambda x: configGet('MaxExecutions')).run()"));
+        assertEquals(List.of("dflt"), results("GB('ShardsIDReader').map(lambda x: gearsConfigGet('NoSuchKey', 'dflt')).run()"));
+        assertEquals(List.of("06S"), results("GB('ShardsIDReader').map(lambda x: hashtag()).run()"));
+        assertEquals(List.of("None"), results("GB('ShardsIDReader').map(lambda x: log('hello from a test')).run()"));
+        assertEquals(List.of("['api:n:1', 'hash']"),
+                results("GB('ShardsIDReader').map(lambda x: [execute('GET', 'api:n:1') and 'api:n:1', execute('TYPE', 'api:h:9')]).run()"));
+        assertEquals(List.of("WRONGTYPE"), results(
+                "def f(x):\n  try:\n    execute('LPUSH', 'api:n:1', 'x')\n  except Exception as e:\n    return str(e).split(' ')[0]\n"
+                        + "GB('ShardsIDReader').map(f).run()"));
+        assertEquals(List.of("['a', 'b', 'c']"), results("from redisgears import executeCommand\nGB('ShardsIDReader').map(lambda x: executeCommand('LRANGE', 'api:l', 0, -1)).run()"));
+    }
+
+    @Test
+    void atomicRunsTheBlockInOneTransaction() {
+        String code = "def f(x):\n"
+                + "  with atomic() as a:\n"
+                + "    execute('SET', 'api:atomic', '1')\n"
+                + "    execute('INCR', 'api:atomic')\n"
+                + "  return a.results\n"
+                + "GB('ShardsIDReader').map(f).run()";
+        assertEquals(List.of("['OK', 2]"), results(code));
+        assertEquals("2", TestServer.redisDirect().get("api:atomic"));
+        // An exception inside the block discards it: nothing was applied.
+        results("def g(x):\n  try:\n    with atomic():\n      execute('SET', 'api:atomic', '99')\n      raise ValueError('no')\n"
+                + "  except ValueError:\n    return 'discarded'\nGB('ShardsIDReader').map(g).run()");
+        assertEquals("2", TestServer.redisDirect().get("api:atomic"));
+    }
+
+    @Test
+    void replyIsOkWhenNothingRan() {
+        assertEquals("OK", py("x = 1"));
+    }
+
+    @Test
+    void scriptLoadErrorsAreErrorReplies() {
+        assertEquals("Error type: <class 'SyntaxError'>, Value: '(' was never closed (<string>, line 1)", pyError("x = ("));
+        String e = pyError("raise Exception('bad')");
+        assertEquals("['Traceback (most recent call last):\\n', '  File \"<string>\", line 1, in <module>\\n', 'Exception: bad\\n']", e);
+    }
+}
