@@ -1,0 +1,184 @@
+package io.jgears;
+
+import io.lettuce.core.api.StatefulRedisConnection;
+import org.junit.jupiter.api.Test;
+
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Sessions are sub-interpreters: isolated, sandboxed, reference-counted, and run in parallel. */
+class SubInterpreterTest extends GearsTestBase {
+
+    @Test
+    void sessionsDoNotSeeEachOthersGlobalsClassesOrPatches() throws Exception {
+        String first = "import json, builtins\n"
+                + "class Thing:\n  kind = 'first'\n"
+                + "counter = 41\n"
+                + "json.dumps = lambda *a, **k: 'patched'\n"
+                + "builtins.len = lambda x: -1\n"
+                + "import sys\nsys.modules['leftover'] = 'from first'\n"
+                + "GB('ShardsIDReader').map(lambda x: '%s %s %s %s' % (Thing.kind, counter + 1, json.dumps([1]), len('abc'))).run()";
+        assertEquals(List.of("first 42 patched -1"), results(first));
+        String second = "import json, sys\n"
+                + "def probe(x):\n"
+                + "  seen = []\n"
+                + "  seen.append('Thing' in globals())\n"
+                + "  seen.append('counter' in globals())\n"
+                + "  seen.append(json.dumps([1]))\n"
+                + "  seen.append(len('abc'))\n"
+                + "  seen.append('leftover' in sys.modules)\n"
+                + "  return str(seen)\n"
+                + "GB('ShardsIDReader').map(probe).run()";
+        assertEquals(List.of("[False, False, '[1]', 3, False]"), results(second));
+    }
+
+    @Test
+    void twoLiveSessionsKeepTheirOwnStateAtTheSameTime() throws Exception {
+        // Both sessions stay alive (UNBLOCKING executions not yet dropped) while the other changes the same names.
+        String a = (String) py("x = 'a'\nGB('ShardsIDReader').map(lambda r: x).run()", "UNBLOCKING");
+        String b = (String) py("x = 'b'\nGB('ShardsIDReader').map(lambda r: x).run()", "UNBLOCKING");
+        assertEquals(List.of(List.of("a"), List.of()), call("RG.GETRESULTSBLOCKING", a));
+        assertEquals(List.of(List.of("b"), List.of()), call("RG.GETRESULTSBLOCKING", b));
+        assertEquals("OK", call("RG.DROPEXECUTION", a));
+        assertEquals("OK", call("RG.DROPEXECUTION", b));
+    }
+
+    @Test
+    void sandboxRefusesFilesProcessesEnvironmentNativeAndJava() {
+        assertSandboxError("open('/etc/passwd').read()", "PermissionError");
+        assertSandboxError("import os\nos.listdir('/')", "PermissionError");
+        assertSandboxError("import os\nos.open('/etc/hostname', os.O_RDONLY)", "PermissionError");
+        assertSandboxError("import subprocess\nsubprocess.run(['ls'])", "PermissionError");
+        assertSandboxError("import java\njava.type('java.lang.System')", "host symbol java.lang.System is not defined or access has been denied");
+        assertSandboxError("import ctypes", "ImportError");
+        assertSandboxError("import threading\nthreading.Thread(target=lambda: None).start()", "Creating threads is not allowed");
+        // The environment is empty: nothing of the host's variables (PATH, HOME, ...) is visible.
+        assertEquals(List.of("False False"), results("import os\nGB('ShardsIDReader').map(lambda x: '%s %s' % ('PATH' in os.environ, 'HOME' in os.environ)).run()"));
+    }
+
+    private void assertSandboxError(String code, String expected) {
+        String e = pyError(code);
+        assertTrue(e.contains(expected), code + " -> " + e);
+    }
+
+    @Test
+    void contextIsClosedWhenTheLastExecutionIsDropped() throws Exception {
+        long sessions = stat("sessions");
+        String id = (String) py("GB('ShardsIDReader').map(lambda x: 'kept').run()", "UNBLOCKING", "ID", "refcounted");
+        assertEquals(List.of(List.of("kept"), List.of()), call("RG.GETRESULTSBLOCKING", id));
+        List<?> mine = (List<?>) ((List<?>) call("RG.PYDUMPSESSIONS", "VERBOSE", "SESSIONS", "refcounted")).getFirst();
+        assertEquals(1L, mine.get(mine.indexOf("refCount") + 1), "the stored execution holds the only reference");
+        assertEquals(List.of("execution", 1L), mine.get(mine.indexOf("holders") + 1));
+        assertEquals(sessions + 1, stat("sessions"));
+        long liveBefore = stat("liveContexts");
+        assertEquals("OK", call("RG.DROPEXECUTION", id));
+        awaitSessions(sessions);
+        // The pool may refill in the meantime, but the dropped session's context is closed, not kept.
+        assertTrue(stat("liveContexts") <= liveBefore, "a context was closed");
+        assertEquals("execution plan does not exist", error("RG.GETRESULTS", id));
+    }
+
+    @Test
+    void blockingRunsAndFailedScriptsLeaveNoSessionBehind() throws Exception {
+        long sessions = stat("sessions");
+        Object stored = call("RG.DUMPEXECUTIONS");
+        results("GB('ShardsIDReader').run()");
+        pyError("raise ValueError('x')");
+        pyError("x = (");
+        py("y = 1");
+        awaitSessions(sessions);
+        assertEquals(stored, call("RG.DUMPEXECUTIONS"), "blocking runs are not stored");
+    }
+
+    @Test
+    void twoCpuBoundSessionsRunInParallel() throws Exception {
+        String code = "import time\n"
+                + "def spin(x):\n"
+                + "  start = time.time()\n"
+                + "  n = 0\n"
+                + "  while time.time() - start < 3:\n"
+                + "    n += 1\n"
+                + "  return '%f %f' % (start, time.time())\n"
+                + "GB('ShardsIDReader').map(spin).run()";
+        // Both sessions take a context from the pool, so neither waits for one to be created.
+        TestServer.get().engine().pool().awaitFull(60, TimeUnit.SECONDS);
+        try (StatefulRedisConnection<byte[], byte[]> c1 = TestServer.connectRaw();
+             StatefulRedisConnection<byte[], byte[]> c2 = TestServer.connectRaw()) {
+            CompletableFuture<Object> r1 = CompletableFuture.supplyAsync(() -> TestServer.call(c1, "RG.PYEXECUTE", code));
+            CompletableFuture<Object> r2 = CompletableFuture.supplyAsync(() -> TestServer.call(c2, "RG.PYEXECUTE", code));
+            double[] a = interval(r1.get(60, TimeUnit.SECONDS));
+            double[] b = interval(r2.get(60, TimeUnit.SECONDS));
+            double overlap = Math.min(a[1], b[1]) - Math.max(a[0], b[0]);
+            assertTrue(overlap > 2.0, "the two sessions overlapped by only " + overlap + " s");
+        }
+    }
+
+    @SuppressWarnings("unchecked")
+    private static double[] interval(Object reply) {
+        String s = (String) ((List<Object>) ((List<Object>) reply).get(0)).get(0);
+        String[] p = s.split(" ");
+        return new double[]{Double.parseDouble(p[0]), Double.parseDouble(p[1])};
+    }
+
+    @Test
+    void unblockingExecutionsAreStoredUntilDropped() throws Exception {
+        String id = (String) py("GB('ShardsIDReader').map(lambda x: 'done').run()", "UNBLOCKING");
+        assertTrue(id.matches("0{40}-\\d+"), id);
+        assertEquals(List.of(List.of("done"), List.of()), call("RG.GETRESULTSBLOCKING", id));
+        assertEquals(List.of(List.of("done"), List.of()), call("RG.GETRESULTS", id));
+        List<?> dump = (List<?>) call("RG.DUMPEXECUTIONS");
+        assertTrue(dump.contains(List.of("executionId", id, "status", "done", "registered", 0L)), dump.toString());
+        assertEquals("OK", call("RG.DROPEXECUTION", id));
+        assertEquals("execution plan does not exist", error("RG.GETRESULTS", id));
+    }
+
+    @Test
+    void abortInterruptsABusyLoop() throws Exception {
+        long sessions = stat("sessions");
+        String id = (String) py("GB('ShardsIDReader').foreach(lambda x: [0 for _ in iter(int, 1)]).run()", "UNBLOCKING");
+        Thread.sleep(300);
+        assertEquals("OK", call("RG.ABORTEXECUTION", id));
+        List<?> reply = (List<?>) call("RG.GETRESULTSBLOCKING", id);
+        assertTrue(reply.get(1).toString().contains("aborted"), reply.toString());
+        assertEquals("OK", call("RG.DROPEXECUTION", id));
+        awaitSessions(sessions);
+    }
+
+    @Test
+    void executionTimeoutInterruptsRunawayScripts() throws Exception {
+        call("RG.CONFIGSET", "ExecutionTimeout", "500");
+        try {
+            String e = pyError("while True:\n  pass");
+            assertTrue(e.contains("timed out"), e);
+            assertEquals("PONG", call("PING"));
+        } finally {
+            call("RG.CONFIGSET", "ExecutionTimeout", "30000");
+        }
+    }
+
+    @Test
+    void namedSessionsRefuseADuplicateIdWhileAlive() throws Exception {
+        String id = (String) py("GB('ShardsIDReader').run()", "UNBLOCKING", "ID", "named-1", "DESCRIPTION", "a test");
+        call("RG.GETRESULTSBLOCKING", id);
+        assertEquals("Session named-1 already exists", pyError("x = 2", "ID", "named-1"));
+        List<?> dump = (List<?>) call("RG.PYDUMPSESSIONS", "SESSIONS", "named-1");
+        assertEquals(1, dump.size());
+        List<?> s = (List<?>) dump.getFirst();
+        assertEquals("a test", s.get(s.indexOf("sessionDescription") + 1));
+        assertEquals("OK", call("RG.DROPEXECUTION", id));
+        awaitSessionGone("named-1");
+        assertEquals("OK", py("x = 3", "ID", "named-1"), "a freed id can be used again");
+    }
+
+    private void awaitSessionGone(String id) throws InterruptedException {
+        long deadline = System.currentTimeMillis() + 10_000;
+        while (!((List<?>) call("RG.PYDUMPSESSIONS", "SESSIONS", id)).isEmpty() && System.currentTimeMillis() < deadline) {
+            Thread.sleep(20);
+        }
+        assertEquals(List.of(), call("RG.PYDUMPSESSIONS", "SESSIONS", id));
+    }
+}
