@@ -216,6 +216,10 @@ class GearsBuilder(object):
     # actions
     def run(self, arg=None, convertToStr=True, collect=True, **kwargs):
         reader = self.reader
+        if reader not in _BATCH_READERS:
+            if reader == 'CommandReader':
+                raise Exception('CommandReader can only be used with register()')
+            raise Exception('Unknown reader: %s' % (reader,))
         if arg is None:
             arg = self.defaultArg
         plan = (reader, arg, kwargs, list(self.steps), convertToStr)
@@ -232,6 +236,7 @@ class GearsBuilder(object):
 
 GB = GearsBuilder
 _pending = {}
+_BATCH_READERS = ('KeysReader', 'KeysOnlyReader', 'ShardsIDReader', 'PythonReader', 'StreamReader')
 
 
 def _records(reader, arg, kwargs):
@@ -247,8 +252,6 @@ def _records(reader, arg, kwargs):
         return iter(arg())
     if reader == 'StreamReader':
         return _stream_records(str(arg), kwargs.get('fromId', '0-0'))
-    if reader == 'CommandReader':
-        raise Exception('CommandReader can only be used with register()')
     raise Exception('Unknown reader: %s' % (reader,))
 
 
