@@ -74,11 +74,16 @@ class SubInterpreterTest extends GearsTestBase {
         assertEquals(1L, mine.get(mine.indexOf("refCount") + 1), "the stored execution holds the only reference");
         assertEquals(List.of("execution", 1L), mine.get(mine.indexOf("holders") + 1));
         assertEquals(sessions + 1, stat("sessions"));
-        long liveBefore = stat("liveContexts");
+        io.jgears.gears.Session session = TestServer.get().engine().sessions().get("refcounted");
+        assertTrue(!session.interpreter().isClosed());
         assertEquals("OK", call("RG.DROPEXECUTION", id));
         awaitSessions(sessions);
-        // The pool may refill in the meantime, but the dropped session's context is closed, not kept.
-        assertTrue(stat("liveContexts") <= liveBefore, "a context was closed");
+        long deadline = System.currentTimeMillis() + 10_000;
+        while (!session.interpreter().isClosed() && System.currentTimeMillis() < deadline) {
+            Thread.sleep(10);
+        }
+        assertTrue(session.interpreter().isClosed(), "the context was closed, not just forgotten");
+        assertEquals(0, session.refCount());
         assertEquals("execution plan does not exist", error("RG.GETRESULTS", id));
     }
 

@@ -31,7 +31,7 @@ import java.util.function.Supplier;
 public final class GearsEngine implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(GearsEngine.class);
     /** Python frames are deep on the JVM stack while code is still interpreted; leave RecursionError room. */
-    private static final long PYTHON_THREAD_STACK = 64L << 20;
+    private static final long PYTHON_THREAD_STACK = 16L << 20;
 
     private final GearsConfig config;
     private final RedisBackend redis;
@@ -249,8 +249,6 @@ public final class GearsEngine implements AutoCloseable {
         executionThreads.shutdownNow();
         watchdog.shutdownNow();
         pool.close();
-        for (Session s : sessions.snapshot()) {
-            s.interpreter().close();
-        }
+        sessions.close();
     }
 }

@@ -10,7 +10,7 @@ import java.util.function.Consumer;
 /**
  * A session: what one RG.PYEXECUTE created, around its own sub-interpreter. Everything the script
  * creates holds a reference on it (the running script, each stored execution; registrations and time
- * events later). When the last reference goes, the sub-interpreter is closed and its memory released.
+ * events later). When the last reference goes, the owner closes the sub-interpreter and its memory is released.
  */
 public final class Session {
     /** What holds a reference; counted per kind for RG.PYDUMPSESSIONS. */
@@ -74,8 +74,8 @@ public final class Session {
             }
             freed = true;
         }
+        // The owner closes the sub-interpreter (off the request path: closing a context takes milliseconds).
         onFree.accept(this);
-        interpreter.close();
     }
 
     public synchronized int refCount() {

@@ -8,11 +8,17 @@ import java.util.Collection;
 import java.util.List;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
 
 /** The live sessions by id. A session leaves when its last reference is released. */
 public final class Sessions {
     private final ContextPool pool;
     private final ConcurrentHashMap<String, Session> byId = new ConcurrentHashMap<>();
+    /** Closes freed sub-interpreters in the background, in the order they were freed. */
+    private final ExecutorService closer = Executors.newSingleThreadExecutor(
+            r -> Thread.ofPlatform().name("jgears-context-closer").daemon().unstarted(r));
 
     Sessions(ContextPool pool) {
         this.pool = pool;
@@ -51,6 +57,19 @@ public final class Sessions {
 
     private void removed(Session session) {
         byId.remove(session.id(), session);
+        closer.execute(session.interpreter()::close);
+    }
+
+    void close() {
+        closer.shutdown();
+        try {
+            closer.awaitTermination(10, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        for (Session s : snapshot()) {
+            s.interpreter().close();
+        }
     }
 
     public Session get(String id) {
