@@ -9,6 +9,7 @@ import java.util.Collections;
 import java.util.List;
 import java.util.Map;
 
+import static org.junit.jupiter.api.Assertions.assertDoesNotThrow;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -160,6 +161,20 @@ class GearsApiTest extends GearsTestBase {
         results("def g(x):\n  try:\n    with atomic():\n      execute('SET', 'api:atomic', '99')\n      raise ValueError('no')\n"
                 + "  except ValueError:\n    return 'discarded'\nGB('ShardsIDReader').map(g).run()");
         assertEquals("2", TestServer.redisDirect().get("api:atomic"));
+    }
+
+    @Test
+    void executeRefusesConnectionStateAndIsolatesBlockingCommands() {
+        assertEquals(List.of("refused"), results("def f(x):\n  try:\n    execute('SELECT', '2')\n  except Exception as e:\n"
+                + "    return 'refused' if 'not allowed in execute()' in str(e) else str(e)\nGB('ShardsIDReader').map(f).run()"));
+        // A blocking command runs on a connection of its own: it does not stall other sessions' execute().
+        String id = (String) py("GB('ShardsIDReader').map(lambda x: str(execute('BLPOP', 'api:blk', '60'))).run()", "UNBLOCKING");
+        java.util.concurrent.CompletableFuture<List<Object>> other = java.util.concurrent.CompletableFuture.supplyAsync(
+                () -> results("GB('ShardsIDReader').map(lambda x: execute('ECHO', 'x')).run()"));
+        assertEquals(List.of("x"), assertDoesNotThrow(() -> other.get(20, java.util.concurrent.TimeUnit.SECONDS)));
+        TestServer.redisDirect().rpush("api:blk", "item");
+        assertEquals(List.of(List.of("['api:blk', 'item']"), List.of()), call("RG.GETRESULTSBLOCKING", id));
+        assertEquals("OK", call("RG.DROPEXECUTION", id));
     }
 
     @Test

@@ -12,6 +12,8 @@ import org.slf4j.LoggerFactory;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
+import java.util.Set;
 
 /**
  * The host functions one sub-interpreter's Python runtime may call: the whole surface Python can reach
@@ -50,20 +52,48 @@ public final class HostApi {
 
     // ------------------------------------------------------------------ Redis
 
+    /**
+     * Commands that would change the state of the connection every session shares (its database, a
+     * transaction, a subscription), so execute() refuses them; atomic() is the way to a transaction.
+     */
+    private static final Set<String> CONNECTION_STATE = Set.of("SELECT", "MULTI", "EXEC", "DISCARD", "WATCH",
+            "UNWATCH", "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE",
+            "MONITOR", "QUIT", "RESET", "HELLO", "AUTH", "CLIENT");
+    /** Commands that may block their connection; they get a connection of their own. */
+    private static final Set<String> BLOCKING = Set.of("BLPOP", "BRPOP", "BRPOPLPUSH", "BLMOVE", "BLMPOP",
+            "BZPOPMIN", "BZPOPMAX", "BZMPOP", "XREAD", "XREADGROUP", "WAIT", "WAITAOF");
+
     @HostAccess.Export
     public Object[] execute(Value args) {
         int n = (int) args.getArraySize();
+        if (n == 0) {
+            return new Object[]{Boolean.FALSE, "ERR execute() needs a command"};
+        }
         List<byte[]> command = new ArrayList<>(n);
         for (int i = 0; i < n; i++) {
             command.add(bytesOf(args.getArrayElement(i)));
         }
+        String name = new String(command.getFirst(), StandardCharsets.UTF_8).toUpperCase(Locale.ROOT);
+        if (CONNECTION_STATE.contains(name)) {
+            return new Object[]{Boolean.FALSE, "ERR " + name + " is not allowed in execute(): it would change the "
+                    + "connection jgears shares between sessions (use atomic() for a transaction)"};
+        }
         try {
-            Object reply = atomicConnection != null
-                    ? RedisBackend.dispatch(atomicConnection, command)
-                    : engine.redis().execute(command);
+            Object reply;
+            if (atomicConnection != null) {
+                reply = RedisBackend.dispatch(atomicConnection, command);
+            } else if (BLOCKING.contains(name)) {
+                try (StatefulRedisConnection<byte[], byte[]> own = engine.redis().connectDedicated()) {
+                    reply = RedisBackend.dispatch(own, command);
+                }
+            } else {
+                reply = engine.redis().execute(command);
+            }
             return new Object[]{Boolean.TRUE, toHost(reply)};
         } catch (RedisCommandException e) {
             return new Object[]{Boolean.FALSE, e.getMessage()};
+        } catch (RuntimeException e) {
+            return new Object[]{Boolean.FALSE, "ERR jgears could not reach Redis: " + e.getMessage()};
         }
     }
 

@@ -359,10 +359,11 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
     public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
         if (cause instanceof DecoderException) {
             // Like Redis: a protocol error gets one error reply, then the connection is closed.
-            Slot slot = reply(Replies.error("ERR Protocol error: " + rootMessage(cause)));
+            Slot slot = new Slot();
+            slot.reply = Replies.error("ERR Protocol error: " + rootMessage(cause));
             slot.closeAfter = true;
+            queue.add(slot);
             drain(true);
-            closeAfterDrain();
         } else {
             log.debug("client {} error: {}", info.id(), rootMessage(cause));
             ctx.close();
