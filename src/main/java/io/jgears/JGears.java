@@ -34,19 +34,28 @@ public final class JGears implements AutoCloseable {
         }
     }
 
-    private EmbeddedRedis embedded;
-    private RedisBackend redis;
-    private PythonRuntime python;
-    private GearsEngine engine;
-    private RespServer server;
+    private volatile EmbeddedRedis embedded;
+    private volatile RedisBackend redis;
+    private volatile PythonRuntime python;
+    private volatile GearsEngine engine;
+    private volatile RespServer server;
+    private boolean closed;
 
     public static JGears start(Options options) throws IOException, InterruptedException {
         JGears j = new JGears();
+        j.startParts(options);
+        return j;
+    }
+
+    /**
+     * Starts the parts in order; on failure closes what was started. {@link #close()} may run at any time
+     * (a shutdown hook during start-up) and stops whatever is running, the embedded Redis included.
+     */
+    public void startParts(Options options) throws IOException, InterruptedException {
         try {
-            j.doStart(options);
-            return j;
+            doStart(options);
         } catch (IOException | InterruptedException | RuntimeException e) {
-            j.close();
+            close();
             throw e;
         }
     }
@@ -88,7 +97,11 @@ public final class JGears implements AutoCloseable {
     }
 
     @Override
-    public void close() {
+    public synchronized void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
         if (server != null) {
             server.close();
         }

@@ -81,19 +81,20 @@ public final class Main implements Runnable {
             if (executionThreads != null) {
                 config.put("ExecutionThreads", executionThreads.toString());
             }
-            JGears jgears;
+            JGears jgears = new JGears();
+            CountDownLatch stopped = new CountDownLatch(1);
+            // Registered before anything starts: Ctrl-C during start-up still stops the embedded Redis.
+            Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+                jgears.close();
+                stopped.countDown();
+            }, "jgears-shutdown"));
             try {
-                jgears = JGears.start(new JGears.Options(bind, port, redis, data, !noAppendOnly, config,
+                jgears.startParts(new JGears.Options(bind, port, redis, data, !noAppendOnly, config,
                         maxBulk, ServerOptions.DEFAULT_MAX_ARRAY));
             } catch (IOException e) {
                 System.err.println("jgears: " + e.getMessage());
                 return 2;
             }
-            CountDownLatch stopped = new CountDownLatch(1);
-            Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-                jgears.close();
-                stopped.countDown();
-            }, "jgears-shutdown"));
             stopped.await();
             return 0;
         }

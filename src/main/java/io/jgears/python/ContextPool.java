@@ -35,7 +35,12 @@ public final class ContextPool implements AutoCloseable {
         while (!closed) {
             try {
                 if (ready.size() < size) {
-                    ready.add(runtime.create(hostObjects));
+                    SubInterpreter si = runtime.create(hostObjects);
+                    if (closed) {
+                        si.close();
+                        return;
+                    }
+                    ready.add(si);
                     continue;
                 }
                 synchronized (refill) {
@@ -102,7 +107,7 @@ public final class ContextPool implements AutoCloseable {
         closed = true;
         filler.interrupt();
         try {
-            filler.join(5000);
+            filler.join(1000);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
