@@ -14,6 +14,12 @@ java $(cat target/jvm.args) -Xss16m -Xmx8g -cp "target/jgears.jar:target/lib/*" 
   echo "## Foundation: sub-interpreters and RG.PYEXECUTE"
   echo
   cat "$tmp"
+  echo
+  echo "Reading these: creating a GraalPy context (core modules, the jgears runtime, pre-imported stdlib modules)"
+  echo "is the expensive step, which is why the warm pool exists; a call that finds the pool empty pays it."
+  echo "Back-to-back RG.PYEXECUTE calls each consume a fresh sub-interpreter, so their sustained rate is the"
+  echo "pool's refill rate on 2 cores, not the cost of the call itself. The heap figures are after full GCs"
+  echo "and are noisy (the JIT and the engine's shared code caches grow while the run warms up)."
 } > "$out"
 rm -f "$tmp"
 cat "$out"
