@@ -1,0 +1,69 @@
+package io.jgears;
+
+import io.jgears.redis.EmbeddedRedis;
+import org.junit.jupiter.api.Test;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * jgears in front of a Redis it does not own (--redis), which then dies and comes back: clients get clear
+ * errors, jgears keeps answering, and works again once Redis is back.
+ */
+class DeadRedisTest {
+
+    @Test
+    void clearErrorsWhileRedisIsDownAndRecoveryAfter() throws Exception {
+        Path dir = Files.createTempDirectory("jgears-dead");
+        int redisPort = EmbeddedRedis.freePort();
+        Process redis = startRedis(redisPort, dir);
+        try (JGears jgears = JGears.start(new JGears.Options("127.0.0.1", EmbeddedRedis.freePort(),
+                "redis://127.0.0.1:" + redisPort, dir, false, Map.of("PoolSize", "1"), 1 << 20, 1 << 10))) {
+            try (RawResp c = new RawResp(jgears.port())) {
+                assertEquals("OK", c.send("SET", "dead:k", "1").read());
+            }
+            redis.destroyForcibly().waitFor();
+            try (RawResp c = new RawResp(jgears.port())) {
+                Object reply = c.send("GET", "dead:k").read();
+                assertTrue(String.valueOf(reply).startsWith("-ERR jgears cannot reach Redis"), String.valueOf(reply));
+                Object py = c.send("RG.PYEXECUTE", "GB('ShardsIDReader').map(lambda x: execute('GET', 'dead:k')).run()").read();
+                assertTrue(String.valueOf(py).contains("Traceback") && String.valueOf(py).contains("Exception"),
+                        "execute() raised inside the step: " + py);
+                assertEquals(List.of(1000L), c.send("RG.CONFIGGET", "MaxExecutions").read(), "jgears itself still answers");
+            }
+            redis = startRedis(redisPort, dir);
+            try (RawResp c = new RawResp(jgears.port())) {
+                assertEquals("OK", c.send("SET", "dead:k", "2").read());
+                long deadline = System.currentTimeMillis() + 20_000;
+                Object py;
+                do {
+                    Thread.sleep(200);
+                    py = c.send("RG.PYEXECUTE", "GB('ShardsIDReader').map(lambda x: execute('GET', 'dead:k')).run()").read();
+                } while (!py.equals(List.of(List.of("2"), List.of())) && System.currentTimeMillis() < deadline);
+                assertEquals(List.of(List.of("2"), List.of()), py, "execute() works again after Lettuce reconnected");
+            }
+        } finally {
+            redis.destroyForcibly().waitFor();
+        }
+    }
+
+    private static Process startRedis(int port, Path dir) throws Exception {
+        Process p = new ProcessBuilder(EmbeddedRedis.findExecutable().orElseThrow().toString(), "--port", String.valueOf(port),
+                "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir.toString())
+                .redirectOutput(ProcessBuilder.Redirect.DISCARD).redirectErrorStream(true).start();
+        long deadline = System.currentTimeMillis() + 10_000;
+        while (System.currentTimeMillis() < deadline) {
+            try (java.net.Socket s = new java.net.Socket("127.0.0.1", port)) {
+                return p;
+            } catch (java.io.IOException e) {
+                Thread.sleep(20);
+            }
+        }
+        throw new IllegalStateException("redis-server did not start");
+    }
+}
