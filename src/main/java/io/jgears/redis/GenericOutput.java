@@ -19,7 +19,6 @@ public final class GenericOutput extends CommandOutput<byte[], byte[], Object> {
     }
 
     private final ArrayDeque<Open> stack = new ArrayDeque<>();
-    private boolean done;
 
     public GenericOutput() {
         super(ByteArrayCodec.INSTANCE, null);
@@ -28,7 +27,6 @@ public final class GenericOutput extends CommandOutput<byte[], byte[], Object> {
     private void add(Object value) {
         if (stack.isEmpty()) {
             output = value;
-            done = true;
             return;
         }
         Open top = stack.peek();
@@ -38,7 +36,6 @@ public final class GenericOutput extends CommandOutput<byte[], byte[], Object> {
             Open parent = stack.peek();
             if (parent == null) {
                 output = top.list;
-                done = true;
                 return;
             }
             parent.list.add(top.list);
@@ -114,9 +111,5 @@ public final class GenericOutput extends CommandOutput<byte[], byte[], Object> {
     @Override
     public void multiMap(int count) {
         multi(count < 0 ? count : count * 2);
-    }
-
-    boolean isDone() {
-        return done;
     }
 }

@@ -1,6 +1,5 @@
 package io.jgears.server;
 
-import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.Unpooled;
 import io.netty.handler.codec.redis.ArrayRedisMessage;
 import io.netty.handler.codec.redis.ErrorRedisMessage;
@@ -77,9 +76,5 @@ public final class Replies {
             }
             default -> bulk(value.toString());
         };
-    }
-
-    static ByteBufAllocator alloc() {
-        return ByteBufAllocator.DEFAULT;
     }
 }
