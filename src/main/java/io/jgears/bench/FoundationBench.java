@@ -81,8 +81,8 @@ public final class FoundationBench {
             md.append(row("the same script again in that context", again));
             md.append(row("closing a used context", closing));
 
-            // Retained heap per idle session: hold N live contexts, compare heap after full GCs. A first round
-            // warms the engine's shared caches (code shared by all contexts), the second is measured.
+            // Retained heap per idle session: hold N live contexts, compare heap after full GCs. Earlier rounds
+            // warm the engine's shared caches (code shared by all contexts); the last one is reported.
             engine.pool().resize(0);
             int n = 40;
             long before = 0;
@@ -109,7 +109,7 @@ public final class FoundationBench {
             engine.pool().awaitFull(120, java.util.concurrent.TimeUnit.SECONDS);
 
             // RG.PYEXECUTE round trips over loopback with Lettuce, one client. Each call is a new session, so
-            // the steady rate is bounded by how fast the pool refills; pace calls at the pool's refill rate.
+            // back to back the rate is bounded by how fast the pool refills; then again with the pool kept full.
             RedisClient client = RedisClient.create(RedisURI.create("127.0.0.1", jgears.port()));
             try (StatefulRedisConnection<byte[], byte[]> c = client.connect(ByteArrayCodec.INSTANCE)) {
                 List<byte[]> cmd = List.of("RG.PYEXECUTE".getBytes(), "GB('ShardsIDReader').run()".getBytes(StandardCharsets.UTF_8));

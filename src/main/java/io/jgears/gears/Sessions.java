@@ -57,7 +57,12 @@ public final class Sessions {
 
     private void removed(Session session) {
         byId.remove(session.id(), session);
-        closer.execute(session.interpreter()::close);
+        if (closer.isShutdown()) {
+            // Freed while jgears shuts down: close here rather than have the closer refuse the task.
+            session.interpreter().close();
+        } else {
+            closer.execute(session.interpreter()::close);
+        }
     }
 
     void close() {
