@@ -21,10 +21,6 @@ import java.util.concurrent.TimeUnit;
 /** One running jgears: Redis (embedded or given), the Python engine, and the RESP server in front. */
 public final class JGears implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(JGears.class);
-    /** Modules imported into every pooled context ahead of time, so scripts importing them pay nothing. */
-    static final String PRE_IMPORTS = "list(map(__import__, ['json', 're', 'time', 'math', 'random', 'itertools', "
-            + "'functools', 'collections', 'copy', 'traceback']))";
-
     /** How to start: {@code redisUri} null means start an embedded redis-server with data in {@code dataDir}. */
     public record Options(String bind, int port, String redisUri, Path dataDir, boolean appendOnly,
                           Map<String, String> config, int maxBulkLength, int maxArrayLength) {
@@ -60,6 +56,22 @@ public final class JGears implements AutoCloseable {
         }
     }
 
+    /** The PreImports list (comma separated module names) as Python that imports them. */
+    static String preImports(String modules) {
+        StringBuilder code = new StringBuilder();
+        for (String m : modules.split(",")) {
+            String name = m.trim();
+            if (name.isEmpty()) {
+                continue;
+            }
+            if (!name.matches("[A-Za-z_][A-Za-z0-9_.]*")) {
+                throw new IllegalArgumentException("PreImports: '" + name + "' is not a module name");
+            }
+            code.append("import ").append(name).append('\n');
+        }
+        return code.toString();
+    }
+
     private void doStart(Options options) throws IOException, InterruptedException {
         GearsConfig config = new GearsConfig();
         options.config().forEach(config::setInitial);
@@ -71,7 +83,7 @@ public final class JGears implements AutoCloseable {
             uri = RedisURI.create(options.redisUri());
         }
         redis = new RedisBackend(uri, Duration.ofSeconds(60));
-        python = new PythonRuntime(PRE_IMPORTS);
+        python = new PythonRuntime(preImports(config.get(GearsConfig.PRE_IMPORTS)));
         engine = new GearsEngine(config, redis, python);
         server = new RespServer(new ServerOptions(options.bind(), options.port(), uri.getHost(), uri.getPort(),
                 options.maxBulkLength(), options.maxArrayLength(), ServerOptions.DEFAULT_MAX_INLINE),

@@ -20,15 +20,34 @@ public final class Execution {
     private final CompletableFuture<Execution> done = new CompletableFuture<>();
     private volatile Status status = Status.CREATED;
     private volatile boolean abortRequested;
+    /** True while a thread runs this execution's Python (false while it is parked on a future). */
+    private volatile boolean inPython;
     private volatile List<Object> results = List.of();
     private volatile List<String> errors = List.of();
     private volatile long durationNanos;
+    /** [type, name, arg] per step, as run() described its pipeline. */
+    private final List<List<String>> plan;
+    /** With ProfileExecutions: nanoseconds in the reader, then in each step; else null. */
+    private volatile long[] profileNanos;
 
-    Execution(String id, Session session, String reader, boolean unblocking) {
+    Execution(String id, Session session, String reader, boolean unblocking, List<List<String>> plan) {
         this.id = id;
         this.session = session;
         this.reader = reader;
         this.unblocking = unblocking;
+        this.plan = plan;
+    }
+
+    public List<List<String>> plan() {
+        return plan;
+    }
+
+    public long[] profileNanos() {
+        return profileNanos;
+    }
+
+    void profile(long[] nanos) {
+        this.profileNanos = nanos;
     }
 
     public String id() {
@@ -73,6 +92,14 @@ public final class Execution {
 
     boolean abortRequested() {
         return abortRequested;
+    }
+
+    boolean inPython() {
+        return inPython;
+    }
+
+    void inPython(boolean inside) {
+        inPython = inside;
     }
 
     void requestAbort() {

@@ -21,10 +21,10 @@ public final class Executions {
         this.config = config;
     }
 
-    Execution create(Session session, String reader, boolean stored) {
+    Execution create(Session session, String reader, boolean stored, List<List<String>> plan) {
         String id = SHARD_ID + "-" + counter.incrementAndGet();
         session.acquire(Session.Holder.EXECUTION);
-        Execution execution = new Execution(id, session, reader, stored);
+        Execution execution = new Execution(id, session, reader, stored, plan);
         List<Execution> evicted;
         synchronized (this) {
             live.put(id, execution);
@@ -63,6 +63,11 @@ public final class Executions {
         }
         execution.session().release(Session.Holder.EXECUTION);
         return true;
+    }
+
+    /** Every live execution of a session (stored, running or parked). */
+    public synchronized List<Execution> of(Session session) {
+        return live.values().stream().filter(e -> e.session() == session).toList();
     }
 
     /** The stored (UNBLOCKING) executions, oldest first. */

@@ -46,6 +46,9 @@ public final class GearsCommands implements LocalCommands {
                 case "RG.GETRESULTSBLOCKING" -> getResultsBlocking(args);
                 case "RG.DUMPEXECUTIONS" -> done(dumpExecutions(args));
                 case "RG.DROPEXECUTION" -> done(dropExecution(args));
+                case "RG.GETEXECUTION" -> done(getExecution(args));
+                case "RG.DUMPTIMEEVENTS" -> done(dumpTimeEvents(args));
+                case "RG.UNREGISTERTE" -> done(unregisterTimeEvent(args));
                 case "RG.ABORTEXECUTION" -> abortExecution(args);
                 case "RG.PYDUMPSESSIONS" -> done(dumpSessions(args));
                 case "RG.PYSTATS" -> done(pyStats(args));
@@ -186,6 +189,75 @@ public final class GearsCommands implements LocalCommands {
         return Replies.OK;
     }
 
+    /** The plan as RedisGears shows it, one entry per shard: steps last first, durations in ms (and µs when profiled). */
+    private RedisMessage getExecution(List<byte[]> args) {
+        arity(args, 2, 3);
+        if (args.size() == 3) {
+            String mode = str(args.get(2)).toUpperCase(Locale.ROOT);
+            if (!mode.equals("SHARD") && !mode.equals("CLUSTER")) {
+                return Replies.error("ERR unknown RG.GETEXECUTION mode '" + str(args.get(2)) + "' (SHARD or CLUSTER)");
+            }
+        }
+        Execution e = execution(args.get(1));
+        if (e == null) {
+            return Replies.error("execution plan does not exist");
+        }
+        long[] prof = e.profileNanos();
+        List<Object> steps = new ArrayList<>();
+        List<List<String>> plan = e.plan();
+        for (int i = plan.size() - 1; i >= 0; i--) {
+            List<String> step = plan.get(i);
+            long nanos = prof != null && i + 1 < prof.length ? prof[i + 1] : 0;
+            List<Object> entry = new ArrayList<>(List.of("type", step.get(0), "duration", nanos / 1_000_000,
+                    "name", step.get(1), "arg", step.get(2)));
+            if (prof != null) {
+                entry.addAll(List.of("duration_us", nanos / 1000));
+            }
+            steps.add(entry);
+        }
+        List<Object> errors = new ArrayList<>(e.errors());
+        List<Object> details = new ArrayList<>(List.of(
+                "status", e.status().label(),
+                "shards_received", 0L,
+                "shards_completed", 0L,
+                "results", (long) e.results().size(),
+                "errors", errors,
+                "total_duration", e.durationMillis(),
+                "read_duration", prof != null && prof.length > 0 ? prof[0] / 1_000_000 : 0L));
+        if (prof != null) {
+            details.addAll(List.of("read_duration_us", prof.length > 0 ? prof[0] / 1000 : 0L));
+        }
+        details.addAll(List.of("steps", steps));
+        return Replies.of(List.of(List.of("shard_id", Executions.SHARD_ID, "execution_plan", details)));
+    }
+
+    private RedisMessage dumpTimeEvents(List<byte[]> args) {
+        arity(args, 1, 1);
+        List<Object> out = new ArrayList<>();
+        for (TimeEvent te : engine.timeEvents().all()) {
+            out.add(List.of("id", te.id(),
+                    "session", te.session().id(),
+                    "desc", te.description() == null ? "" : te.description(),
+                    "intervalMS", te.intervalMillis(),
+                    "oneshot", te.oneshot() ? 1L : 0L,
+                    "numTriggered", te.fired(),
+                    "numFailures", te.failures(),
+                    "lastRunDurationMS", te.lastRunMicros() / 1000,
+                    "totalRunDurationMS", te.totalRunMicros() / 1000,
+                    "lastError", te.lastError()));
+        }
+        return Replies.of(out);
+    }
+
+    private RedisMessage unregisterTimeEvent(List<byte[]> args) {
+        arity(args, 2, 2);
+        TimeEvent te = engine.timeEvents().find(str(args.get(1)));
+        if (te == null || !engine.unregisterTimeEvent(te, true)) {
+            return Replies.error("time event does not exist");
+        }
+        return Replies.OK;
+    }
+
     private CompletableFuture<RedisMessage> abortExecution(List<byte[]> args) {
         arity(args, 2, 2);
         Execution e = execution(args.get(1));
@@ -234,7 +306,12 @@ public final class GearsCommands implements LocalCommands {
                     "requirements", List.of(),
                     "registrations", List.of()));
             if (verbose) {
-                entry.addAll(List.of("holders", holders, "created", s.created().toString()));
+                List<Object> tes = new ArrayList<>();
+                engine.timeEvents().of(s).forEach(te -> tes.add(te.id()));
+                List<Object> execs = new ArrayList<>();
+                engine.executions().of(s).forEach(e -> execs.add(e.id()));
+                entry.addAll(List.of("holders", holders, "executions", execs, "timeEvents", tes,
+                        "created", s.created().toString()));
             }
             out.add(Replies.of(entry));
         }
@@ -251,6 +328,7 @@ public final class GearsCommands implements LocalCommands {
                 "TotalAllocated", heap.getCommitted(),
                 "PeakAllocated", peak,
                 "CurrAllocated", heap.getUsed(),
+                "processRSS", residentSetBytes(),
                 "sessions", (long) engine.sessions().count(),
                 "liveContexts", (long) engine.python().liveContexts(),
                 "pooledContexts", (long) engine.pool().ready(),
@@ -260,6 +338,16 @@ public final class GearsCommands implements LocalCommands {
                 "executionThreads", (long) engine.executionThreads(),
                 "runtime", engine.python().implementationName(),
                 "jit", engine.python().jitEnabled() ? "on" : "off"));
+    }
+
+    /** The process' resident set in bytes (Linux /proc), or -1 where it cannot be read. */
+    private static long residentSetBytes() {
+        try {
+            String[] statm = java.nio.file.Files.readString(java.nio.file.Path.of("/proc/self/statm")).trim().split(" ");
+            return Long.parseLong(statm[1]) * 4096;
+        } catch (java.io.IOException | RuntimeException e) {
+            return -1;
+        }
     }
 
     private RedisMessage configGet(List<byte[]> args) {

@@ -6,6 +6,7 @@ import io.jgears.redis.RedisBackend;
 import io.jgears.server.Replies;
 import io.netty.handler.codec.redis.RedisMessage;
 import org.graalvm.polyglot.PolyglotException;
+import org.graalvm.polyglot.Value;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -13,9 +14,9 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.ThreadPoolExecutor;
@@ -24,9 +25,10 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Supplier;
 
 /**
- * Runs Python for RG.PYEXECUTE and its executions: sessions on sub-interpreters from the warm pool,
- * scripts and executions on a bounded pool of {@code ExecutionThreads} threads (different sessions in
- * parallel), each call into Python guarded by the ExecutionTimeout watchdog.
+ * Runs Python for RG.PYEXECUTE and everything a session creates: sessions on sub-interpreters from the
+ * warm pool; scripts, executions and time events on a bounded pool of {@code ExecutionThreads} threads
+ * (different sessions in parallel, one thread inside a context at a time), each call into Python
+ * guarded by the ExecutionTimeout watchdog.
  */
 public final class GearsEngine implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(GearsEngine.class);
@@ -39,8 +41,10 @@ public final class GearsEngine implements AutoCloseable {
     private final ContextPool pool;
     private final Sessions sessions;
     private final Executions executions;
+    private final TimeEvents timeEvents = new TimeEvents();
     private final ThreadPoolExecutor executionThreads;
-    private final ScheduledExecutorService watchdog;
+    /** Fires time events, asyncio timers and the ExecutionTimeout watchdog; the work itself runs on executionThreads. */
+    private final ScheduledExecutorService timer;
 
     public GearsEngine(GearsConfig config, RedisBackend redis, PythonRuntime python) {
         this.config = config;
@@ -55,8 +59,8 @@ public final class GearsEngine implements AutoCloseable {
                 new LinkedBlockingQueue<>(),
                 r -> Thread.ofPlatform().name("jgears-exec-" + n.incrementAndGet()).daemon()
                         .stackSize(PYTHON_THREAD_STACK).unstarted(r));
-        this.watchdog = Executors.newSingleThreadScheduledExecutor(
-                r -> Thread.ofPlatform().name("jgears-watchdog").daemon().unstarted(r));
+        this.timer = Executors.newSingleThreadScheduledExecutor(
+                r -> Thread.ofPlatform().name("jgears-timer").daemon().unstarted(r));
     }
 
     public GearsConfig config() {
@@ -83,6 +87,10 @@ public final class GearsEngine implements AutoCloseable {
         return executions;
     }
 
+    public TimeEvents timeEvents() {
+        return timeEvents;
+    }
+
     public int executionThreads() {
         return executionThreads.getMaximumPoolSize();
     }
@@ -93,23 +101,24 @@ public final class GearsEngine implements AutoCloseable {
     }
 
     public CompletableFuture<RedisMessage> pyExecute(PyExecute request) {
-        return CompletableFuture.supplyAsync(() -> runScript(request), executionThreads);
+        return CompletableFuture.supplyAsync(() -> runScript(request), executionThreads)
+                .thenCompose(reply -> reply);
     }
 
-    private RedisMessage runScript(PyExecute request) {
+    private CompletableFuture<RedisMessage> runScript(PyExecute request) {
         Session replaced = null;
         if (request.replaceWith() != null || request.upgrade()) {
             String oldId = request.replaceWith() != null ? request.replaceWith() : request.id();
             replaced = oldId == null ? null : sessions.get(oldId);
             if (request.replaceWith() != null && replaced == null) {
-                return Replies.error("Session " + request.replaceWith() + " does not exist");
+                return done(Replies.error("Session " + request.replaceWith() + " does not exist"));
             }
         }
         Session session;
         try {
             session = sessions.create(request.id(), request.description(), request.upgrade() ? replaced : null);
         } catch (IllegalStateException e) {
-            return Replies.error(e.getMessage());
+            return done(Replies.error(e.getMessage()));
         }
         ScriptRun run = new ScriptRun(request.unblocking());
         HostApi host = (HostApi) session.interpreter().host();
@@ -127,54 +136,138 @@ public final class GearsEngine implements AutoCloseable {
             error = e.getMessage();
         }
         if (error != null) {
-            // Executions a failed script queued never run; blocking ones already released themselves.
+            // What a failed script made goes with it: queued executions never run, its time events stop.
             for (Execution e : run.started()) {
                 if (!e.isFinished()) {
                     e.abort("the script failed to load");
                     executions.release(e);
                 }
             }
+            timeEvents.of(session).forEach(te -> unregisterTimeEvent(te, false));
             session.release(Session.Holder.SCRIPT);
-            return Replies.error(error);
+            return done(Replies.error(error));
         }
         if (replaced != null) {
-            sessions.promote(session);
-            replaced.markDead();
+            takeOver(replaced, session);
         }
-        RedisMessage reply = Replies.OK;
+        CompletableFuture<RedisMessage> reply = done(Replies.OK);
         if (request.unblocking()) {
             for (Execution e : run.started()) {
-                executionThreads.execute(() -> runQueued(e));
+                submit(() -> runQueued(e));
             }
             if (!run.started().isEmpty()) {
-                reply = Replies.bulk(run.started().getFirst().id());
+                reply = done(Replies.bulk(run.started().getFirst().id()));
             }
         } else if (!run.started().isEmpty()) {
-            reply = resultsReply(run.started().getLast());
+            // The last run() may be parked on a gearsFuture: the reply waits for it, the server does not.
+            reply = run.started().getLast().done().thenApply(GearsEngine::resultsReply);
         }
         session.release(Session.Holder.SCRIPT);
         return reply;
     }
 
-    /** Runs an execution run() queued under UNBLOCKING, on an execution thread. */
+    /**
+     * An upgrade loaded: the new session owns the id, the old one's time events (and registrations)
+     * end, and it is freed when its last running execution ends.
+     */
+    private void takeOver(Session old, Session replacement) {
+        sessions.promote(replacement);
+        old.markDead();
+        for (TimeEvent te : timeEvents.of(old)) {
+            unregisterTimeEvent(te, false);
+        }
+        log.info("session {} replaced by {}{}", old.id(), replacement.id(),
+                old.isFreed() ? "" : " (still running: freed when its executions end)");
+    }
+
+    private static CompletableFuture<RedisMessage> done(RedisMessage m) {
+        return CompletableFuture.completedFuture(m);
+    }
+
+    private void submit(Runnable task) {
+        try {
+            executionThreads.execute(task);
+        } catch (RejectedExecutionException e) {
+            log.debug("shutting down: task dropped");
+        }
+    }
+
+    /** Runs an execution that run() queued (UNBLOCKING), on an execution thread. */
     private void runQueued(Execution execution) {
-        Session session = execution.session();
         if (execution.abortRequested()) {
             execution.abort("Execution was aborted");
             return;
         }
         execution.running();
+        enterExecution(execution, "_run_pending");
+    }
+
+    /** A gearsFuture or asyncio future that {@code executionId} waits on is done: continue it. */
+    void resume(Session session, String executionId) {
+        submit(() -> {
+            Execution execution = executions.find(executionId);
+            if (execution == null || execution.isFinished() || execution.session() != session) {
+                return;
+            }
+            enterExecution(execution, "_resume");
+        });
+    }
+
+    private void enterExecution(Execution execution, String function) {
+        Session session = execution.session();
         try {
             callPython(session, () -> session.interpreter().enter(si -> {
-                si.runPending(execution.id());
-                return null;
+                // Marked only once inside: an abort must interrupt this execution, not another one of the session.
+                execution.inPython(true);
+                try {
+                    return si.call(function, execution.id());
+                } finally {
+                    execution.inPython(false);
+                }
             }));
         } catch (PythonCallFailed e) {
-            execution.abort(execution.abortRequested() ? "Execution was aborted" : e.getMessage());
+            failed(execution, execution.abortRequested() ? "Execution was aborted" : e.getMessage());
         }
-        if (!execution.isFinished()) {
-            execution.abort("Execution ended without a result");
+    }
+
+    /** Ends an execution that will not finish by itself; a blocking one also drops its reference. */
+    private void failed(Execution execution, String why) {
+        if (execution.isFinished()) {
+            return;
         }
+        execution.abort(why);
+        if (!execution.unblocking()) {
+            executions.release(execution);
+        }
+        forgetInPython(execution);
+    }
+
+    /** Drops the Python side of a parked or queued execution that ended from outside. */
+    private void forgetInPython(Execution execution) {
+        Session session = execution.session();
+        if (session.isFreed()) {
+            return;
+        }
+        submit(() -> {
+            try {
+                session.interpreter().enter(si -> si.call("_drop", execution.id()));
+            } catch (RuntimeException e) {
+                log.debug("could not drop execution {} in its session: {}", execution.id(), e.getMessage());
+            }
+        });
+    }
+
+    void timer(Session session, long millis, long timerId) {
+        timer.schedule(() -> submit(() -> {
+            if (session.isFreed()) {
+                return;
+            }
+            try {
+                callPython(session, () -> session.interpreter().enter(si -> si.call("_fire_timer", timerId)));
+            } catch (PythonCallFailed e) {
+                log.warn("asyncio timer in session {} failed: {}", session.id(), e.getMessage());
+            }
+        }), millis, TimeUnit.MILLISECONDS);
     }
 
     public static RedisMessage resultsReply(Execution execution) {
@@ -189,14 +282,16 @@ public final class GearsEngine implements AutoCloseable {
         return Replies.array(List.of(Replies.array(results), Replies.array(errors)));
     }
 
-    /** An abort request: queued executions never start, a running one is interrupted. */
+    /** An abort request: a queued or parked execution ends at once, a running one is interrupted. */
     public String abort(Execution execution) {
         if (execution.isFinished()) {
             return "OK";
         }
         execution.requestAbort();
-        if (execution.status() == Execution.Status.RUNNING) {
+        if (execution.inPython()) {
             execution.session().interpreter().interrupt(Duration.ofSeconds(5));
+        } else if (execution.status() == Execution.Status.RUNNING) {
+            failed(execution, "Execution was aborted");
         } else {
             execution.abort("Execution was aborted");
         }
@@ -208,6 +303,71 @@ public final class GearsEngine implements AutoCloseable {
         return executions.release(execution);
     }
 
+    // ------------------------------------------------------------------ time events
+
+    TimeEvent registerTimeEvent(Session session, long intervalMillis, String description, boolean oneshot) {
+        TimeEvent te = timeEvents.create(session, intervalMillis, description, oneshot);
+        scheduleTimeEvent(te);
+        return te;
+    }
+
+    private void scheduleTimeEvent(TimeEvent te) {
+        te.schedule(() -> timer.schedule(() -> submit(() -> fireTimeEvent(te)), te.intervalMillis(), TimeUnit.MILLISECONDS));
+    }
+
+    private void fireTimeEvent(TimeEvent te) {
+        if (te.isCancelled()) {
+            return;
+        }
+        Session session = te.session();
+        long start = System.nanoTime();
+        String error;
+        try {
+            Value result = callPython(session,
+                    () -> session.interpreter().enter(si -> si.call("_fire_te", te.id(), te.oneshot())));
+            error = result.isNull() ? null : result.asString();
+        } catch (PythonCallFailed e) {
+            error = e.getMessage();
+        }
+        te.recordRun((System.nanoTime() - start) / 1000, error);
+        if (error != null) {
+            log.warn("time event {} of session {} failed: {}", te.id(), session.id(), error);
+        }
+        if (te.oneshot()) {
+            unregisterTimeEvent(te, false);
+        } else {
+            scheduleTimeEvent(te);
+        }
+    }
+
+    /**
+     * Ends a time event and releases its reference. With {@code forgetInPython} (RG.UNREGISTERTE) the
+     * callback is dropped inside the session first; unregisterTE() from Python has already dropped it.
+     */
+    public boolean unregisterTimeEvent(TimeEvent te, boolean forgetInPython) {
+        if (!te.cancel()) {
+            return false;
+        }
+        timeEvents.remove(te);
+        Session session = te.session();
+        if (forgetInPython) {
+            submit(() -> {
+                try {
+                    session.interpreter().enter(si -> si.call("_forget_te", te.id()));
+                } catch (RuntimeException e) {
+                    log.debug("could not drop time event {} in its session: {}", te.id(), e.getMessage());
+                } finally {
+                    session.release(Session.Holder.TIME_EVENT);
+                }
+            });
+        } else {
+            session.release(Session.Holder.TIME_EVENT);
+        }
+        return true;
+    }
+
+    // ------------------------------------------------------------------ calling Python
+
     private static final class PythonCallFailed extends RuntimeException {
         PythonCallFailed(String message) {
             super(message, null, false, false);
@@ -218,7 +378,7 @@ public final class GearsEngine implements AutoCloseable {
     private <T> T callPython(Session session, Supplier<T> call) {
         long timeout = config.getLong(GearsConfig.EXECUTION_TIMEOUT);
         boolean[] timedOut = new boolean[1];
-        ScheduledFuture<?> guard = timeout <= 0 ? null : watchdog.schedule(() -> {
+        ScheduledFuture<?> guard = timeout <= 0 ? null : timer.schedule(() -> {
             timedOut[0] = true;
             session.interpreter().interrupt(Duration.ofSeconds(5));
         }, timeout, TimeUnit.MILLISECONDS);
@@ -247,7 +407,7 @@ public final class GearsEngine implements AutoCloseable {
     @Override
     public void close() {
         executionThreads.shutdownNow();
-        watchdog.shutdownNow();
+        timer.shutdownNow();
         pool.close();
         sessions.close();
     }

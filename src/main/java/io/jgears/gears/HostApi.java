@@ -141,22 +141,32 @@ public final class HostApi {
 
     // ------------------------------------------------------------------ executions
 
-    /** run(): a new execution of this session; [id, runNow]. UNBLOCKING scripts run it after they load. */
+    /**
+     * run(): a new execution of this session with its plan ([type, name, arg] per step); returns
+     * [id, runNow, profile]. UNBLOCKING scripts run it after they load.
+     */
     @HostAccess.Export
-    public Object[] newExecution(String reader, Value desc) {
+    public Object[] newExecution(String reader, Value desc, Value plan) {
         boolean unblocking = run != null && run.unblocking();
-        Execution execution = engine.executions().create(session, reader, unblocking);
+        int n = (int) plan.getArraySize();
+        List<List<String>> steps = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) {
+            Value step = plan.getArrayElement(i);
+            steps.add(List.of(step.getArrayElement(0).asString(), step.getArrayElement(1).asString(),
+                    step.getArrayElement(2).asString()));
+        }
+        Execution execution = engine.executions().create(session, reader, unblocking, steps);
         if (run != null) {
             run.started(execution);
         }
         if (!unblocking) {
             execution.running();
         }
-        return new Object[]{execution.id(), !unblocking};
+        return new Object[]{execution.id(), !unblocking, engine.config().getLong(GearsConfig.PROFILE_EXECUTIONS) != 0};
     }
 
     @HostAccess.Export
-    public void finish(String executionId, Value results, Value errors) {
+    public void finish(String executionId, Value results, Value errors, Value profile) {
         Execution execution = engine.executions().find(executionId);
         if (execution == null || execution.session() != session) {
             return;
@@ -171,11 +181,46 @@ public final class HostApi {
         for (int i = 0; i < m; i++) {
             errs.add(errors.getArrayElement(i).asString());
         }
+        if (!profile.isNull()) {
+            long[] nanos = new long[(int) profile.getArraySize()];
+            for (int i = 0; i < nanos.length; i++) {
+                nanos[i] = profile.getArrayElement(i).asLong();
+            }
+            execution.profile(nanos);
+        }
         execution.complete(out, errs);
         if (!execution.unblocking()) {
             // A blocking run() leaves nothing behind: its reference goes as soon as it is done.
             engine.executions().release(execution);
         }
+    }
+
+    /** A gearsFuture or asyncio future an execution waits on is done: continue it after this call. */
+    @HostAccess.Export
+    public void resume(String executionId) {
+        engine.resume(session, executionId);
+    }
+
+    /** asyncio call_later() of an async step: call {@code _fire_timer(tid)} in this context after ms. */
+    @HostAccess.Export
+    public void timer(long millis, long timerId) {
+        engine.timer(session, millis, timerId);
+    }
+
+    // ------------------------------------------------------------------ time events
+
+    @HostAccess.Export
+    public String registerTimeEvent(long intervalMillis, String description, boolean oneshot) {
+        return engine.registerTimeEvent(session, intervalMillis, description, oneshot).id();
+    }
+
+    @HostAccess.Export
+    public boolean unregisterTimeEvent(String id) {
+        TimeEvent te = engine.timeEvents().find(id);
+        if (te == null || te.session() != session) {
+            return false;
+        }
+        return engine.unregisterTimeEvent(te, false);
     }
 
     // ------------------------------------------------------------------ misc

@@ -4,7 +4,6 @@ import io.jgears.python.ContextPool;
 import io.jgears.python.SubInterpreter;
 
 import java.util.ArrayList;
-import java.util.Collection;
 import java.util.List;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
@@ -16,6 +15,8 @@ import java.util.concurrent.TimeUnit;
 public final class Sessions {
     private final ContextPool pool;
     private final ConcurrentHashMap<String, Session> byId = new ConcurrentHashMap<>();
+    /** Every session not yet freed, replaced ('dead') ones included. */
+    private final java.util.Set<Session> alive = ConcurrentHashMap.newKeySet();
     /** Closes freed sub-interpreters in the background, in the order they were freed. */
     private final ExecutorService closer = Executors.newSingleThreadExecutor(
             r -> Thread.ofPlatform().name("jgears-context-closer").daemon().unstarted(r));
@@ -41,6 +42,7 @@ public final class Sessions {
         Session session = new Session(sid, description, interpreter, this::removed);
         ((HostApi) interpreter.host()).bind(session);
         session.acquire(Session.Holder.SCRIPT);
+        alive.add(session);
         if (replacing == null || !replacing.id().equals(sid)) {
             if (byId.putIfAbsent(sid, session) != null) {
                 session.release(Session.Holder.SCRIPT);
@@ -57,6 +59,7 @@ public final class Sessions {
 
     private void removed(Session session) {
         byId.remove(session.id(), session);
+        alive.remove(session);
         if (closer.isShutdown()) {
             // Freed while jgears shuts down: close here rather than have the closer refuse the task.
             session.interpreter().close();
@@ -81,15 +84,18 @@ public final class Sessions {
         return byId.get(id);
     }
 
-    public Collection<Session> all() {
-        return List.copyOf(byId.values());
+    /** Every live session, replaced ones still running included, oldest first. */
+    public List<Session> all() {
+        List<Session> out = new ArrayList<>(alive);
+        out.sort(java.util.Comparator.comparing(Session::created));
+        return out;
     }
 
     public int count() {
-        return byId.size();
+        return alive.size();
     }
 
     List<Session> snapshot() {
-        return new ArrayList<>(byId.values());
+        return new ArrayList<>(alive);
     }
 }

@@ -93,6 +93,8 @@ public final class PythonRuntime implements AutoCloseable {
                 .allowPolyglotAccess(PolyglotAccess.newBuilder().allowBindingsAccess("python").build())
                 .option("python.PosixModuleBackend", "java")
                 .option("python.DontWriteBytecodeFlag", "true")
+                // No site.py: it only adds site-packages paths, which the sandbox cannot read anyway.
+                .option("python.NoSiteFlag", "true")
                 .build();
         try {
             context.getPolyglotBindings().putMember("jgears", host);

@@ -16,8 +16,9 @@ import java.util.function.Function;
 public final class SubInterpreter implements AutoCloseable {
     private final PythonRuntime runtime;
     private final Context context;
+    private final Value module;
     private final Value execScript;
-    private final Value runPending;
+    private final java.util.concurrent.ConcurrentHashMap<String, Value> functions = new java.util.concurrent.ConcurrentHashMap<>();
     private final Object host;
     private final ReentrantLock lock = new ReentrantLock();
     private volatile Thread inside;
@@ -26,8 +27,8 @@ public final class SubInterpreter implements AutoCloseable {
     SubInterpreter(PythonRuntime runtime, Context context, Value module, Object host) {
         this.runtime = runtime;
         this.context = context;
+        this.module = module;
         this.execScript = module.getMember("_exec_script");
-        this.runPending = module.getMember("_run_pending");
         this.host = host;
     }
 
@@ -57,9 +58,9 @@ public final class SubInterpreter implements AutoCloseable {
         return error.isNull() ? null : error.asString();
     }
 
-    /** Runs an execution that run() queued (UNBLOCKING). Call inside enter(). */
-    public void runPending(String executionId) {
-        runPending.execute(executionId);
+    /** Calls a function of the runtime module ({@code _run_pending}, {@code _resume}, ...). Call inside enter(). */
+    public Value call(String function, Object... args) {
+        return functions.computeIfAbsent(function, module::getMember).execute(args);
     }
 
     /**

@@ -2,11 +2,14 @@
 # pool creates it. It gives scripts the RedisGears 1.2 API (GearsBuilder/GB, execute, log, ...) as
 # builtins, and talks to jgears through one host object with a few batched calls.
 import builtins
-import copy
 import sys
-import traceback
+import time
+import types
 
 import polyglot
+
+# traceback, copy and asyncio are imported on first use: importing them costs tens of milliseconds
+# per context, paid by every session whether it needs them or not.
 
 _host = polyglot.import_value('jgears')
 SHARD_ID = '0000000000000000000000000000000000000000'
@@ -23,6 +26,7 @@ def _to_py(v):
 
 def _format_exception(e):
     """RedisGears' error text: str() of the traceback's line list, without jgears' own frames."""
+    import traceback
     lines = traceback.format_exception(type(e), e, e.__traceback__)
     return str([line for line in lines if not line.startswith('  File "_jgears.py"')])
 
@@ -80,8 +84,83 @@ class atomic(object):
 
 
 class gearsFuture(object):
+    """Returned by a step (map, flatmap, foreach, filter) or awaited in an async step, it parks the
+    execution until continueRun(value) or continueFailed(error) is called, from any code of the same
+    session (another execution, a time event). Other executions run meanwhile."""
+    __slots__ = ('_done', '_value', '_error', '_waiters')
+
     def __init__(self):
-        raise NotImplementedError('gearsFuture is not supported by jgears yet')
+        self._done = False
+        self._value = None
+        self._error = None
+        self._waiters = []
+
+    def continueRun(self, record):
+        self._settle(record, None)
+
+    def continueFailed(self, error):
+        self._settle(None, str(error))
+
+    def _settle(self, value, error):
+        if self._done:
+            raise Exception('gearsFuture was already completed')
+        self._done = True
+        self._value = value
+        self._error = error
+        waiters, self._waiters = self._waiters, []
+        for eid in waiters:
+            # Resumed on an execution thread once the current call into this context returns.
+            _host.resume(eid)
+
+    def __await__(self):
+        if not self._done:
+            yield self
+        if self._error is not None:
+            raise Exception(self._error)
+        return self._value
+
+
+# ---------------------------------------------------------------- time events
+
+_time_events = {}
+
+
+def registerTE(interval, callback, desc=None, oneshot=False):
+    """Calls callback() every `interval` ms (once with oneshot=True) in this session; returns its id.
+    The time event holds a reference on the session until unregisterTE(id) or the one shot fired."""
+    if not callable(callback):
+        raise TypeError('registerTE: callback must be callable')
+    if type(interval) not in (int, float) or interval <= 0:
+        raise ValueError('registerTE: interval must be a positive number of milliseconds')
+    tid = _host.registerTimeEvent(int(max(1, interval)), None if desc is None else str(desc), bool(oneshot))
+    _time_events[tid] = callback
+    return tid
+
+
+def unregisterTE(tid):
+    """Ends a time event of this session; False when there is no such time event."""
+    tid = str(tid)
+    if tid not in _time_events:
+        return False
+    del _time_events[tid]
+    return bool(_host.unregisterTimeEvent(tid))
+
+
+def _fire_te(tid, oneshot):
+    cb = _time_events.pop(tid, None) if oneshot else _time_events.get(tid)
+    if cb is None:
+        return None
+    try:
+        cb()
+    except Exception as e:
+        return _format_exception(e)
+    finally:
+        _drain_soon()
+    return None
+
+
+def _forget_te(tid):
+    _time_events.pop(tid, None)
 
 
 # ---------------------------------------------------------------- readers
@@ -222,8 +301,9 @@ class GearsBuilder(object):
             raise Exception('Unknown reader: %s' % (reader,))
         if arg is None:
             arg = self.defaultArg
-        plan = (reader, arg, kwargs, list(self.steps), convertToStr)
-        eid, run_now = _host.newExecution(reader, self.desc)
+        steps = list(self.steps)
+        eid, run_now, profile = _host.newExecution(reader, self.desc, _describe(reader, arg, steps))
+        plan = (reader, arg, kwargs, steps, convertToStr, profile)
         if run_now:
             _run_plan(eid, plan)
         else:
@@ -255,30 +335,88 @@ def _records(reader, arg, kwargs):
     raise Exception('Unknown reader: %s' % (reader,))
 
 
-def _apply(steps, records, errors):
-    """Chains the steps as generators; per-record failures go to errors and the record is dropped."""
-    for step in steps:
+def _apply(steps, records, errors, prof):
+    """Chains the steps as generators; per-record failures go to errors and the record is dropped.
+    With profiling, each stage is wrapped in a timer of its inclusive time (prof[0] the reader)."""
+    if prof is not None:
+        records = _timed(records, prof, 0)
+    for i, step in enumerate(steps):
         records = _STEP[step[0]](step, records, errors)
+        if prof is not None:
+            records = _timed(records, prof, i + 1)
     return records
+
+
+def _timed(records, prof, i):
+    ns = time.perf_counter_ns
+    it = iter(records)
+    while True:
+        t = ns()
+        try:
+            r = next(it)
+        except StopIteration:
+            prof[i] += ns() - t
+            return
+        prof[i] += ns() - t
+        yield r
+
+
+class _Wait(object):
+    """Passed up the step chain when a step's function returned a gearsFuture or a coroutine: the
+    driver parks the execution until it settles, then resumes the step that yielded it."""
+    __slots__ = ('pending', 'value', 'error', 'started')
+
+    def __init__(self, pending):
+        self.pending = pending
+        self.value = None
+        self.error = None
+        self.started = False
+
+
+def _is_pending(out):
+    t = out.__class__
+    return t is gearsFuture or t is types.CoroutineType
 
 
 def _map(step, records, errors):
     f = step[1]
     for r in records:
-        try:
-            yield f(r)
-        except Exception as e:
-            errors.append(_format_exception(e))
-
-
-def _flatmap(step, records, errors):
-    f = step[1]
-    for r in records:
+        if r.__class__ is _Wait:
+            yield r
+            continue
         try:
             out = f(r)
         except Exception as e:
             errors.append(_format_exception(e))
             continue
+        if _is_pending(out):
+            w = _Wait(out)
+            yield w
+            if w.error is not None:
+                errors.append(w.error)
+                continue
+            out = w.value
+        yield out
+
+
+def _flatmap(step, records, errors):
+    f = step[1]
+    for r in records:
+        if r.__class__ is _Wait:
+            yield r
+            continue
+        try:
+            out = f(r)
+        except Exception as e:
+            errors.append(_format_exception(e))
+            continue
+        if _is_pending(out):
+            w = _Wait(out)
+            yield w
+            if w.error is not None:
+                errors.append(w.error)
+                continue
+            out = w.value
         if isinstance(out, (list, tuple)):
             for x in out:
                 yield x
@@ -289,22 +427,41 @@ def _flatmap(step, records, errors):
 def _foreach(step, records, errors):
     f = step[1]
     for r in records:
+        if r.__class__ is _Wait:
+            yield r
+            continue
         try:
-            f(r)
+            out = f(r)
         except Exception as e:
             errors.append(_format_exception(e))
             continue
+        if _is_pending(out):
+            w = _Wait(out)
+            yield w
+            if w.error is not None:
+                errors.append(w.error)
+                continue
         yield r
 
 
 def _filter(step, records, errors):
     f = step[1]
     for r in records:
+        if r.__class__ is _Wait:
+            yield r
+            continue
         try:
             keep = f(r)
         except Exception as e:
             errors.append(_format_exception(e))
             continue
+        if _is_pending(keep):
+            w = _Wait(keep)
+            yield w
+            if w.error is not None:
+                errors.append(w.error)
+                continue
+            keep = w.value
         if keep:
             yield r
 
@@ -314,6 +471,9 @@ def _accumulate(step, records, errors):
     acc = None
     seen = False
     for r in records:
+        if r.__class__ is _Wait:
+            yield r
+            continue
         try:
             acc = f(acc, r)
             seen = True
@@ -327,6 +487,9 @@ def _groupby(step, records, errors):
     extractor, reducer = step[1], step[2]
     groups = {}
     for r in records:
+        if r.__class__ is _Wait:
+            yield r
+            continue
         try:
             k = extractor(r)
             groups[k] = reducer(k, groups.get(k), r)
@@ -340,6 +503,9 @@ def _batchgroupby(step, records, errors):
     extractor, reducer = step[1], step[2]
     groups = {}
     for r in records:
+        if r.__class__ is _Wait:
+            yield r
+            continue
         try:
             groups.setdefault(extractor(r), []).append(r)
         except Exception as e:
@@ -352,9 +518,13 @@ def _batchgroupby(step, records, errors):
 
 
 def _aggregate(step, records, errors):
+    import copy
     zero, seq, comb = step[1], step[2], step[3]
     local = copy.deepcopy(zero)
     for r in records:
+        if r.__class__ is _Wait:
+            yield r
+            continue
         try:
             local = seq(local, r)
         except Exception as e:
@@ -367,9 +537,13 @@ def _aggregate(step, records, errors):
 
 
 def _aggregateby(step, records, errors):
+    import copy
     extractor, zero, seq, comb = step[1], step[2], step[3], step[4]
     groups = {}
     for r in records:
+        if r.__class__ is _Wait:
+            yield r
+            continue
         try:
             k = extractor(r)
             a = groups[k] if k in groups else copy.deepcopy(zero)
@@ -386,6 +560,9 @@ def _aggregateby(step, records, errors):
 def _repartition(step, records, errors):
     extractor = step[1]
     for r in records:
+        if r.__class__ is _Wait:
+            yield r
+            continue
         try:
             extractor(r)
         except Exception as e:
@@ -403,6 +580,9 @@ def _limit(step, records, errors):
     i = 0
     end = start + length
     for r in records:
+        if r.__class__ is _Wait:
+            yield r
+            continue
         if i >= end:
             return
         if i >= start:
@@ -411,8 +591,14 @@ def _limit(step, records, errors):
 
 
 def _sort(step, records, errors):
+    out = []
+    for r in records:
+        if r.__class__ is _Wait:
+            yield r
+            continue
+        out.append(r)
     try:
-        out = sorted(records, reverse=step[1])
+        out.sort(reverse=step[1])
     except Exception as e:
         errors.append(_format_exception(e))
         return
@@ -424,6 +610,9 @@ def _distinct(step, records, errors):
     seen = set()
     seen_unhashable = []
     for r in records:
+        if r.__class__ is _Wait:
+            yield r
+            continue
         try:
             if r in seen:
                 continue
@@ -437,7 +626,10 @@ def _distinct(step, records, errors):
 
 def _count(step, records, errors):
     n = 0
-    for _ in records:
+    for r in records:
+        if r.__class__ is _Wait:
+            yield r
+            continue
         n += 1
     yield n
 
@@ -446,6 +638,9 @@ def _countby(step, records, errors):
     extractor = step[1]
     counts = {}
     for r in records:
+        if r.__class__ is _Wait:
+            yield r
+            continue
         try:
             k = extractor(r)
             counts[k] = counts.get(k, 0) + 1
@@ -460,6 +655,9 @@ def _avg(step, records, errors):
     total = 0.0
     n = 0
     for r in records:
+        if r.__class__ is _Wait:
+            yield r
+            continue
         try:
             total += extractor(r)
             n += 1
@@ -478,21 +676,237 @@ _STEP = {
 }
 
 
+class _Run(object):
+    """One execution in progress: its record iterator, what it gathered, and what it waits on."""
+    __slots__ = ('eid', 'records', 'results', 'errors', 'convert', 'prof', 'waiting')
+
+
+_runs = {}
+
+
 def _run_plan(eid, plan):
-    reader, arg, kwargs, steps, convert = plan
-    errors = []
-    results = []
+    reader, arg, kwargs, steps, convert, profile = plan
+    run = _Run()
+    run.eid = eid
+    run.results = []
+    run.errors = []
+    run.convert = convert
+    run.prof = [0] * (len(steps) + 1) if profile else None
+    run.waiting = None
     try:
-        for r in _apply(steps, _records(reader, arg, kwargs), errors):
-            results.append(r)
+        run.records = _apply(steps, _records(reader, arg, kwargs), run.errors, run.prof)
+    except Exception as e:
+        run.records = iter(())
+        run.errors.append(_format_exception(e))
+    _drive(run)
+
+
+def _drive(run):
+    """Pulls records until the execution ends or parks on a pending gearsFuture/coroutine."""
+    results = run.results
+    try:
+        while True:
+            w = run.waiting
+            if w is not None:
+                if not _settle(run, w):
+                    _runs[run.eid] = run
+                    return
+                run.waiting = None
+            for r in run.records:
+                if r.__class__ is _Wait:
+                    run.waiting = r
+                    break
+                results.append(r)
+            else:
+                break
     except Exception as e:
         # A reader failure (a bad argument, Redis gone) ends the execution; what was read so far stays.
-        errors.append(_format_exception(e))
-    if convert:
+        run.errors.append(_format_exception(e))
+    finally:
+        _drain_soon()
+    _runs.pop(run.eid, None)
+    if run.convert:
         results = [r if type(r) is str else str(r) for r in results]
     else:
         results = [_plain(r) for r in results]
-    _host.finish(eid, results, errors)
+    prof = run.prof
+    if prof is not None:
+        # Inclusive stage times to each stage's own time.
+        prof = [prof[0]] + [max(0, prof[i] - prof[i - 1]) for i in range(1, len(prof))]
+    _host.finish(run.eid, results, run.errors, prof)
+
+
+def _settle(run, w):
+    """True when the wait is over (w.value or w.error set); False when the execution must park."""
+    p = w.pending
+    if p.__class__ is gearsFuture:
+        if not p._done:
+            p._waiters.append(run.eid)
+            return False
+        w.value, w.error = p._value, p._error
+        return True
+    # A coroutine (an async def step): step it until it finishes or waits on something not done yet.
+    loop = _event_loop()
+    while True:
+        prev = _set_running_loop(loop)
+        try:
+            y = p.send(None)
+        except StopIteration as e:
+            w.value = e.value
+            return True
+        except Exception as e:
+            w.error = _format_exception(e)
+            return True
+        finally:
+            _set_running_loop(prev)
+        if y.__class__ is gearsFuture:
+            if y._done:
+                continue
+            y._waiters.append(run.eid)
+            return False
+        if y is None:
+            continue  # asyncio.sleep(0)
+        if hasattr(y, 'add_done_callback'):
+            eid = run.eid
+            y.add_done_callback(lambda _f: _host.resume(eid))
+            return False
+        p.close()
+        w.error = 'an async step may await only gearsFuture objects and asyncio futures (got %r)' % (y,)
+        return True
+
+
+def _resume(eid):
+    run = _runs.get(eid)
+    if run is not None:
+        _drive(run)
+
+
+def _drop(eid):
+    _runs.pop(eid, None)
+    _pending.pop(eid, None)
+
+
+# ---------------------------------------------------------------- a minimal asyncio loop
+# Enough of an event loop for async steps to await asyncio.sleep() and asyncio futures: timers go to
+# the host, which calls back into this context; callbacks run when the current call into it ends.
+
+_soon = []
+_timers = {}
+_loop = None
+_timer_ids = [0]
+
+
+class _Handle(object):
+    __slots__ = ('cb', 'args', 'cancelled_', 'tid')
+
+    def __init__(self, cb, args):
+        self.cb = cb
+        self.args = args
+        self.cancelled_ = False
+        self.tid = None
+
+    def cancel(self):
+        self.cancelled_ = True
+        if self.tid is not None:
+            _timers.pop(self.tid, None)
+
+    def cancelled(self):
+        return self.cancelled_
+
+
+def _event_loop():
+    global _loop
+    if _loop is None:
+        import asyncio
+
+        class _JGearsLoop(asyncio.AbstractEventLoop):
+            def create_future(self):
+                return asyncio.Future(loop=self)
+
+            def call_soon(self, cb, *args, context=None):
+                h = _Handle(cb, args)
+                _soon.append(h)
+                return h
+
+            def call_later(self, delay, cb, *args, context=None):
+                h = _Handle(cb, args)
+                _timer_ids[0] += 1
+                h.tid = _timer_ids[0]
+                _timers[h.tid] = h
+                _host.timer(max(0, int(delay * 1000)), h.tid)
+                return h
+
+            def call_at(self, when, cb, *args, context=None):
+                return self.call_later(when - self.time(), cb, *args, context=context)
+
+            def time(self):
+                return time.monotonic()
+
+            def get_debug(self):
+                return False
+
+            def is_running(self):
+                return True
+
+            def is_closed(self):
+                return False
+
+            def _timer_handle_cancelled(self, handle):
+                pass
+
+        _loop = _JGearsLoop()
+    return _loop
+
+
+def _set_running_loop(loop):
+    import asyncio.events
+    prev = asyncio.events._get_running_loop()
+    asyncio.events._set_running_loop(loop)
+    return prev
+
+
+def _fire_timer(tid):
+    h = _timers.pop(tid, None)
+    if h is not None and not h.cancelled_:
+        _soon.append(h)
+    _drain_soon()
+
+
+def _drain_soon():
+    while _soon:
+        h = _soon.pop(0)
+        if not h.cancelled_:
+            try:
+                h.cb(*h.args)
+            except Exception as e:
+                log('asyncio callback failed: %s' % (e,), 'warning')
+
+
+_STEP_NAMES = {
+    'map': 'RedisGearsPy_PyCallbackMapper', 'flatmap': 'RedisGearsPy_PyCallbackFlatMapper',
+    'foreach': 'RedisGearsPy_PyCallbackForEach', 'filter': 'RedisGearsPy_PyCallbackFilter',
+    'accumulate': 'RedisGearsPy_PyCallbackAccumulate', 'groupby': 'RedisGearsPy_PyCallbackAccumulateByKey',
+    'batchgroupby': 'RedisGearsPy_PyCallbackGroupByReducer', 'aggregate': 'RedisGearsPy_PyCallbackAccumulate',
+    'aggregateby': 'RedisGearsPy_PyCallbackAccumulateByKey', 'repartition': 'RedisGearsPy_PyCallbackExtractor',
+    'collect': 'collect', 'limit': 'limit', 'sort': 'sort', 'distinct': 'distinct', 'count': 'count',
+    'countby': 'countby', 'avg': 'avg',
+}
+
+
+def _describe(reader, arg, steps):
+    """The plan as RG.GETEXECUTION shows it: [type, name, arg] per step."""
+    out = []
+    for step in steps:
+        args = [x for x in step[1:] if callable(x)] or list(step[1:])
+        out.append([step[0], _STEP_NAMES.get(step[0], step[0]), ', '.join(_safe_repr(a) for a in args)])
+    return out
+
+
+def _safe_repr(x):
+    try:
+        return repr(x)[:200]
+    except Exception:
+        return '<unprintable>'
 
 
 def _plain(r):
@@ -534,7 +948,7 @@ def _exec_script(code):
 # The API as builtins, as RedisGears gives it: scripts use GB, execute, ... without importing them.
 # They are also importable from a 'redisgears' module, as some RedisGears scripts do.
 _API = ('GearsBuilder', 'GB', 'execute', 'executeCommand', 'log', 'configGet', 'gearsConfigGet',
-        'hashtag', 'atomic', 'gearsFuture')
+        'hashtag', 'atomic', 'gearsFuture', 'registerTE', 'unregisterTE')
 _module = type(sys)('redisgears')
 for _name in _API:
     setattr(builtins, _name, globals()[_name])

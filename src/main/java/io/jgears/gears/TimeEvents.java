@@ -1,0 +1,38 @@
+package io.jgears.gears;
+
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicLong;
+
+/** Every live time event by id. Each holds a TIME_EVENT reference on its session while it lives. */
+public final class TimeEvents {
+    private final AtomicLong counter = new AtomicLong();
+    private final LinkedHashMap<String, TimeEvent> byId = new LinkedHashMap<>();
+
+    TimeEvent create(Session session, long intervalMillis, String description, boolean oneshot) {
+        String id = "te-" + counter.incrementAndGet();
+        session.acquire(Session.Holder.TIME_EVENT);
+        TimeEvent te = new TimeEvent(id, session, intervalMillis, description, oneshot);
+        synchronized (this) {
+            byId.put(id, te);
+        }
+        return te;
+    }
+
+    public synchronized TimeEvent find(String id) {
+        return byId.get(id);
+    }
+
+    /** Forgets a cancelled time event; the caller releases its session reference. */
+    synchronized void remove(TimeEvent te) {
+        byId.remove(te.id(), te);
+    }
+
+    public synchronized List<TimeEvent> all() {
+        return List.copyOf(byId.values());
+    }
+
+    public synchronized List<TimeEvent> of(Session session) {
+        return byId.values().stream().filter(t -> t.session() == session).toList();
+    }
+}
