@@ -329,9 +329,14 @@ public final class GearsEngine implements AutoCloseable {
         } catch (PythonCallFailed e) {
             error = e.getMessage();
         }
+        if (error != null && te.isCancelled()) {
+            return; // unregistered while this firing waited for the context: not a failure of the callback
+        }
         te.recordRun((System.nanoTime() - start) / 1000, error);
-        if (error != null) {
-            log.warn("time event {} of session {} failed: {}", te.id(), session.id(), error);
+        long failures = te.failures();
+        if (error != null && (failures <= 3 || failures % 1000 == 0)) {
+            // A callback that fails every few milliseconds must not flood the log: the count is in RG.DUMPTIMEEVENTS.
+            log.warn("time event {} of session {} failed ({} failures so far): {}", te.id(), session.id(), failures, error);
         }
         if (te.oneshot()) {
             unregisterTimeEvent(te, false);
