@@ -68,28 +68,31 @@ class SessionLifecycleTest extends GearsTestBase {
 
     @Test
     void everyReferenceTransitionIsCountedAndTheLastOneClosesTheContext() throws Exception {
+        String eid;
         try (StatefulRedisConnection<byte[], byte[]> other = TestServer.connectRaw()) {
-            // The running script holds the first reference.
+            // While the script loads it holds a reference, and so does each thing it has made so far.
             CompletableFuture<Object> loading = CompletableFuture.supplyAsync(() -> TestServer.call(other,
-                    "RG.PYEXECUTE", "import time\ntime.sleep(1.5)\nte = registerTE(3600000, lambda: None, desc='hourly')",
-                    "ID", "rc", "DESCRIPTION", "refcount walk"));
-            await("the script to start", () -> session("rc") != null);
-            assertEquals("1 [script, 1]", refs("rc"));
-            assertEquals("OK", loading.get(30, TimeUnit.SECONDS));
+                    "RG.PYEXECUTE", "import time\n"
+                            + "te = registerTE(3600000, lambda: None, desc='hourly')\n"
+                            + "GB('ShardsIDReader').map(lambda x: 'v').run()\n"
+                            + "time.sleep(1.5)",
+                    "ID", "rc", "DESCRIPTION", "refcount walk", "UNBLOCKING"));
+            await("the script to start", () -> refs("rc").startsWith("3 "));
+            assertEquals("3 [script, 1, time_event, 1, execution, 1]", refs("rc"));
+            eid = (String) loading.get(30, TimeUnit.SECONDS);
         }
-        // After loading, only the time event holds it.
-        assertEquals("1 [time_event, 1]", refs("rc"));
-        Session session = TestServer.get().engine().sessions().get("rc");
-        String te = (String) session(("rc")).get("timeEvents").toString().replaceAll("[\\[\\]]", "");
-        assertEquals("hourly", timeEvent(te).get("desc"));
-        // A stored execution of the same session (UPGRADE keeps the id but replaces the session, so use
-        // a time event to start one from inside it instead): an UNBLOCKING run holds one more.
-        String eid = (String) py("GB('ShardsIDReader').map(lambda x: 'v').run()", "UNBLOCKING", "ID", "rc2");
         call("RG.GETRESULTSBLOCKING", eid);
-        assertEquals("1 [execution, 1]", refs("rc2"));
+        // Loaded: the stored execution and the time event hold it.
+        assertEquals("2 [time_event, 1, execution, 1]", refs("rc"));
+        Session session = TestServer.get().engine().sessions().get("rc");
+        String te = session("rc").get("timeEvents").toString().replaceAll("[\\[\\]]", "");
+        assertEquals("hourly", timeEvent(te).get("desc"));
+        assertEquals("refcount walk", session("rc").get("sessionDescription"));
+        // Dropping the execution releases its reference.
         assertEquals("OK", call("RG.DROPEXECUTION", eid));
-        await("rc2 freed", () -> session("rc2") == null);
-        // The time event was the last holder of rc: unregistering it frees and closes the context.
+        assertEquals("1 [time_event, 1]", refs("rc"));
+        assertFalse(session.interpreter().isClosed());
+        // The time event was the last holder: unregistering it frees the session and closes the context.
         assertEquals("OK", call("RG.UNREGISTERTE", te));
         await("rc freed", () -> session("rc") == null);
         await("the context closed", () -> session.interpreter().isClosed());
