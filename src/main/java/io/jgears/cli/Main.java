@@ -64,15 +64,15 @@ public final class Main implements Runnable {
                 description = "Largest bulk string a client may send, in bytes (default ${DEFAULT-VALUE}).")
         int maxBulk;
 
-        @Override
-        public Integer call() throws Exception {
+        /** The config keys from the file, then --set, then the dedicated flags (later ones win), validated. */
+        Map<String, String> config() throws IOException {
             Map<String, String> config = new LinkedHashMap<>();
             if (configFile != null) {
                 Properties p = new Properties();
                 try (Reader r = Files.newBufferedReader(configFile)) {
                     p.load(r);
                 }
-                p.stringPropertyNames().forEach(k -> config.put(k, p.getProperty(k)));
+                p.stringPropertyNames().forEach(k -> config.put(k, p.getProperty(k).trim()));
             }
             config.putAll(set);
             if (poolSize != null) {
@@ -80,6 +80,20 @@ public final class Main implements Runnable {
             }
             if (executionThreads != null) {
                 config.put("ExecutionThreads", executionThreads.toString());
+            }
+            io.jgears.gears.GearsConfig check = new io.jgears.gears.GearsConfig();
+            config.forEach(check::setInitial);
+            return config;
+        }
+
+        @Override
+        public Integer call() throws Exception {
+            Map<String, String> config;
+            try {
+                config = config();
+            } catch (IOException | IllegalArgumentException e) {
+                System.err.println("jgears: bad configuration: " + e.getMessage());
+                return 2;
             }
             JGears jgears = new JGears();
             CountDownLatch stopped = new CountDownLatch(1);

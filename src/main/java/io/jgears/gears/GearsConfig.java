@@ -97,6 +97,9 @@ public final class GearsConfig {
     }
 
     private void validate(String name, String value) {
+        if (name.equals(PRE_IMPORTS) && !value.matches("\\s*([A-Za-z_][A-Za-z0-9_.]*\\s*(,\\s*[A-Za-z_][A-Za-z0-9_.]*\\s*)*)?")) {
+            throw new IllegalArgumentException("bad value for " + name + ": '" + value + "' (module names, comma separated)");
+        }
         if (builtIn.containsKey(name) && builtIn.get(name).matches("\\d+")) {
             try {
                 if (Long.parseLong(value) < 0) {

@@ -1,0 +1,44 @@
+package io.jgears.cli;
+
+import org.junit.jupiter.api.Test;
+import picocli.CommandLine;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Start-up configuration: a config file, --set and the dedicated flags set the same keys. */
+class StartConfigTest {
+
+    private static Map<String, String> configOf(String... args) throws Exception {
+        Main.Start start = new Main.Start();
+        new CommandLine(start).parseArgs(args);
+        return start.config();
+    }
+
+    @Test
+    void fileThenSetThenFlagsWithLaterOnesWinning() throws Exception {
+        Path file = Files.createTempFile("jgears", ".conf");
+        Files.writeString(file, "# jgears config\nMaxExecutions 50\nProfileExecutions=1\nPoolSize 2\nmyUserKey some value\n");
+        Map<String, String> config = configOf("--config", file.toString(), "--set", "MaxExecutions=70", "--pool-size", "5");
+        assertEquals("70", config.get("MaxExecutions"));
+        assertEquals("1", config.get("ProfileExecutions"));
+        assertEquals("5", config.get("PoolSize"));
+        assertEquals("some value", config.get("myUserKey"));
+    }
+
+    @Test
+    void badValuesAreRefusedAtStartUp() throws Exception {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> configOf("--set", "MaxExecutions=lots"));
+        assertTrue(e.getMessage().contains("MaxExecutions"), e.getMessage());
+        assertEquals(2, new CommandLine(new Main.Start()).execute("--set", "ExecutionTimeout=-1"));
+        assertEquals(2, new CommandLine(new Main.Start()).execute("--set", "PreImports=json;import os"));
+        assertEquals("json, re", configOf("--set", "PreImports=json, re").get("PreImports"));
+        assertEquals(2, new CommandLine(new Main.Start()).execute("--config", "/nonexistent/jgears.conf"));
+    }
+}
