@@ -85,6 +85,10 @@ public final class JGears implements AutoCloseable {
         redis = new RedisBackend(uri, Duration.ofSeconds(60));
         python = new PythonRuntime(preImports(config.get(GearsConfig.PRE_IMPORTS)));
         engine = new GearsEngine(config, redis, python);
+        int restored = engine.restoreSessions();
+        if (restored > 0) {
+            log.info("restored {} stored sessions with their registrations and time events", restored);
+        }
         server = new RespServer(new ServerOptions(options.bind(), options.port(), uri.getHost(), uri.getPort(),
                 options.maxBulkLength(), options.maxArrayLength(), ServerOptions.DEFAULT_MAX_INLINE),
                 new GearsCommands(engine)).start();

@@ -135,6 +135,25 @@ public final class FoundationBench {
                 Arrays.sort(paced);
                 md.append(String.format(Locale.ROOT, "The same with the pool full before each call (%d calls): p50 %.2f ms, p99 %.2f ms.%n",
                         paced.length, pct(paced, 50), pct(paced, 99)));
+
+                // RG.ABORTEXECUTION of `while True: pass`-style loops: from sending the abort to the
+                // execution's result being available (GETRESULTSBLOCKING returning).
+                double[] abort = new double[20];
+                for (int i = 0; i < abort.length; i++) {
+                    Object reply = RedisBackend.dispatch(c, List.of("RG.PYEXECUTE".getBytes(),
+                            "GB('ShardsIDReader').foreach(lambda x: [0 for _ in iter(int, 1)]).run()".getBytes(),
+                            "UNBLOCKING".getBytes()));
+                    String eid = reply instanceof byte[] b ? new String(b, StandardCharsets.UTF_8) : String.valueOf(reply);
+                    Thread.sleep(300);
+                    long t = System.nanoTime();
+                    RedisBackend.dispatch(c, List.of("RG.ABORTEXECUTION".getBytes(), eid.getBytes()));
+                    RedisBackend.dispatch(c, List.of("RG.GETRESULTSBLOCKING".getBytes(), eid.getBytes()));
+                    abort[i] = (System.nanoTime() - t) / 1e6;
+                    RedisBackend.dispatch(c, List.of("RG.DROPEXECUTION".getBytes(), eid.getBytes()));
+                }
+                Arrays.sort(abort);
+                md.append(String.format(Locale.ROOT, "RG.ABORTEXECUTION of a busy loop until its result is readable (%d aborts): "
+                        + "p50 %.2f ms, max %.2f ms.%n", abort.length, pct(abort, 50), abort[abort.length - 1]));
             } finally {
                 client.shutdown();
             }

@@ -29,6 +29,7 @@ public final class Execution {
     private final List<List<String>> plan;
     /** With ProfileExecutions: nanoseconds in the reader, then in each step; else null. */
     private volatile long[] profileNanos;
+    private volatile Registration registration;
 
     Execution(String id, Session session, String reader, boolean unblocking, List<List<String>> plan) {
         this.id = id;
@@ -88,6 +89,24 @@ public final class Execution {
 
     public long durationMillis() {
         return durationNanos / 1_000_000;
+    }
+
+    public long durationMicros() {
+        return durationNanos / 1000;
+    }
+
+    /** Kept for RG.GETRESULTS/RG.DUMPEXECUTIONS: an UNBLOCKING run or a registration's execution. */
+    public boolean isStored() {
+        return unblocking || registration != null;
+    }
+
+    /** The registration that triggered this execution, or null for run(). */
+    public Registration registration() {
+        return registration;
+    }
+
+    void registration(Registration r) {
+        registration = r;
     }
 
     boolean abortRequested() {

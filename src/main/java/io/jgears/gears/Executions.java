@@ -21,8 +21,25 @@ public final class Executions {
         this.config = config;
     }
 
+    /** A new id in the executions' sequence (registrations take theirs from it too, as in RedisGears). */
+    String nextId() {
+        return SHARD_ID + "-" + counter.incrementAndGet();
+    }
+
+    /** An execution a registration triggered: kept per registration (MaxExecutionsPerRegistration), not here. */
+    Execution createTriggered(Registration registration) {
+        Session session = registration.session();
+        session.acquire(Session.Holder.EXECUTION);
+        Execution execution = new Execution(nextId(), session, registration.reader(), false, registration.plan());
+        execution.registration(registration);
+        synchronized (this) {
+            live.put(execution.id(), execution);
+        }
+        return execution;
+    }
+
     Execution create(Session session, String reader, boolean stored, List<List<String>> plan) {
-        String id = SHARD_ID + "-" + counter.incrementAndGet();
+        String id = nextId();
         session.acquire(Session.Holder.EXECUTION);
         Execution execution = new Execution(id, session, reader, stored, plan);
         List<Execution> evicted;
@@ -70,8 +87,8 @@ public final class Executions {
         return live.values().stream().filter(e -> e.session() == session).toList();
     }
 
-    /** The stored (UNBLOCKING) executions, oldest first. */
+    /** The stored executions (UNBLOCKING ones and those registrations triggered), oldest first. */
     public synchronized List<Execution> stored() {
-        return live.values().stream().filter(Execution::unblocking).toList();
+        return live.values().stream().filter(e -> e.unblocking() || e.registration() != null).toList();
     }
 }

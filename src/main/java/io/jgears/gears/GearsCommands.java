@@ -56,7 +56,17 @@ public final class GearsCommands implements LocalCommands {
                 case "RG.CONFIGGET" -> done(configGet(args));
                 case "RG.CONFIGSET" -> done(configSet(args));
                 case "RG.INFOCLUSTER", "RG.REFRESHCLUSTER" -> done(noArgs(args, Replies.simple("no cluster mode")));
-                case "RG.DUMPREGISTRATIONS" -> done(noArgs(args, Replies.array(List.of())));
+                case "RG.DUMPREGISTRATIONS" -> done(dumpRegistrations(args));
+                case "RG.UNREGISTER" -> done(unregister(args));
+                case "RG.PAUSEREGISTRATIONS" -> done(pause(args, true));
+                case "RG.UNPAUSEREGISTRATIONS" -> done(pause(args, false));
+                case "RG.CLEARREGISTRATIONSSTATS" -> {
+                    arity(args, 1, 1);
+                    engine.registrations().clearStats();
+                    yield done(Replies.OK);
+                }
+                case "RG.TRIGGER" -> trigger(args, 2);
+                case "RG.TRIGGERONKEY" -> trigger(args, 3);
                 default -> done(Replies.error("ERR unknown command '" + str(args.getFirst()) + "'"));
             };
         } catch (ArityException e) {
@@ -148,7 +158,7 @@ public final class GearsCommands implements LocalCommands {
     private RedisMessage getResults(List<byte[]> args) {
         arity(args, 2, 2);
         Execution e = execution(args.get(1));
-        if (e == null || !e.unblocking()) {
+        if (e == null || !e.isStored()) {
             return Replies.error("execution plan does not exist");
         }
         if (!e.isFinished()) {
@@ -160,7 +170,7 @@ public final class GearsCommands implements LocalCommands {
     private CompletableFuture<RedisMessage> getResultsBlocking(List<byte[]> args) {
         arity(args, 2, 2);
         Execution e = execution(args.get(1));
-        if (e == null || !e.unblocking()) {
+        if (e == null || !e.isStored()) {
             return done(Replies.error("execution plan does not exist"));
         }
         // Only this client waits: the reply slot fills when the execution completes.
@@ -171,7 +181,8 @@ public final class GearsCommands implements LocalCommands {
         arity(args, 1, 1);
         List<RedisMessage> out = new ArrayList<>();
         for (Execution e : engine.executions().stored()) {
-            out.add(Replies.of(List.of("executionId", e.id(), "status", e.status().label(), "registered", 0L)));
+            out.add(Replies.of(List.of("executionId", e.id(), "status", e.status().label(),
+                    "registered", e.registration() != null ? 1L : 0L)));
         }
         return Replies.array(out);
     }
@@ -179,7 +190,7 @@ public final class GearsCommands implements LocalCommands {
     private RedisMessage dropExecution(List<byte[]> args) {
         arity(args, 2, 2);
         Execution e = execution(args.get(1));
-        if (e == null || !e.unblocking()) {
+        if (e == null || !e.isStored()) {
             return Replies.error("execution does not exist");
         }
         if (!e.isFinished()) {
@@ -304,7 +315,7 @@ public final class GearsCommands implements LocalCommands {
                     "dead", s.isDead() ? "true" : "false",
                     "requirementInstallationNeeded", 0L,
                     "requirements", List.of(),
-                    "registrations", List.of()));
+                    "registrations", registrationsOf(s, verbose)));
             if (verbose) {
                 List<Object> tes = new ArrayList<>();
                 engine.timeEvents().of(s).forEach(te -> tes.add(te.id()));
@@ -316,6 +327,110 @@ public final class GearsCommands implements LocalCommands {
             out.add(Replies.of(entry));
         }
         return Replies.array(out);
+    }
+
+    private List<Object> registrationsOf(Session s, boolean verbose) {
+        List<Object> out = new ArrayList<>();
+        for (Registration r : engine.registrations().of(s)) {
+            out.add(verbose ? registrationEntry(r, false) : r.id());
+        }
+        return out;
+    }
+
+    /** RedisGears' RG.DUMPREGISTRATIONS entry, with jgears' additions at the end of RegistrationData. */
+    private List<Object> registrationEntry(Registration r, boolean withSession) {
+        List<Object> data = new ArrayList<>();
+        data.addAll(List.of("mode", r.mode()));
+        data.addAll(r.stats());
+        List<Object> args = new ArrayList<>();
+        switch (r.kind()) {
+            case KEYS, KEYS_ONLY -> args.addAll(List.of("regex", r.stringArg("prefix"),
+                    "eventTypes", r.listArg("eventTypes") == null ? List.of() : r.listArg("eventTypes"),
+                    "keyTypes", r.listArg("keyTypes") == null ? List.of() : r.listArg("keyTypes"),
+                    "hookCommands", List.of()));
+            case STREAM -> args.addAll(List.of("batchSize", r.longArg("batch"), "durationMS", r.longArg("duration"),
+                    "stream", r.stringArg("prefix"), "onFailedPolicy", r.stringArg("onFailedPolicy"),
+                    "onFailedRetryInterval", r.longArg("onFailedRetryInterval") / 1000, "trimStream", r.boolArg("trimStream") ? 1L : 0L,
+                    "consumerGroup", Registrations.groupName(r)));
+            case COMMAND -> {
+                if (r.stringArg("trigger") != null) {
+                    args.addAll(List.of("trigger", r.stringArg("trigger")));
+                } else {
+                    args.addAll(List.of("hook", r.stringArg("hook"), "keyprefix",
+                            r.stringArg("keyprefix") == null ? "" : r.stringArg("keyprefix")));
+                }
+            }
+        }
+        data.addAll(List.of("args", args, "status", r.status()));
+        if (r.kind() == Registration.Kind.KEYS || r.kind() == Registration.Kind.KEYS_ONLY) {
+            data.addAll(List.of("notificationGaps", r.notificationGaps(), "lastNotificationGap", r.lastGap()));
+        }
+        List<Object> entry = new ArrayList<>(List.of("id", r.id(), "reader", r.reader(),
+                "desc", r.description() == null ? "" : r.description(), "RegistrationData", data));
+        if (withSession) {
+            Session s = r.session();
+            List<String> ids = engine.registrations().of(s).stream().map(x -> "'" + x.id() + "'").toList();
+            entry.addAll(List.of("PD", "{'sessionName':'" + s.id() + "', 'sessionDescription':'"
+                            + (s.description() == null ? "null" : s.description()) + "', 'refCount': " + s.refCount()
+                            + ", 'linkedTo': primary, 'dead': " + s.isDead() + ", 'isInstallationNeeded':0, "
+                            + "'registrationsList':[" + String.join(", ", ids) + "], 'depsList':[]}",
+                    "ExecutionThreadPool", "DefaultPool"));
+        }
+        return entry;
+    }
+
+    private RedisMessage dumpRegistrations(List<byte[]> args) {
+        arity(args, 1, 1);
+        List<Object> out = new ArrayList<>();
+        for (Registration r : engine.registrations().all()) {
+            if (r.isActive()) {
+                out.add(registrationEntry(r, true));
+            }
+        }
+        return Replies.of(out);
+    }
+
+    private RedisMessage unregister(List<byte[]> args) {
+        arity(args, 2, 2);
+        Registration r = engine.registrations().find(str(args.get(1)));
+        if (r == null || !r.isActive() || !engine.registrations().unregister(r)) {
+            return Replies.error("execution is not registered");
+        }
+        return Replies.OK;
+    }
+
+    private RedisMessage pause(List<byte[]> args, boolean pause) {
+        arity(args, 2, Integer.MAX_VALUE);
+        List<String> ids = new ArrayList<>();
+        for (int i = 1; i < args.size(); i++) {
+            ids.add(str(args.get(i)));
+        }
+        String error = engine.registrations().pause(ids, pause);
+        return error == null ? Replies.OK : Replies.error(error);
+    }
+
+    private CompletableFuture<RedisMessage> trigger(List<byte[]> args, int min) {
+        arity(args, min, Integer.MAX_VALUE);
+        List<String> targs = new ArrayList<>();
+        for (int i = 1; i < args.size(); i++) {
+            targs.add(str(args.get(i)));
+        }
+        return engine.registrations().trigger(targs);
+    }
+
+    @Override
+    public boolean hooks(String upperName) {
+        return engine.registrations().hooks(upperName);
+    }
+
+    @Override
+    public CompletableFuture<RedisMessage> hook(ClientInfo client, List<byte[]> args) {
+        return engine.registrations().hook(args);
+    }
+
+    @Override
+    public CompletableFuture<Void> afterForwardedReply() {
+        return engine.registrations().syncBarrier();
     }
 
     private RedisMessage pyStats(List<byte[]> args) {

@@ -42,6 +42,9 @@ public final class GearsEngine implements AutoCloseable {
     private final Sessions sessions;
     private final Executions executions;
     private final TimeEvents timeEvents = new TimeEvents();
+    private final Registrations registrations;
+    private final SessionStore store;
+    private volatile boolean closing;
     private final ThreadPoolExecutor executionThreads;
     /** Fires time events, asyncio timers and the ExecutionTimeout watchdog; the work itself runs on executionThreads. */
     private final ScheduledExecutorService timer;
@@ -51,7 +54,9 @@ public final class GearsEngine implements AutoCloseable {
         this.redis = redis;
         this.python = python;
         this.pool = new ContextPool(python, () -> new HostApi(this), (int) config.getLong(GearsConfig.POOL_SIZE));
-        this.sessions = new Sessions(pool);
+        this.sessions = new Sessions(pool, this::sessionFreed);
+        this.registrations = new Registrations(this);
+        this.store = new SessionStore(redis);
         this.executions = new Executions(config);
         int threads = (int) Math.max(1, config.getLong(GearsConfig.EXECUTION_THREADS));
         AtomicInteger n = new AtomicInteger();
@@ -91,6 +96,10 @@ public final class GearsEngine implements AutoCloseable {
         return timeEvents;
     }
 
+    public Registrations registrations() {
+        return registrations;
+    }
+
     public int executionThreads() {
         return executionThreads.getMaximumPoolSize();
     }
@@ -101,11 +110,70 @@ public final class GearsEngine implements AutoCloseable {
     }
 
     public CompletableFuture<RedisMessage> pyExecute(PyExecute request) {
-        return CompletableFuture.supplyAsync(() -> runScript(request), executionThreads)
+        return CompletableFuture.supplyAsync(() -> runScript(request, false), executionThreads)
                 .thenCompose(reply -> reply);
     }
 
-    private CompletableFuture<RedisMessage> runScript(PyExecute request) {
+    /**
+     * Restores the sessions stored in Redis (those holding registrations or time events when jgears
+     * stopped): each script runs again in a new sub-interpreter, where only register() and registerTE()
+     * take effect. Returns how many came back.
+     */
+    public int restoreSessions() {
+        int restored = 0;
+        for (SessionStore.Stored s : store.loadAll()) {
+            PyExecute request = new PyExecute(s.code(), false, s.id(), s.description(), false, null);
+            RedisMessage reply;
+            try {
+                reply = CompletableFuture.supplyAsync(() -> runScript(request, true), executionThreads)
+                        .thenCompose(r -> r).get();
+            } catch (Exception e) {
+                log.error("could not restore session {}", s.id(), e);
+                continue;
+            }
+            if (reply instanceof io.netty.handler.codec.redis.ErrorRedisMessage error) {
+                // Kept in Redis: a script that depends on something missing now may load next time.
+                log.error("session {} failed to load on restore and stays stored: {}", s.id(), error.content());
+            } else {
+                restored++;
+                log.info("restored session {} ({} registrations, {} time events)", s.id(),
+                        sessions.get(s.id()) == null ? 0 : registrations.of(sessions.get(s.id())).size(),
+                        sessions.get(s.id()) == null ? 0 : timeEvents.of(sessions.get(s.id())).size());
+            }
+        }
+        return restored;
+    }
+
+    /** Stores a session whose script loaded and that holds registrations or time events (it outlives the script). */
+    void persist(Session session) {
+        if (session.isFreed() || session.isDead()) {
+            return;
+        }
+        if (registrations.of(session).isEmpty() && timeEvents.of(session).isEmpty()) {
+            return;
+        }
+        try {
+            store.save(session);
+            session.persisted(true);
+        } catch (RuntimeException e) {
+            log.warn("could not store session {} in Redis (it will not be restored after a restart): {}",
+                    session.id(), e.getMessage());
+        }
+    }
+
+    private void sessionFreed(Session session) {
+        // Freed because nothing holds it any more (not because jgears stops): it is not restored either,
+        // unless a newer session owns its id now.
+        if (session.persisted() && !closing && sessions.get(session.id()) == null) {
+            try {
+                store.delete(session.id());
+            } catch (RuntimeException e) {
+                log.warn("could not remove stored session {}: {}", session.id(), e.getMessage());
+            }
+        }
+    }
+
+    private CompletableFuture<RedisMessage> runScript(PyExecute request, boolean restoring) {
         Session replaced = null;
         if (request.replaceWith() != null || request.upgrade()) {
             String oldId = request.replaceWith() != null ? request.replaceWith() : request.id();
@@ -120,7 +188,9 @@ public final class GearsEngine implements AutoCloseable {
         } catch (IllegalStateException e) {
             return done(Replies.error(e.getMessage()));
         }
-        ScriptRun run = new ScriptRun(request.unblocking());
+        session.code(request.code());
+        session.replacing(replaced);
+        ScriptRun run = new ScriptRun(request.unblocking(), restoring);
         HostApi host = (HostApi) session.interpreter().host();
         String error;
         try {
@@ -144,12 +214,17 @@ public final class GearsEngine implements AutoCloseable {
                 }
             }
             timeEvents.of(session).forEach(te -> unregisterTimeEvent(te, false));
+            registrations.of(session).forEach(registrations::unregister);
+            session.replacing(null);
             session.release(Session.Holder.SCRIPT);
             return done(Replies.error(error));
         }
         if (replaced != null) {
             takeOver(replaced, session);
         }
+        session.replacing(null);
+        registrations.activate(session);
+        persist(session);
         CompletableFuture<RedisMessage> reply = done(Replies.OK);
         if (request.unblocking()) {
             for (Execution e : run.started()) {
@@ -173,8 +248,19 @@ public final class GearsEngine implements AutoCloseable {
     private void takeOver(Session old, Session replacement) {
         sessions.promote(replacement);
         old.markDead();
+        if (old.persisted() && !old.id().equals(replacement.id())) {
+            try {
+                store.delete(old.id());
+            } catch (RuntimeException e) {
+                log.warn("could not remove stored session {}: {}", old.id(), e.getMessage());
+            }
+        }
+        old.persisted(false);
         for (TimeEvent te : timeEvents.of(old)) {
             unregisterTimeEvent(te, false);
+        }
+        for (Registration r : registrations.of(old)) {
+            registrations.unregister(r);
         }
         log.info("session {} replaced by {}{}", old.id(), replacement.id(),
                 old.isFreed() ? "" : " (still running: freed when its executions end)");
@@ -184,7 +270,7 @@ public final class GearsEngine implements AutoCloseable {
         return CompletableFuture.completedFuture(m);
     }
 
-    private void submit(Runnable task) {
+    void submit(Runnable task) {
         try {
             executionThreads.execute(task);
         } catch (RejectedExecutionException e) {
@@ -231,12 +317,12 @@ public final class GearsEngine implements AutoCloseable {
     }
 
     /** Ends an execution that will not finish by itself; a blocking one also drops its reference. */
-    private void failed(Execution execution, String why) {
+    void failed(Execution execution, String why) {
         if (execution.isFinished()) {
             return;
         }
         execution.abort(why);
-        if (!execution.unblocking()) {
+        if (!execution.isStored()) {
             executions.release(execution);
         }
         forgetInPython(execution);
@@ -373,14 +459,14 @@ public final class GearsEngine implements AutoCloseable {
 
     // ------------------------------------------------------------------ calling Python
 
-    private static final class PythonCallFailed extends RuntimeException {
+    static final class PythonCallFailed extends RuntimeException {
         PythonCallFailed(String message) {
             super(message, null, false, false);
         }
     }
 
     /** Calls into Python with the ExecutionTimeout watchdog; failures of the call become PythonCallFailed. */
-    private <T> T callPython(Session session, Supplier<T> call) {
+    <T> T callPython(Session session, Supplier<T> call) {
         long timeout = config.getLong(GearsConfig.EXECUTION_TIMEOUT);
         boolean[] timedOut = new boolean[1];
         ScheduledFuture<?> guard = timeout <= 0 ? null : timer.schedule(() -> {
@@ -411,6 +497,8 @@ public final class GearsEngine implements AutoCloseable {
 
     @Override
     public void close() {
+        closing = true;
+        registrations.close();
         executionThreads.shutdownNow();
         timer.shutdownNow();
         pool.close();

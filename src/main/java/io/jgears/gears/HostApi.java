@@ -28,6 +28,37 @@ public final class HostApi {
     private ScriptRun run;
     private StatefulRedisConnection<byte[], byte[]> atomicConnection;
     private int atomicDepth;
+    /** The command hook whose execution runs now (call_next, override_reply), or null. */
+    private HookCall hook;
+    /** register() calls of this session so far: a registration's position names its stream group. */
+    private int registrations;
+
+    /** One hooked command: its name for call_next() and the reply override_reply() set. */
+    static final class HookCall {
+        private final String command;
+        private volatile boolean overridden;
+        private volatile Object override;
+
+        HookCall(String command) {
+            this.command = command;
+        }
+
+        boolean overridden() {
+            return overridden;
+        }
+
+        Object override() {
+            return override;
+        }
+    }
+
+    void beginHook(HookCall call) {
+        this.hook = call;
+    }
+
+    void endHook() {
+        this.hook = null;
+    }
 
     HostApi(GearsEngine engine) {
         this.engine = engine;
@@ -74,6 +105,11 @@ public final class HostApi {
             command.add(bytesOf(args.getArrayElement(i)));
         }
         String name = new String(command.getFirst(), StandardCharsets.UTF_8).toUpperCase(Locale.ROOT);
+        for (int i = 1; i < command.size(); i++) {
+            if (reserved(command.get(i))) {
+                return new Object[]{Boolean.FALSE, "ERR keys under " + Registrations.RESERVED_PREFIX + " are reserved for jgears"};
+            }
+        }
         if (CONNECTION_STATE.contains(name)) {
             return new Object[]{Boolean.FALSE, "ERR " + name + " is not allowed in execute(): it would change the "
                     + "connection jgears shares between sessions (use atomic() for a transaction)"};
@@ -95,6 +131,86 @@ public final class HostApi {
         } catch (RuntimeException e) {
             return new Object[]{Boolean.FALSE, "ERR jgears could not reach Redis: " + e.getMessage()};
         }
+    }
+
+    private static boolean reserved(byte[] arg) {
+        byte[] p = Registrations.RESERVED_PREFIX.getBytes(StandardCharsets.US_ASCII);
+        return arg.length >= p.length && java.util.Arrays.equals(arg, 0, p.length, p, 0, p.length);
+    }
+
+    /** call_next(*args) in a command hook: the hooked command with these arguments, straight to Redis. */
+    @HostAccess.Export
+    public Object[] callNext(Value args) {
+        if (hook == null) {
+            return new Object[]{Boolean.FALSE, "call_next() can only be called inside a command hook"};
+        }
+        int n = (int) args.getArraySize();
+        List<byte[]> command = new ArrayList<>(n + 1);
+        command.add(hook.command.getBytes(StandardCharsets.UTF_8));
+        for (int i = 0; i < n; i++) {
+            command.add(bytesOf(args.getArrayElement(i)));
+        }
+        try {
+            return new Object[]{Boolean.TRUE, toHost(engine.redis().execute(command))};
+        } catch (RedisCommandException e) {
+            return new Object[]{Boolean.FALSE, e.getMessage()};
+        } catch (RuntimeException e) {
+            return new Object[]{Boolean.FALSE, "ERR jgears could not reach Redis: " + e.getMessage()};
+        }
+    }
+
+    @HostAccess.Export
+    public Object[] overrideReply(Value value) {
+        if (hook == null) {
+            return new Object[]{Boolean.FALSE, "override_reply() can only be called inside a command hook"};
+        }
+        hook.override = toJava(value);
+        hook.overridden = true;
+        return new Object[]{Boolean.TRUE, null};
+    }
+
+    /** register(): a registration of this session, active once the script has loaded; returns its id. */
+    @HostAccess.Export
+    public String register(String reader, String description, String mode, Value args, Value plan) {
+        java.util.Map<String, Object> map = new java.util.LinkedHashMap<>();
+        for (int i = 0; i + 1 < args.getArraySize(); i += 2) {
+            Value v = args.getArrayElement(i + 1);
+            Object value;
+            if (v.isNull()) {
+                value = null;
+            } else if (v.isBoolean()) {
+                value = v.asBoolean();
+            } else if (v.isNumber()) {
+                value = v.asLong();
+            } else if (v.hasArrayElements()) {
+                List<String> list = new ArrayList<>();
+                for (int j = 0; j < v.getArraySize(); j++) {
+                    list.add(v.getArrayElement(j).asString());
+                }
+                value = List.copyOf(list);
+            } else {
+                value = v.asString();
+            }
+            map.put(args.getArrayElement(i).asString(), value);
+        }
+        Registration r = engine.registrations().create(session, reader, description, mode, map, planOf(plan), registrations++);
+        if (run == null) {
+            // Registered outside a script load (from an execution or a time event): active at once.
+            engine.registrations().activate(session, r);
+            engine.persist(session);
+        }
+        return r.id();
+    }
+
+    private static List<List<String>> planOf(Value plan) {
+        int n = (int) plan.getArraySize();
+        List<List<String>> steps = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) {
+            Value step = plan.getArrayElement(i);
+            steps.add(List.of(step.getArrayElement(0).asString(), step.getArrayElement(1).asString(),
+                    step.getArrayElement(2).asString()));
+        }
+        return steps;
     }
 
     @HostAccess.Export
@@ -147,15 +263,11 @@ public final class HostApi {
      */
     @HostAccess.Export
     public Object[] newExecution(String reader, Value desc, Value plan) {
-        boolean unblocking = run != null && run.unblocking();
-        int n = (int) plan.getArraySize();
-        List<List<String>> steps = new ArrayList<>(n);
-        for (int i = 0; i < n; i++) {
-            Value step = plan.getArrayElement(i);
-            steps.add(List.of(step.getArrayElement(0).asString(), step.getArrayElement(1).asString(),
-                    step.getArrayElement(2).asString()));
+        if (run != null && run.restoring()) {
+            return new Object[]{null, false, false};
         }
-        Execution execution = engine.executions().create(session, reader, unblocking, steps);
+        boolean unblocking = run != null && run.unblocking();
+        Execution execution = engine.executions().create(session, reader, unblocking, planOf(plan));
         if (run != null) {
             run.started(execution);
         }
@@ -189,7 +301,7 @@ public final class HostApi {
             execution.profile(nanos);
         }
         execution.complete(out, errs);
-        if (!execution.unblocking()) {
+        if (!execution.isStored()) {
             // A blocking run() leaves nothing behind: its reference goes as soon as it is done.
             engine.executions().release(execution);
         }
@@ -274,6 +386,11 @@ public final class HostApi {
             return e.message();
         }
         return reply;
+    }
+
+    /** A value read from Redis as Python gets it (lists as arrays). */
+    static Object toHostValue(Object reply) {
+        return toHost(reply);
     }
 
     static Object toJava(Value v) {

@@ -25,6 +25,12 @@ public final class Session {
     private int refCount;
     private boolean freed;
     private volatile boolean dead;
+    /** The session an UPGRADE or REPLACE_WITH of this one replaces, while it loads; else null. */
+    private volatile Session replacing;
+    /** Whether its code is stored in Redis to be restored at start-up. */
+    private volatile boolean persisted;
+    /** Its code, kept to store it for restarts. */
+    private volatile String code;
 
     Session(String id, String description, SubInterpreter interpreter, Consumer<Session> onFree) {
         this.id = id;
@@ -88,6 +94,30 @@ public final class Session {
 
     public synchronized boolean isFreed() {
         return freed;
+    }
+
+    public Session replacing() {
+        return replacing;
+    }
+
+    void replacing(Session s) {
+        replacing = s;
+    }
+
+    boolean persisted() {
+        return persisted;
+    }
+
+    void persisted(boolean p) {
+        persisted = p;
+    }
+
+    public String code() {
+        return code;
+    }
+
+    void code(String c) {
+        code = c;
     }
 
     /** Replaced by an upgrade but still running something. */

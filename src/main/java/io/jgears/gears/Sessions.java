@@ -21,8 +21,11 @@ public final class Sessions {
     private final ExecutorService closer = Executors.newSingleThreadExecutor(
             r -> Thread.ofPlatform().name("jgears-context-closer").daemon().unstarted(r));
 
-    Sessions(ContextPool pool) {
+    private final java.util.function.Consumer<Session> onFreed;
+
+    Sessions(ContextPool pool, java.util.function.Consumer<Session> onFreed) {
         this.pool = pool;
+        this.onFreed = onFreed;
     }
 
     /**
@@ -60,6 +63,7 @@ public final class Sessions {
     private void removed(Session session) {
         byId.remove(session.id(), session);
         alive.remove(session);
+        onFreed.accept(session);
         if (closer.isShutdown()) {
             // Freed while jgears shuts down: close here rather than have the closer refuse the task.
             session.interpreter().close();

@@ -116,6 +116,35 @@ public final class RedisBackend implements AutoCloseable {
         }
     }
 
+    /**
+     * The type and value of each key, in one round trip (key events): [cursor, key, type, value, ...] with
+     * every key present, type 'none' for a missing one.
+     */
+    public List<?> readKeys(List<byte[]> keys, boolean readValue) {
+        List<byte[]> args = new java.util.ArrayList<>(keys.size() + 8);
+        args.addAll(List.of("EVALSHA".getBytes(), readBatchSha.getBytes(), "0".getBytes(), "keys".getBytes(),
+                "0".getBytes(), "".getBytes(), (readValue ? "1" : "0").getBytes(), "0".getBytes()));
+        args.addAll(keys);
+        try {
+            return (List<?>) dispatch(shared, args);
+        } catch (RedisCommandException e) {
+            if (!e.getMessage().startsWith("NOSCRIPT")) {
+                throw e;
+            }
+            readBatchSha = String.valueOf(dispatch(shared, List.of("SCRIPT".getBytes(), "LOAD".getBytes(), readBatchScript)));
+            return readKeys(keys, readValue);
+        }
+    }
+
+    /** A pub/sub connection (key event notifications). */
+    public io.lettuce.core.pubsub.StatefulRedisPubSubConnection<byte[], byte[]> connectPubSub() {
+        return client.connectPubSub(ByteArrayCodec.INSTANCE);
+    }
+
+    public RedisClient client() {
+        return client;
+    }
+
     private static byte[] loadResource(String name) {
         try (InputStream in = RedisBackend.class.getResourceAsStream(name)) {
             if (in == null) {

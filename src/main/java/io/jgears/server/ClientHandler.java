@@ -27,6 +27,7 @@ import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -114,22 +115,56 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
             slot.closeAfter = true;
             drain(true);
         } else if (local.handles(name)) {
-            runLocal(command);
+            List<byte[]> args = argsOf(command);
+            command.release();
+            runLocal(() -> local.execute(info, args));
+        } else if (reservesKey(command)) {
+            command.release();
+            reply(Replies.error("ERR keys under " + RESERVED_PREFIX + " are reserved for jgears"));
+        } else if (local.hooks(name)) {
+            // A command hook registration may answer this command instead of Redis.
+            List<byte[]> args = argsOf(command);
+            CompletableFuture<RedisMessage> hooked = local.hook(info, args);
+            if (hooked == null) {
+                forward(command, name);
+            } else {
+                command.release();
+                runLocal(() -> hooked);
+            }
         } else {
             forward(command, name);
         }
     }
 
-    private void runLocal(ArrayRedisMessage command) {
+    private static final String RESERVED_PREFIX = "{jgears}:";
+    private static final byte[] RESERVED = RESERVED_PREFIX.getBytes(StandardCharsets.US_ASCII);
+
+    /** jgears stores sessions under {jgears}: in Redis; clients may not touch them through jgears. */
+    private static boolean reservesKey(ArrayRedisMessage command) {
+        List<RedisMessage> children = command.children();
+        for (int i = 1; i < children.size(); i++) {
+            ByteBuf arg = ((FullBulkStringRedisMessage) children.get(i)).content();
+            if (arg.readableBytes() >= RESERVED.length && arg.getByte(arg.readerIndex()) == '{'
+                    && ByteBufUtil.equals(arg, arg.readerIndex(), Unpooled.wrappedBuffer(RESERVED), 0, RESERVED.length)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private static List<byte[]> argsOf(ArrayRedisMessage command) {
         List<byte[]> args = new ArrayList<>(command.children().size());
         for (RedisMessage child : command.children()) {
             args.add(ByteBufUtil.getBytes(((FullBulkStringRedisMessage) child).content()));
         }
-        command.release();
+        return args;
+    }
+
+    private void runLocal(java.util.function.Supplier<CompletableFuture<RedisMessage>> call) {
         Slot slot = new Slot();
         queue.add(slot);
         try {
-            local.execute(info, args).whenComplete((reply, error) -> ctx.executor().execute(() -> {
+            call.get().whenComplete((reply, error) -> ctx.executor().execute(() -> {
                 slot.reply = error == null ? reply : Replies.error("ERR " + rootMessage(error));
                 drain(true);
             }));
@@ -239,6 +274,22 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
             }
             boolean push = frame.getByte(frame.readerIndex()) == '>';
             Slot slot = push ? null : awaiting.poll();
+            if (slot != null) {
+                CompletableFuture<Void> barrier = local.afterForwardedReply();
+                if (barrier != null && !barrier.isDone()) {
+                    // A sync registration runs the events this command caused before the client sees the reply.
+                    Slot held = slot;
+                    barrier.whenComplete((x, error) -> ctx.executor().execute(() -> {
+                        if (closing) {
+                            frame.release();
+                            return;
+                        }
+                        held.reply = frame;
+                        drain(true);
+                    }));
+                    return;
+                }
+            }
             if (slot == null) {
                 slot = new Slot();
                 queue.add(slot);

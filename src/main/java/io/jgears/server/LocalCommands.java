@@ -15,4 +15,22 @@ public interface LocalCommands {
      * client's order. Implementations must not block the calling (event loop) thread.
      */
     CompletableFuture<RedisMessage> execute(ClientInfo client, List<byte[]> args);
+
+    /** Whether a command hook may intercept this forwarded command (cheap: called for every command). */
+    default boolean hooks(String upperName) {
+        return false;
+    }
+
+    /** Runs the hook for this command, or null when none applies (the command is forwarded). */
+    default CompletableFuture<RedisMessage> hook(ClientInfo client, List<byte[]> args) {
+        return null;
+    }
+
+    /**
+     * Called when Redis' reply to a forwarded command arrives: a future to complete before the reply is
+     * released to the client (sync registrations), or null.
+     */
+    default CompletableFuture<Void> afterForwardedReply() {
+        return null;
+    }
 }

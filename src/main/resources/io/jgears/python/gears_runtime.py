@@ -303,6 +303,8 @@ class GearsBuilder(object):
             arg = self.defaultArg
         steps = list(self.steps)
         eid, run_now, profile = _host.newExecution(reader, self.desc, _describe(reader, arg, steps))
+        if eid is None:
+            return None  # jgears is restoring this session after a restart: only register() takes effect
         plan = (reader, arg, kwargs, steps, convertToStr, profile)
         if run_now:
             _run_plan(eid, plan)
@@ -310,12 +312,59 @@ class GearsBuilder(object):
             _pending[eid] = plan
         return None
 
-    def register(self, *args, **kwargs):
-        raise NotImplementedError('register() is not supported by jgears yet (registrations come in a later release)')
+    def register(self, prefix='*', convertToStr=True, collect=True, mode='async', onRegistered=None,
+                 onFailedPolicy='continue', onFailedRetryInterval=1, batch=1, duration=0, trimStream=True,
+                 eventTypes=None, keyTypes=None, readValue=True, trigger=None, hook=None, keyprefix=None,
+                 **kwargs):
+        """Runs the pipeline on every event of the reader (key events, stream entries, RG.TRIGGER or a
+        hooked command) until RG.UNREGISTER; returns the registration id. The registration holds a
+        reference on this session, and so does each execution it triggers."""
+        reader = self.reader
+        if mode not in ('async', 'async_local', 'sync'):
+            raise ValueError("register: mode must be 'async', 'async_local' or 'sync'")
+        if reader in ('KeysReader', 'KeysOnlyReader'):
+            args = ['prefix', str(prefix), 'eventTypes', _str_list(eventTypes, 'eventTypes'),
+                    'keyTypes', _str_list(keyTypes, 'keyTypes'), 'readValue', bool(readValue)]
+        elif reader == 'StreamReader':
+            if onFailedPolicy not in ('continue', 'abort', 'retry'):
+                raise ValueError("register: onFailedPolicy must be 'continue', 'abort' or 'retry'")
+            if type(batch) is not int or batch < 1:
+                raise ValueError('register: batch must be a positive int')
+            if type(duration) is not int or duration < 0:
+                raise ValueError('register: duration must be a non-negative int (ms)')
+            if type(onFailedRetryInterval) not in (int, float) or onFailedRetryInterval < 0:
+                raise ValueError('register: onFailedRetryInterval must be a non-negative number of seconds')
+            args = ['prefix', str(prefix), 'batch', batch, 'duration', duration,
+                    'onFailedPolicy', onFailedPolicy, 'onFailedRetryInterval', int(onFailedRetryInterval * 1000),
+                    'trimStream', bool(trimStream)]
+        elif reader == 'CommandReader':
+            if (trigger is None) == (hook is None):
+                raise ValueError('register: CommandReader needs exactly one of trigger= or hook=')
+            args = ['trigger', None if trigger is None else str(trigger),
+                    'hook', None if hook is None else str(hook),
+                    'keyprefix', None if keyprefix is None else str(keyprefix)]
+        else:
+            raise Exception('%s can not be used with register()' % (reader,))
+        if onRegistered is not None and not callable(onRegistered):
+            raise TypeError('register: onRegistered must be callable')
+        rid = _host.register(reader, None if self.desc is None else str(self.desc), mode, args, _describe(reader, prefix, self.steps))
+        _registrations[rid] = (reader, list(self.steps), convertToStr)
+        if onRegistered is not None:
+            onRegistered()
+        return rid
 
 
 GB = GearsBuilder
 _pending = {}
+_registrations = {}
+
+
+def _str_list(v, name):
+    if v is None:
+        return None
+    if isinstance(v, str) or not hasattr(v, '__iter__'):
+        raise TypeError('register: %s must be a list of strings' % (name,))
+    return [str(x) for x in v]
 _BATCH_READERS = ('KeysReader', 'KeysOnlyReader', 'ShardsIDReader', 'PythonReader', 'StreamReader')
 
 
@@ -775,6 +824,68 @@ def _settle(run, w):
         return True
 
 
+def _trigger(rid, eids, payload, profile):
+    """Runs one execution per event of a registration; payload holds each event's record data."""
+    reg = _registrations.get(rid)
+    if reg is None:
+        return
+    reader, steps, convert = reg
+    for i in range(len(eids)):
+        run = _Run()
+        run.eid = eids[i]
+        run.results = []
+        run.errors = []
+        run.convert = convert
+        run.prof = [0] * (len(steps) + 1) if profile else None
+        run.waiting = None
+        try:
+            run.records = _apply(steps, iter(_event_records(reader, payload[i])), run.errors, run.prof)
+        except Exception as e:
+            run.records = iter(())
+            run.errors.append(_format_exception(e))
+        _drive(run)
+
+
+def _event_records(reader, data):
+    if reader == 'KeysReader':
+        event, key, t, raw, has_value = data[0], data[1], data[2], data[3], data[4]
+        r = {'event': event, 'key': key, 'type': t}
+        if has_value:
+            r['value'] = _value_of(t, raw)
+        return [r]
+    if reader == 'KeysOnlyReader':
+        return [data[1]]
+    if reader == 'StreamReader':
+        stream = data[0]
+        out = []
+        for entry in data[1]:
+            it = iter(entry[1])
+            out.append({'key': stream, 'id': entry[0], 'value': dict(zip(it, it))})
+        return out
+    # CommandReader: the argument list
+    return [[x for x in data]]
+
+
+def _forget_registration(rid):
+    _registrations.pop(rid, None)
+
+
+def call_next(*args):
+    """Inside a command hook: runs the hooked command with these arguments (the command name is the
+    hooked one) and returns its reply, raising on an error reply."""
+    ok, value = _host.callNext([a if type(a) is bytes else str(a) for a in args])
+    if not ok:
+        raise Exception(value)
+    return _to_py(value)
+
+
+def override_reply(value):
+    """Inside a command hook: the client gets this reply instead of the execution's result."""
+    ok, why = _host.overrideReply(_plain(value))
+    if not ok:
+        raise Exception(why)
+
+
 def _resume(eid):
     run = _runs.get(eid)
     if run is not None:
@@ -948,7 +1059,7 @@ def _exec_script(code):
 # The API as builtins, as RedisGears gives it: scripts use GB, execute, ... without importing them.
 # They are also importable from a 'redisgears' module, as some RedisGears scripts do.
 _API = ('GearsBuilder', 'GB', 'execute', 'executeCommand', 'log', 'configGet', 'gearsConfigGet',
-        'hashtag', 'atomic', 'gearsFuture', 'registerTE', 'unregisterTE')
+        'hashtag', 'atomic', 'gearsFuture', 'registerTE', 'unregisterTE', 'call_next', 'override_reply')
 _module = type(sys)('redisgears')
 for _name in _API:
     setattr(builtins, _name, globals()[_name])

@@ -1,17 +1,22 @@
--- One KeysReader batch: ARGV = mode ('scan'|'key'), cursor, pattern, readValue ('1'|'0'), count.
+-- One KeysReader batch: ARGV = mode ('scan'|'key'|'keys'), cursor, pattern, readValue ('1'|'0'), count,
+-- then for 'keys' the keys to read (key events: a missing key is kept, as type 'none').
 -- Returns {next_cursor, key1, type1, value1, key2, ...}; the value is left out when readValue is '0'.
 local mode, cursor, pattern, read_value, count = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1', ARGV[5]
 local keys
 if mode == 'scan' then
   local r = redis.call('SCAN', cursor, 'MATCH', pattern, 'COUNT', count)
   cursor, keys = r[1], r[2]
+elseif mode == 'keys' then
+  cursor, keys = '0', {}
+  for i = 6, #ARGV do keys[#keys + 1] = ARGV[i] end
 else
   cursor, keys = '0', {pattern}
 end
+local keep_missing = mode == 'keys'
 local out = {cursor}
 for _, k in ipairs(keys) do
   local t = redis.call('TYPE', k)['ok']
-  if t ~= 'none' then
+  if t ~= 'none' or keep_missing then
     out[#out + 1] = k
     out[#out + 1] = t
     if read_value then
@@ -22,6 +27,7 @@ for _, k in ipairs(keys) do
       elseif t == 'set' then v = redis.call('SMEMBERS', k)
       elseif t == 'zset' then v = redis.call('ZRANGE', k, 0, -1, 'WITHSCORES')
       elseif t == 'stream' then v = redis.call('XRANGE', k, '-', '+')
+      elseif t == 'none' then v = false
       else v = false end
       out[#out + 1] = v
     end

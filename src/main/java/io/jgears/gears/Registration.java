@@ -1,0 +1,246 @@
+package io.jgears.gears;
+
+import java.time.Instant;
+import java.util.ArrayDeque;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/**
+ * A register() of a session: the reader's arguments, the counters RG.DUMPREGISTRATIONS shows, and the
+ * events waiting to run. Holds a REGISTRATION reference on its session while registered.
+ */
+public final class Registration {
+    public enum Kind { KEYS, KEYS_ONLY, STREAM, COMMAND }
+
+    private final String id;
+    private final Session session;
+    private final Kind kind;
+    private final String reader;
+    private final String description;
+    private final String mode;
+    /** The reader's arguments, as register() gave them (lists for eventTypes/keyTypes, null when unset). */
+    private final Map<String, Object> args;
+    private final List<List<String>> plan;
+    /** Its position among its session's register() calls: names its stream consumer group across restarts. */
+    private final int index;
+    private final Instant created = Instant.now();
+
+    /** Events (KeysReader) waiting for their execution, in arrival order. */
+    final ConcurrentLinkedQueue<Object[]> events = new ConcurrentLinkedQueue<>();
+    /** Whether a drain task runs or is queued: one at a time keeps events in order. */
+    final AtomicBoolean draining = new AtomicBoolean();
+    /** Key events accepted, and those whose execution ended (or that were filtered out): the sync barrier. */
+    final java.util.concurrent.atomic.AtomicLong received = new java.util.concurrent.atomic.AtomicLong();
+    private long processed;
+    private final java.util.List<Object[]> waiters = new java.util.ArrayList<>();
+    /** Finished executions kept for RG.DUMPEXECUTIONS, oldest first (MaxExecutionsPerRegistration). */
+    final ArrayDeque<Execution> recent = new ArrayDeque<>();
+
+    private volatile boolean unregistered;
+    private volatile boolean active;
+    private volatile boolean paused;
+    private volatile String status = "running";
+    private long triggered;
+    private long success;
+    private long failures;
+    private long aborted;
+    private long lastRunMicros;
+    private long totalRunMicros;
+    private String lastError = "";
+    private long notificationGaps;
+    private String lastGap = "";
+
+    Registration(String id, Session session, Kind kind, String reader, String description, String mode,
+                 Map<String, Object> args, List<List<String>> plan, int index) {
+        this.id = id;
+        this.session = session;
+        this.kind = kind;
+        this.reader = reader;
+        this.description = description;
+        this.mode = mode;
+        this.args = args;
+        this.plan = plan;
+        this.index = index;
+    }
+
+    public String id() {
+        return id;
+    }
+
+    public Session session() {
+        return session;
+    }
+
+    public Kind kind() {
+        return kind;
+    }
+
+    public String reader() {
+        return reader;
+    }
+
+    public String description() {
+        return description;
+    }
+
+    public String mode() {
+        return mode;
+    }
+
+    public Map<String, Object> args() {
+        return args;
+    }
+
+    public List<List<String>> plan() {
+        return plan;
+    }
+
+    public int index() {
+        return index;
+    }
+
+    public Instant created() {
+        return created;
+    }
+
+    public String stringArg(String name) {
+        Object v = args.get(name);
+        return v == null ? null : v.toString();
+    }
+
+    public long longArg(String name) {
+        return ((Number) args.get(name)).longValue();
+    }
+
+    public boolean boolArg(String name) {
+        return Boolean.TRUE.equals(args.get(name));
+    }
+
+    @SuppressWarnings("unchecked")
+    public List<String> listArg(String name) {
+        return (List<String>) args.get(name);
+    }
+
+    public boolean isActive() {
+        return active;
+    }
+
+    void activate() {
+        active = true;
+    }
+
+    public boolean isUnregistered() {
+        return unregistered;
+    }
+
+    void markUnregistered() {
+        unregistered = true;
+        status = "unregistered";
+        processed(Long.MAX_VALUE / 4);
+    }
+
+    public boolean isPaused() {
+        return paused;
+    }
+
+    void paused(boolean p) {
+        paused = p;
+        if (!unregistered && !"aborted".equals(status)) {
+            status = p ? "paused" : "running";
+        }
+    }
+
+    public String status() {
+        return status;
+    }
+
+    void status(String s) {
+        status = s;
+    }
+
+    synchronized void triggered(long n) {
+        triggered += n;
+    }
+
+    synchronized void finished(Execution e) {
+        long micros = e.durationMicros();
+        lastRunMicros = micros;
+        totalRunMicros += micros;
+        if (e.status() == Execution.Status.ABORTED) {
+            aborted++;
+            lastError = e.errors().isEmpty() ? "aborted" : e.errors().getLast();
+        } else if (!e.errors().isEmpty()) {
+            failures++;
+            lastError = e.errors().getFirst();
+        } else {
+            success++;
+        }
+    }
+
+    synchronized void gap(String when) {
+        notificationGaps++;
+        lastGap = when;
+    }
+
+    synchronized void clearStats() {
+        triggered = success = failures = aborted = lastRunMicros = totalRunMicros = 0;
+        lastError = "";
+    }
+
+    /** The RedisGears RegistrationData counters, in its order. */
+    public synchronized List<Object> stats() {
+        long done = success + failures + aborted;
+        return List.of("numTriggered", triggered, "numSuccess", success, "numFailures", failures,
+                "numAborted", aborted, "lastRunDurationMS", lastRunMicros / 1000,
+                "totalRunDurationMS", totalRunMicros / 1000,
+                "avgRunDurationMS", done == 0 ? "0" : String.format(java.util.Locale.ROOT, "%.3f", totalRunMicros / 1000.0 / done),
+                "lastError", lastError);
+    }
+
+    /** {@code n} more events are done with. */
+    void processed(long n) {
+        if (n == 0) {
+            return;
+        }
+        List<java.util.concurrent.CompletableFuture<Void>> ready = new java.util.ArrayList<>();
+        synchronized (waiters) {
+            processed += n;
+            waiters.removeIf(w -> {
+                if ((long) w[0] <= processed) {
+                    @SuppressWarnings("unchecked")
+                    var f = (java.util.concurrent.CompletableFuture<Void>) w[1];
+                    ready.add(f);
+                    return true;
+                }
+                return false;
+            });
+        }
+        ready.forEach(f -> f.complete(null));
+    }
+
+    /** Completes when the first {@code target} events received are done with. */
+    java.util.concurrent.CompletableFuture<Void> processedUpTo(long target) {
+        synchronized (waiters) {
+            if (processed >= target || unregistered) {
+                return java.util.concurrent.CompletableFuture.completedFuture(null);
+            }
+            var f = new java.util.concurrent.CompletableFuture<Void>();
+            waiters.add(new Object[]{target, f});
+            return f;
+        }
+    }
+
+    public synchronized long notificationGaps() {
+        return notificationGaps;
+    }
+
+    public synchronized String lastGap() {
+        return lastGap;
+    }
+
+    public synchronized long failures() {
+        return failures;
+    }
+}

@@ -1,0 +1,524 @@
+package io.jgears.gears;
+
+import io.jgears.readers.Glob;
+import io.jgears.readers.KeyEvents;
+import io.jgears.readers.StreamConsumer;
+import io.jgears.server.Replies;
+import io.netty.handler.codec.redis.RedisMessage;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.nio.charset.StandardCharsets;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * Every registration, and the readers that feed them: key events (keyspace notifications), stream
+ * consumer groups, RG.TRIGGER and command hooks. Each event becomes an execution of the registration's
+ * pipeline in its session; events of one registration run in arrival order, one batch at a time.
+ */
+public final class Registrations implements KeyEvents.Listener {
+    private static final Logger log = LoggerFactory.getLogger(Registrations.class);
+    public static final String RESERVED_PREFIX = "{jgears}:";
+    /** Events handed to Python in one crossing. */
+    private static final int KEY_EVENT_BATCH = 256;
+
+    private final GearsEngine engine;
+    private final LinkedHashMap<String, Registration> byId = new LinkedHashMap<>();
+    private final Map<Registration, StreamConsumer> consumers = new ConcurrentHashMap<>();
+    /** Active registrations by reader, read on the notification thread without locking. */
+    private volatile List<Registration> keyRegistrations = List.of();
+    private volatile List<Registration> streamRegistrations = List.of();
+    private volatile List<Registration> commandRegistrations = List.of();
+    private volatile KeyEvents keyEvents;
+    private final AtomicInteger syncCount = new AtomicInteger();
+
+    Registrations(GearsEngine engine) {
+        this.engine = engine;
+    }
+
+    // ------------------------------------------------------------------ lifecycle
+
+    /** A register() while its script loads: inactive until the script has loaded (see {@link #activate}). */
+    Registration create(Session session, String reader, String description, String mode, Map<String, Object> args,
+                        List<List<String>> plan, int index) {
+        Registration.Kind kind = switch (reader) {
+            case "KeysReader" -> Registration.Kind.KEYS;
+            case "KeysOnlyReader" -> Registration.Kind.KEYS_ONLY;
+            case "StreamReader" -> Registration.Kind.STREAM;
+            case "CommandReader" -> Registration.Kind.COMMAND;
+            default -> throw new IllegalArgumentException(reader + " can not be used with register()");
+        };
+        if (kind == Registration.Kind.COMMAND && args.get("trigger") != null) {
+            String trigger = (String) args.get("trigger");
+            for (Registration r : all()) {
+                if (r.session() != session.replacing() && r.kind() == Registration.Kind.COMMAND
+                        && trigger.equals(r.stringArg("trigger"))) {
+                    throw new IllegalArgumentException("trigger '" + trigger + "' is already registered (" + r.id() + ")");
+                }
+            }
+        }
+        Registration r = new Registration(engine.executions().nextId(), session, kind, reader, description, mode, args, plan, index);
+        session.acquire(Session.Holder.REGISTRATION);
+        synchronized (this) {
+            byId.put(r.id(), r);
+        }
+        return r;
+    }
+
+    /** The script loaded: its registrations start receiving events. */
+    void activate(Session session) {
+        for (Registration r : of(session)) {
+            activate(session, r);
+        }
+    }
+
+    void activate(Session session, Registration r) {
+        synchronized (r) {
+            if (r.isActive() || r.isUnregistered()) {
+                return;
+            }
+            r.activate();
+        }
+        if (r.kind() == Registration.Kind.STREAM) {
+            startConsumer(r);
+        }
+        if (isSyncKeys(r)) {
+            syncCount.incrementAndGet();
+        }
+        if (r.kind() != Registration.Kind.COMMAND) {
+            ensureKeyEvents();
+        }
+        refreshIndexes();
+    }
+
+    private static boolean isSyncKeys(Registration r) {
+        return "sync".equals(r.mode()) && (r.kind() == Registration.Kind.KEYS || r.kind() == Registration.Kind.KEYS_ONLY);
+    }
+
+    private synchronized void refreshIndexes() {
+        List<Registration> keys = new ArrayList<>();
+        List<Registration> streams = new ArrayList<>();
+        List<Registration> commands = new ArrayList<>();
+        for (Registration r : byId.values()) {
+            if (r.isUnregistered() || !r.isActive()) {
+                continue;
+            }
+            switch (r.kind()) {
+                case KEYS, KEYS_ONLY -> keys.add(r);
+                case STREAM -> streams.add(r);
+                case COMMAND -> commands.add(r);
+            }
+        }
+        keyRegistrations = List.copyOf(keys);
+        streamRegistrations = List.copyOf(streams);
+        commandRegistrations = List.copyOf(commands);
+    }
+
+    private synchronized void ensureKeyEvents() {
+        if (keyEvents == null) {
+            keyEvents = new KeyEvents(engine.redis(), this);
+        }
+    }
+
+    private void startConsumer(Registration r) {
+        StreamConsumer.Settings settings = new StreamConsumer.Settings(r.stringArg("prefix"), groupName(r),
+                (int) r.longArg("batch"), r.longArg("duration"),
+                StreamConsumer.Policy.valueOf(r.stringArg("onFailedPolicy").toUpperCase(Locale.ROOT)),
+                r.longArg("onFailedRetryInterval"), r.boolArg("trimStream"));
+        StreamConsumer consumer = new StreamConsumer(engine.redis(), settings, new StreamConsumer.BatchRunner() {
+            @Override
+            public CompletableFuture<Boolean> run(String stream, List<Object[]> entries) {
+                return runStreamBatch(r, stream, entries);
+            }
+
+            @Override
+            public void aborted(String why) {
+                r.status("aborted");
+                log.warn("registration {} of session {} aborted: {}", r.id(), r.session().id(), why);
+            }
+
+            @Override
+            public boolean paused() {
+                return r.isPaused();
+            }
+        });
+        consumers.put(r, consumer);
+        consumer.start(r.id());
+    }
+
+    /** Stable across restarts and upgrades (same session id, same register() position): pending entries survive. */
+    static String groupName(Registration r) {
+        return "jgears." + r.session().id() + "." + r.index();
+    }
+
+    /**
+     * Ends a registration: no execution starts after this returns (one in flight completes), its stored
+     * executions go, and its session reference is released once Python has forgotten it.
+     */
+    public boolean unregister(Registration r) {
+        synchronized (r) {
+            if (r.isUnregistered()) {
+                return false;
+            }
+            r.markUnregistered();
+        }
+        synchronized (this) {
+            byId.remove(r.id());
+        }
+        refreshIndexes();
+        r.events.clear();
+        StreamConsumer consumer = consumers.remove(r);
+        if (consumer != null) {
+            consumer.stop();
+        }
+        if (isSyncKeys(r) && r.isActive()) {
+            syncCount.decrementAndGet();
+        }
+        List<Execution> kept;
+        synchronized (r.recent) {
+            kept = new ArrayList<>(r.recent);
+            r.recent.clear();
+        }
+        kept.forEach(e -> engine.executions().release(e));
+        Session session = r.session();
+        engine.submit(() -> {
+            try {
+                session.interpreter().enter(si -> si.call("_forget_registration", r.id()));
+            } catch (RuntimeException e) {
+                log.debug("could not drop registration {} in its session: {}", r.id(), e.getMessage());
+            } finally {
+                session.release(Session.Holder.REGISTRATION);
+            }
+        });
+        return true;
+    }
+
+    public synchronized Registration find(String id) {
+        return byId.get(id);
+    }
+
+    public synchronized List<Registration> all() {
+        return List.copyOf(byId.values());
+    }
+
+    public synchronized List<Registration> of(Session session) {
+        return byId.values().stream().filter(r -> r.session() == session).toList();
+    }
+
+    // ------------------------------------------------------------------ executions
+
+    /** A triggered execution is kept (MaxExecutionsPerRegistration per registration) and counted when done. */
+    private Execution newExecution(Registration r) {
+        Execution e = engine.executions().createTriggered(r);
+        e.running();
+        e.done().whenComplete((x, error) -> finished(r, e));
+        return e;
+    }
+
+    private void finished(Registration r, Execution e) {
+        r.finished(e);
+        List<Execution> evicted = new ArrayList<>();
+        synchronized (r.recent) {
+            if (r.isUnregistered()) {
+                evicted.add(e);
+            } else {
+                r.recent.add(e);
+                long max = engine.config().getLong(GearsConfig.MAX_EXECUTIONS_PER_REGISTRATION);
+                while (r.recent.size() > max) {
+                    evicted.add(r.recent.poll());
+                }
+            }
+        }
+        evicted.forEach(x -> engine.executions().release(x));
+    }
+
+    /** Runs the events' executions in one call into the session; executions it could not run end as failed. */
+    private void runInPython(Registration r, List<Execution> executions, Object[] payload, HostApi.HookCall hook) {
+        Session session = r.session();
+        Object[] ids = executions.stream().map(Execution::id).toArray();
+        boolean profile = engine.config().getLong(GearsConfig.PROFILE_EXECUTIONS) != 0;
+        HostApi host = (HostApi) session.interpreter().host();
+        try {
+            engine.callPython(session, () -> session.interpreter().enter(si -> {
+                host.beginHook(hook);
+                try {
+                    return si.call("_trigger", r.id(), ids, payload, profile);
+                } finally {
+                    host.endHook();
+                }
+            }));
+        } catch (GearsEngine.PythonCallFailed e) {
+            for (Execution x : executions) {
+                engine.failed(x, e.getMessage());
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ key events
+
+    @Override
+    public void onKeyEvent(String event, byte[] key) {
+        if (startsWithReserved(key)) {
+            return;
+        }
+        String k = null;
+        for (Registration r : keyRegistrations) {
+            if (r.isPaused()) {
+                continue;
+            }
+            if (k == null) {
+                k = new String(key, StandardCharsets.UTF_8);
+            }
+            List<String> types = r.listArg("eventTypes");
+            if ((types == null || types.contains(event)) && Glob.matches(r.stringArg("prefix"), k)) {
+                r.received.incrementAndGet();
+                r.events.add(new Object[]{event, key});
+                if (r.draining.compareAndSet(false, true)) {
+                    engine.submit(() -> drain(r));
+                }
+            }
+        }
+        if (event.equals("xadd")) {
+            for (Registration r : streamRegistrations) {
+                if (k == null) {
+                    k = new String(key, StandardCharsets.UTF_8);
+                }
+                StreamConsumer c = consumers.get(r);
+                if (c != null && Glob.matches(r.stringArg("prefix"), k)) {
+                    c.discovered(k);
+                }
+            }
+        }
+    }
+
+    @Override
+    public void onGap(Instant from, Instant to) {
+        for (Registration r : keyRegistrations) {
+            r.gap(from + " .. " + to);
+        }
+    }
+
+    private static boolean startsWithReserved(byte[] key) {
+        byte[] p = RESERVED_PREFIX.getBytes(StandardCharsets.US_ASCII);
+        if (key.length < p.length) {
+            return false;
+        }
+        for (int i = 0; i < p.length; i++) {
+            if (key[i] != p[i]) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** Runs a key registration's queued events, a batch per call into Python, until the queue is empty. */
+    private void drain(Registration r) {
+        while (true) {
+            List<Object[]> batch = new ArrayList<>();
+            Object[] ev;
+            while (batch.size() < KEY_EVENT_BATCH && (ev = r.events.poll()) != null) {
+                batch.add(ev);
+            }
+            if (batch.isEmpty()) {
+                r.draining.set(false);
+                if (r.events.isEmpty() || !r.draining.compareAndSet(false, true)) {
+                    return;
+                }
+                continue;
+            }
+            try {
+                runKeyBatch(r, batch);
+            } catch (RuntimeException e) {
+                log.warn("registration {}: a batch of {} key events failed: {}", r.id(), batch.size(), e.getMessage());
+                r.processed(batch.size());
+            }
+        }
+    }
+
+    private void runKeyBatch(Registration r, List<Object[]> batch) {
+        boolean keysOnly = r.kind() == Registration.Kind.KEYS_ONLY;
+        List<String> keyTypes = r.listArg("keyTypes");
+        boolean readValue = !keysOnly && r.boolArg("readValue");
+        List<?> read = null;
+        if (!keysOnly || keyTypes != null) {
+            List<byte[]> keys = new ArrayList<>(batch.size());
+            batch.forEach(e -> keys.add((byte[]) e[1]));
+            read = engine.redis().readKeys(keys, readValue);
+        }
+        int step = readValue ? 3 : 2;
+        List<Execution> executions = new ArrayList<>(batch.size());
+        List<Object> payload = new ArrayList<>(batch.size());
+        int skipped = 0;
+        synchronized (r) {
+            if (r.isUnregistered()) {
+                r.processed(batch.size());
+                return;
+            }
+            for (int i = 0; i < batch.size(); i++) {
+                String event = (String) batch.get(i)[0];
+                String key = new String((byte[]) batch.get(i)[1], StandardCharsets.UTF_8);
+                String type = read == null ? null : String.valueOf(read.get(1 + i * step + 1));
+                if (keyTypes != null && !keyTypes.contains(type)) {
+                    skipped++;
+                    continue;
+                }
+                Object value = readValue ? HostApi.toHostValue(read.get(1 + i * step + 2)) : null;
+                payload.add(new Object[]{event, key, type == null ? "none" : type, value, readValue});
+                Execution e = newExecution(r);
+                e.done().whenComplete((x, error) -> r.processed(1));
+                executions.add(e);
+            }
+            r.triggered(executions.size());
+        }
+        r.processed(skipped);
+        if (!executions.isEmpty()) {
+            runInPython(r, executions, payload.toArray(), null);
+        }
+    }
+
+    /**
+     * For a command that came through jgears: completes when every sync key registration has run the
+     * events that command caused (null when there is no sync registration).
+     */
+    public CompletableFuture<Void> syncBarrier() {
+        KeyEvents events = keyEvents;
+        if (syncCount.get() == 0 || events == null) {
+            return null;
+        }
+        return events.barrier().thenCompose(x -> {
+            List<CompletableFuture<Void>> waits = new ArrayList<>();
+            for (Registration r : keyRegistrations) {
+                if ("sync".equals(r.mode())) {
+                    waits.add(r.processedUpTo(r.received.get()));
+                }
+            }
+            return CompletableFuture.allOf(waits.toArray(CompletableFuture[]::new));
+        });
+    }
+
+    // ------------------------------------------------------------------ streams
+
+    private CompletableFuture<Boolean> runStreamBatch(Registration r, String stream, List<Object[]> entries) {
+        Execution e;
+        synchronized (r) {
+            if (r.isUnregistered()) {
+                return CompletableFuture.completedFuture(false);
+            }
+            e = newExecution(r);
+            r.triggered(1);
+        }
+        Object[] payload = {new Object[]{stream, entries.toArray()}};
+        engine.submit(() -> runInPython(r, List.of(e), payload, null));
+        return e.done().thenApply(x -> x.status() == Execution.Status.DONE && x.errors().isEmpty());
+    }
+
+    // ------------------------------------------------------------------ commands
+
+    /** RG.TRIGGER / RG.TRIGGERONKEY: the results of the registration named {@code args[0]}. */
+    public CompletableFuture<RedisMessage> trigger(List<String> args) {
+        String name = args.getFirst();
+        for (Registration r : commandRegistrations) {
+            if (name.equals(r.stringArg("trigger"))) {
+                if (r.isPaused()) {
+                    return CompletableFuture.completedFuture(Replies.error("ERR registration " + r.id() + " is paused"));
+                }
+                return runCommand(r, args, null);
+            }
+        }
+        return CompletableFuture.completedFuture(Replies.error("ERR subcommand not found"));
+    }
+
+    /** Whether a command hook registration watches this command (upper-case name). */
+    public boolean hooks(String upperName) {
+        for (Registration r : commandRegistrations) {
+            String hook = r.stringArg("hook");
+            if (hook != null && hook.equalsIgnoreCase(upperName) && !r.isPaused()) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Runs the hook registration for this command, or null when none matches (its key prefix). */
+    public CompletableFuture<RedisMessage> hook(List<byte[]> command) {
+        String name = new String(command.getFirst(), StandardCharsets.UTF_8);
+        String key = command.size() > 1 ? new String(command.get(1), StandardCharsets.UTF_8) : null;
+        for (Registration r : commandRegistrations) {
+            String hook = r.stringArg("hook");
+            String prefix = r.stringArg("keyprefix");
+            if (hook != null && hook.equalsIgnoreCase(name) && !r.isPaused()
+                    && (prefix == null || (key != null && key.startsWith(prefix)))) {
+                List<String> args = new ArrayList<>(command.size());
+                command.forEach(a -> args.add(new String(a, StandardCharsets.UTF_8)));
+                return runCommand(r, args, new HostApi.HookCall(name));
+            }
+        }
+        return null;
+    }
+
+    private CompletableFuture<RedisMessage> runCommand(Registration r, List<String> args, HostApi.HookCall hook) {
+        Execution e;
+        synchronized (r) {
+            if (r.isUnregistered()) {
+                return CompletableFuture.completedFuture(Replies.error("ERR subcommand not found"));
+            }
+            e = newExecution(r);
+            r.triggered(1);
+        }
+        Object[] payload = {args.toArray()};
+        engine.submit(() -> runInPython(r, List.of(e), payload, hook));
+        return e.done().thenApply(x -> commandReply(x, hook));
+    }
+
+    private static RedisMessage commandReply(Execution e, HostApi.HookCall hook) {
+        if (hook != null && hook.overridden()) {
+            return Replies.of(hook.override());
+        }
+        if (!e.errors().isEmpty()) {
+            return Replies.error(e.errors().getFirst());
+        }
+        if (hook != null && e.results().size() == 1) {
+            return Replies.of(e.results().getFirst());
+        }
+        List<RedisMessage> out = new ArrayList<>(e.results().size());
+        e.results().forEach(x -> out.add(Replies.of(x)));
+        return Replies.array(out);
+    }
+
+    // ------------------------------------------------------------------ management
+
+    /** RG.PAUSEREGISTRATIONS / RG.UNPAUSEREGISTRATIONS of sessions; unknown session ids are an error. */
+    public String pause(List<String> sessionIds, boolean pause) {
+        for (String id : sessionIds) {
+            if (engine.sessions().get(id) == null) {
+                return "ERR session " + id + " does not exist";
+            }
+        }
+        for (String id : sessionIds) {
+            for (Registration r : of(engine.sessions().get(id))) {
+                r.paused(pause);
+            }
+        }
+        return null;
+    }
+
+    public void clearStats() {
+        all().forEach(Registration::clearStats);
+    }
+
+    public void close() {
+        consumers.values().forEach(StreamConsumer::stop);
+        KeyEvents events = keyEvents;
+        if (events != null) {
+            events.close();
+        }
+    }
+}

@@ -1,0 +1,130 @@
+package io.jgears.readers;
+
+import io.jgears.redis.RedisBackend;
+import io.lettuce.core.ClientOptions;
+import io.lettuce.core.RedisClient;
+import io.lettuce.core.RedisConnectionStateListener;
+import io.lettuce.core.RedisURI;
+import io.lettuce.core.codec.ByteArrayCodec;
+import io.lettuce.core.protocol.ProtocolVersion;
+import io.lettuce.core.pubsub.RedisPubSubAdapter;
+import io.lettuce.core.pubsub.StatefulRedisPubSubConnection;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.net.SocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+
+/**
+ * Key events from Redis keyspace notifications ({@code __keyevent@0__:*}), so that writes made directly
+ * to Redis trigger too. jgears turns on the notification classes it needs ({@code E} plus {@code A}) and
+ * keeps those the operator set. Notifications sent while jgears is disconnected are lost (pub/sub keeps
+ * no history): on reconnect the gap is reported to the listener. A dedicated Lettuce client owns the
+ * subscription, so its connection events are this subscription's alone.
+ */
+public final class KeyEvents implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(KeyEvents.class);
+    private static final byte[] CHANNEL_PATTERN = "__keyevent@0__:*".getBytes(StandardCharsets.US_ASCII);
+    private static final int PREFIX = "__keyevent@0__:".length();
+
+    /** Receives events on Lettuce's I/O thread: must not block. */
+    public interface Listener {
+        void onKeyEvent(String event, byte[] key);
+
+        /** Notifications between {@code from} and {@code to} were lost. */
+        void onGap(Instant from, Instant to);
+    }
+
+    private final RedisBackend redis;
+    private final RedisClient client;
+    private final StatefulRedisPubSubConnection<byte[], byte[]> connection;
+    private final ExecutorService control = Executors.newSingleThreadExecutor(
+            r -> Thread.ofPlatform().name("jgears-keyevents").daemon().unstarted(r));
+    private volatile Instant disconnectedAt;
+
+    public KeyEvents(RedisBackend redis, Listener listener) {
+        this.redis = redis;
+        RedisURI uri = redis.uri();
+        this.client = RedisClient.create(uri);
+        client.setOptions(ClientOptions.builder().protocolVersion(ProtocolVersion.RESP2).autoReconnect(true).build());
+        client.addListener(new RedisConnectionStateListener() {
+            @Override
+            public void onRedisDisconnected(io.lettuce.core.RedisChannelHandler<?, ?> connection) {
+                if (disconnectedAt == null) {
+                    disconnectedAt = Instant.now();
+                    log.warn("key event notifications: disconnected from Redis; events until the reconnect are lost");
+                }
+            }
+
+            @Override
+            public void onRedisConnected(io.lettuce.core.RedisChannelHandler<?, ?> connection, SocketAddress address) {
+                Instant from = disconnectedAt;
+                if (from == null) {
+                    return;
+                }
+                disconnectedAt = null;
+                Instant to = Instant.now();
+                // Redis may have restarted with its notification flags reset: set them again, off the I/O thread.
+                control.execute(() -> {
+                    try {
+                        enableNotifications();
+                    } catch (RuntimeException e) {
+                        log.warn("could not re-enable keyspace notifications: {}", e.getMessage());
+                    }
+                });
+                log.warn("key event notifications: reconnected; events from {} to {} were lost", from, to);
+                listener.onGap(from, to);
+            }
+        });
+        enableNotifications();
+        this.connection = client.connectPubSub(ByteArrayCodec.INSTANCE);
+        connection.addListener(new RedisPubSubAdapter<>() {
+            @Override
+            public void message(byte[] pattern, byte[] channel, byte[] message) {
+                listener.onKeyEvent(new String(channel, PREFIX, channel.length - PREFIX, StandardCharsets.US_ASCII), message);
+            }
+        });
+        connection.sync().psubscribe(CHANNEL_PATTERN);
+        log.info("subscribed to key event notifications ({})", new String(CHANNEL_PATTERN, StandardCharsets.US_ASCII));
+    }
+
+    private void enableNotifications() {
+        List<?> current = (List<?>) redis.execute(List.of("CONFIG".getBytes(), "GET".getBytes(), "notify-keyspace-events".getBytes()));
+        String flags = current.size() > 1 ? String.valueOf(current.get(1)) : "";
+        StringBuilder wanted = new StringBuilder(flags);
+        for (char c : new char[]{'E', 'A'}) {
+            if (flags.indexOf(c) < 0) {
+                wanted.append(c);
+            }
+        }
+        if (!wanted.toString().equals(flags)) {
+            redis.execute(List.of("CONFIG".getBytes(), "SET".getBytes(), "notify-keyspace-events".getBytes(),
+                    wanted.toString().getBytes(StandardCharsets.US_ASCII)));
+            log.info("enabled keyspace notifications: notify-keyspace-events '{}' -> '{}' (jgears needs E and A for "
+                    + "KeysReader registrations)", flags, wanted);
+        }
+    }
+
+    /**
+     * Completes once every notification Redis queued for this subscription before now has been handed to
+     * the listener: a PING on the subscribed connection is answered after them (one socket, in order).
+     */
+    public CompletableFuture<Void> barrier() {
+        return connection.async().ping().toCompletableFuture()
+                .orTimeout(5, java.util.concurrent.TimeUnit.SECONDS)
+                .handle((pong, error) -> null);
+    }
+
+    @Override
+    public void close() {
+        control.shutdownNow();
+        connection.close();
+        client.shutdown(Duration.ZERO, Duration.ofSeconds(1));
+    }
+}
