@@ -409,9 +409,10 @@ public final class GearsEngine implements AutoCloseable {
         long start = System.nanoTime();
         String error;
         try {
-            Value result = callPython(session,
-                    () -> session.interpreter().enter(si -> si.call("_fire_te", te.id(), te.oneshot())));
-            error = result.isNull() ? null : result.asString();
+            error = callPython(session, () -> session.interpreter().enter(si -> {
+                Value result = si.call("_fire_te", te.id(), te.oneshot());
+                return result.isNull() ? null : result.asString();
+            }));
         } catch (PythonCallFailed e) {
             error = e.getMessage();
         }

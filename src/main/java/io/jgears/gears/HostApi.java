@@ -202,6 +202,13 @@ public final class HostApi {
         return r.id();
     }
 
+    /** Checked before each event's execution: none starts once RG.UNREGISTER has returned. */
+    @HostAccess.Export
+    public boolean registrationActive(String id) {
+        Registration r = engine.registrations().find(id);
+        return r != null && !r.isUnregistered();
+    }
+
     private static List<List<String>> planOf(Value plan) {
         int n = (int) plan.getArraySize();
         List<List<String>> steps = new ArrayList<>(n);

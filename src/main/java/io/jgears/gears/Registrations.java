@@ -246,11 +246,14 @@ public final class Registrations implements KeyEvents.Listener {
         Object[] ids = executions.stream().map(Execution::id).toArray();
         boolean profile = engine.config().getLong(GearsConfig.PROFILE_EXECUTIONS) != 0;
         HostApi host = (HostApi) session.interpreter().host();
+        int started = 0;
         try {
-            engine.callPython(session, () -> session.interpreter().enter(si -> {
+            started = engine.callPython(session, () -> session.interpreter().enter(si -> {
                 host.beginHook(hook);
                 try {
-                    return si.call("_trigger", r.id(), ids, payload, profile);
+                    // Values are read inside the context: another thread may enter it right after.
+                    org.graalvm.polyglot.Value n = si.call("_trigger", r.id(), ids, payload, profile);
+                    return n.fitsInInt() ? n.asInt() : 0;
                 } finally {
                     host.endHook();
                 }
@@ -259,6 +262,10 @@ public final class Registrations implements KeyEvents.Listener {
             for (Execution x : executions) {
                 engine.failed(x, e.getMessage());
             }
+        }
+        // Executions Python did not start (unregistered meanwhile, or the registration is gone there).
+        for (int i = started; i < executions.size(); i++) {
+            engine.failed(executions.get(i), "not run: the registration was unregistered");
         }
     }
 

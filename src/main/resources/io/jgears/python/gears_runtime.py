@@ -828,9 +828,12 @@ def _trigger(rid, eids, payload, profile):
     """Runs one execution per event of a registration; payload holds each event's record data."""
     reg = _registrations.get(rid)
     if reg is None:
-        return
+        return 0
     reader, steps, convert = reg
+    active = _host.registrationActive
     for i in range(len(eids)):
+        if not active(rid):
+            return i  # unregistered meanwhile: the rest of the batch never runs (jgears ends them)
         run = _Run()
         run.eid = eids[i]
         run.results = []
@@ -844,6 +847,7 @@ def _trigger(rid, eids, payload, profile):
             run.records = iter(())
             run.errors.append(_format_exception(e))
         _drive(run)
+    return len(eids)
 
 
 def _event_records(reader, data):

@@ -1,0 +1,284 @@
+package io.jgears;
+
+import io.lettuce.core.api.sync.RedisCommands;
+import org.junit.jupiter.api.Test;
+
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.BooleanSupplier;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** register() for each reader, over RESP against the real Redis behind jgears. */
+class RegistrationsTest extends GearsTestBase {
+
+    private static RedisCommands<String, String> direct() {
+        return TestServer.redisDirect();
+    }
+
+    private static void await(String what, BooleanSupplier condition) throws InterruptedException {
+        long deadline = System.currentTimeMillis() + 20_000;
+        while (!condition.getAsBoolean()) {
+            if (System.currentTimeMillis() > deadline) {
+                throw new AssertionError("timed out waiting for " + what);
+            }
+            Thread.sleep(10);
+        }
+    }
+
+    private static Map<String, Object> pairs(List<?> flat) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        for (int i = 0; i + 1 < flat.size(); i += 2) {
+            m.put(String.valueOf(flat.get(i)), flat.get(i + 1));
+        }
+        return m;
+    }
+
+    /** RegistrationData of the registration of session {@code sessionId} (its first one). */
+    private Map<String, Object> registrationData(String sessionId) {
+        Map<String, Object> reg = registration(sessionId);
+        return reg == null ? null : pairs((List<?>) reg.get("RegistrationData"));
+    }
+
+    private Map<String, Object> registration(String sessionId) {
+        for (Object r : (List<?>) call("RG.DUMPREGISTRATIONS")) {
+            Map<String, Object> m = pairs((List<?>) r);
+            if (m.get("PD").toString().contains("'sessionName':'" + sessionId + "'")) {
+                return m;
+            }
+        }
+        return null;
+    }
+
+    private String registrationId(String sessionId) {
+        return (String) registration(sessionId).get("id");
+    }
+
+    private void unregisterAll(String sessionId) throws InterruptedException {
+        Map<String, Object> r;
+        while ((r = registration(sessionId)) != null) {
+            call("RG.UNREGISTER", (String) r.get("id"));
+        }
+        await(sessionId + " freed", () -> ((List<?>) call("RG.PYDUMPSESSIONS", "SESSIONS", sessionId)).isEmpty());
+    }
+
+    @Test
+    void keysReaderTriggersOnWritesThroughJgearsAndDirectlyToRedis() throws Exception {
+        direct().del("kr:seen");
+        assertEquals("OK", py("GB().foreach(lambda r: execute('HSET', 'kr:seen', r['key'], '%s %s %s' % (r['event'], r['type'], r['value'])))"
+                + ".register(prefix='kr:in:*', eventTypes=['set', 'hset'], readValue=True)", "ID", "kr"));
+        call("SET", "kr:in:1", "through");
+        direct().set("kr:in:2", "direct");
+        call("HSET", "kr:in:3", "f", "v");
+        call("LPUSH", "kr:in:4", "x");      // not an event type it asked for
+        call("SET", "kr:other", "x");       // not its prefix
+        await("three events", () -> direct().hlen("kr:seen") == 3);
+        Map<String, String> seen = direct().hgetall("kr:seen");
+        assertEquals("set string through", seen.get("kr:in:1"));
+        assertEquals("set string direct", seen.get("kr:in:2"));
+        assertEquals("hset hash {'f': 'v'}", seen.get("kr:in:3"));
+        Map<String, Object> data = registrationData("kr");
+        assertEquals(3L, data.get("numTriggered"));
+        await("successes counted", () -> Long.valueOf(3L).equals(registrationData("kr").get("numSuccess")));
+        List<?> dump = (List<?>) call("RG.DUMPEXECUTIONS");
+        assertTrue(dump.stream().anyMatch(e -> ((List<?>) e).contains("registered") && ((List<?>) e).get(5).equals(1L)),
+                "triggered executions are listed as registered: " + dump);
+        Map<String, Object> session = pairs((List<?>) ((List<?>) call("RG.PYDUMPSESSIONS", "SESSIONS", "kr")).getFirst());
+        assertEquals(List.of(registrationId("kr")), session.get("registrations"));
+        unregisterAll("kr");
+    }
+
+    @Test
+    void keyTypesAndKeysOnlyReader() throws Exception {
+        direct().del("kt:log");
+        py("GB().foreach(lambda r: execute('RPUSH', 'kt:log', r['key'])).register(prefix='kt:*', keyTypes=['hash'])", "ID", "kt");
+        py("GB('KeysOnlyReader').foreach(lambda k: execute('RPUSH', 'kt:log', 'only ' + k)).register(prefix='kt:s*')", "ID", "kt2");
+        call("SET", "kt:s1", "1");
+        call("HSET", "kt:h1", "f", "1");
+        await("two entries", () -> direct().llen("kt:log") == 2);
+        Thread.sleep(100);
+        assertEquals(List.of("only kt:s1", "kt:h1"), direct().lrange("kt:log", 0, -1).stream().sorted().toList().reversed());
+        unregisterAll("kt");
+        unregisterAll("kt2");
+    }
+
+    @Test
+    void syncRegistrationRunsBeforeTheWritersReply() throws Exception {
+        // The step sleeps: in async mode the copy would not exist yet when the client reads it back.
+        py("import time\n"
+                + "def copy(r):\n"
+                + "    time.sleep(0.2)\n"
+                + "    execute('SET', 'sync:copy:' + r['key'], r['value'])\n"
+                + "GB().foreach(copy).register(prefix='sync:in:*', mode='sync', eventTypes=['set'])", "ID", "sy");
+        for (int i = 0; i < 3; i++) {
+            assertEquals("OK", call("SET", "sync:in:" + i, "v" + i));
+            assertEquals("v" + i, call("GET", "sync:copy:sync:in:" + i), "copied before SET replied");
+        }
+        assertEquals("sync", registrationData("sy").get("mode"));
+        unregisterAll("sy");
+    }
+
+    @Test
+    void aRegistrationThatAlwaysFailsIsCountedAndHarmless() throws Exception {
+        py("GB().map(lambda r: 1 / 0).register(prefix='fail:*')", "ID", "fl");
+        for (int i = 0; i < 20; i++) {
+            direct().set("fail:" + i, "x");
+        }
+        await("20 failures", () -> Long.valueOf(20L).equals(registrationData("fl").get("numFailures")));
+        assertTrue(registrationData("fl").get("lastError").toString().contains("ZeroDivisionError"));
+        assertEquals("PONG", call("PING"));
+        assertEquals("OK", call("RG.CLEARREGISTRATIONSSTATS"));
+        assertEquals(0L, registrationData("fl").get("numFailures"));
+        unregisterAll("fl");
+    }
+
+    @Test
+    void unregisterStopsExecutionsAndFreesTheSessionWhenTheLastOneEnds() throws Exception {
+        direct().del("ur:n");
+        py("import time\n"
+                + "def slow(r):\n"
+                + "    time.sleep(0.02)\n"
+                + "    execute('INCR', 'ur:n')\n"
+                + "GB().foreach(slow).register(prefix='ur:k:*')", "ID", "ur");
+        String id = registrationId("ur");
+        for (int i = 0; i < 100; i++) {
+            direct().set("ur:k:" + i, "x");
+        }
+        await("some ran", () -> direct().get("ur:n") != null);
+        assertEquals("OK", call("RG.UNREGISTER", id));
+        long atUnregister = Long.parseLong(direct().get("ur:n"));
+        await("ur freed", () -> ((List<?>) call("RG.PYDUMPSESSIONS", "SESSIONS", "ur")).isEmpty());
+        Thread.sleep(300);
+        long after = Long.parseLong(direct().get("ur:n"));
+        assertTrue(after <= atUnregister + 1, "at most the one in flight ran after UNREGISTER: " + atUnregister + " -> " + after);
+        assertTrue(after < 100, "the queued events did not all run");
+        assertEquals("execution is not registered", error("RG.UNREGISTER", id));
+        assertEquals("execution is not registered", error("RG.UNREGISTER", "nosuch"));
+    }
+
+    @Test
+    void pauseAndUnpause() throws Exception {
+        direct().del("pa:n");
+        py("GB().foreach(lambda r: execute('INCR', 'pa:n')).register(prefix='pa:k:*')", "ID", "pa");
+        direct().set("pa:k:1", "x");
+        await("one", () -> "1".equals(direct().get("pa:n")));
+        assertEquals("OK", call("RG.PAUSEREGISTRATIONS", "pa"));
+        assertEquals("paused", registrationData("pa").get("status"));
+        direct().set("pa:k:2", "x");
+        Thread.sleep(200);
+        assertEquals("1", direct().get("pa:n"), "paused: no execution");
+        assertEquals("OK", call("RG.UNPAUSEREGISTRATIONS", "pa"));
+        direct().set("pa:k:3", "x");
+        await("two", () -> "2".equals(direct().get("pa:n")));
+        assertTrue(error("RG.PAUSEREGISTRATIONS", "nosuch").contains("does not exist"));
+        assertTrue(error("RG.PAUSEREGISTRATIONS").contains("wrong number of arguments"));
+        unregisterAll("pa");
+    }
+
+    @Test
+    void streamReaderProcessesEveryEntryThroughAConsumerGroup() throws Exception {
+        direct().del("so:a", "so:b", "so:got");
+        direct().xadd("so:a", Map.of("n", "0"));  // exists before the registration: read from its start
+        py("GB('StreamReader').foreach(lambda r: execute('HSET', 'so:got', r['key'] + '/' + r['id'], r['value']['n']))"
+                + ".register(prefix='so:*', batch=3, duration=50)", "ID", "so");
+        for (int i = 1; i <= 10; i++) {
+            direct().xadd("so:a", Map.of("n", String.valueOf(i)));
+        }
+        direct().xadd("so:b", Map.of("n", "new stream"));  // a stream that appears later is picked up
+        await("all 12 entries", () -> direct().hlen("so:got") == 12);
+        assertTrue(direct().hvals("so:got").contains("new stream"));
+        // trimStream (default True): processed entries are deleted once acknowledged.
+        await("trimmed", () -> direct().xlen("so:a") == 0 && direct().xlen("so:b") == 0);
+        Map<String, Object> reg = registration("so");
+        Map<String, Object> args = pairs((List<?>) pairs((List<?>) reg.get("RegistrationData")).get("args"));
+        String group = (String) args.get("consumerGroup");
+        assertEquals(0L, direct().xpending("so:a", group).getCount(), "everything acknowledged");
+        unregisterAll("so");
+    }
+
+    @Test
+    void streamFailurePolicies() throws Exception {
+        direct().del("sp:c", "sp:a", "sp:r", "sp:got");
+        // continue: the failure is counted and the entries are acknowledged anyway.
+        py("GB('StreamReader').map(lambda r: 1 / 0).register(prefix='sp:c', onFailedPolicy='continue', trimStream=False)", "ID", "spc");
+        direct().xadd("sp:c", Map.of("f", "v"));
+        await("continue counted", () -> Long.valueOf(1L).equals(registrationData("spc").get("numFailures")));
+        String cgroup = (String) pairs((List<?>) registrationData("spc").get("args")).get("consumerGroup");
+        await("acknowledged", () -> direct().xpending("sp:c", cgroup).getCount() == 0);
+        // abort: the registration stops and the entries stay pending.
+        py("GB('StreamReader').map(lambda r: 1 / 0).register(prefix='sp:a', onFailedPolicy='abort', trimStream=False)", "ID", "spa");
+        direct().xadd("sp:a", Map.of("f", "v"));
+        await("aborted", () -> "aborted".equals(registrationData("spa").get("status")));
+        String agroup = (String) pairs((List<?>) registrationData("spa").get("args")).get("consumerGroup");
+        assertEquals(1L, direct().xpending("sp:a", agroup).getCount(), "left pending");
+        // retry: the same batch runs again until it succeeds.
+        py("state = {'n': 0}\n"
+                + "def flaky(r):\n"
+                + "    state['n'] += 1\n"
+                + "    if state['n'] < 3:\n"
+                + "        raise Exception('not yet')\n"
+                + "    execute('SET', 'sp:got', 'attempt %d' % state['n'])\n"
+                + "GB('StreamReader').foreach(flaky).register(prefix='sp:r', onFailedPolicy='retry', onFailedRetryInterval=0.05)", "ID", "spr");
+        direct().xadd("sp:r", Map.of("f", "v"));
+        await("retried until success", () -> "attempt 3".equals(direct().get("sp:got")));
+        assertEquals(2L, registrationData("spr").get("numFailures"));
+        for (String s : List.of("spc", "spa", "spr")) {
+            unregisterAll(s);
+        }
+    }
+
+    @Test
+    void commandReaderTriggers() throws Exception {
+        py("GB('CommandReader').map(lambda a: 'hello ' + a[1]).register(trigger='greet')", "ID", "cr");
+        assertEquals(List.of("hello bob"), call("RG.TRIGGER", "greet", "bob"));
+        assertEquals(List.of("hello k"), call("RG.TRIGGERONKEY", "greet", "k"));
+        assertEquals("ERR subcommand not found", error("RG.TRIGGER", "nosuch"));
+        assertTrue(error("RG.TRIGGER", "greet").contains("IndexError"), "a step error is the reply's error");
+        assertTrue(pyError("GB('CommandReader').register(trigger='greet')", "ID", "cr-dup").contains("already registered"));
+        assertTrue(pyError("GB('CommandReader').register()").contains("exactly one of trigger= or hook="));
+        assertTrue(error("RG.TRIGGER").contains("wrong number of arguments"));
+        unregisterAll("cr");
+    }
+
+    @Test
+    void commandHooksInterceptCommandsThroughJgears() throws Exception {
+        py("def stamp(a):\n"
+                + "    if a[2] == 'forbidden':\n"
+                + "        raise Exception('field forbidden is refused')\n"
+                + "    if a[2] == 'quiet':\n"
+                + "        override_reply('shh')\n"
+                + "    return call_next(*(a[1:] + ['stamped', '1']))\n"
+                + "GB('CommandReader').map(stamp).register(hook='HSET', keyprefix='hk:', convertToStr=False)", "ID", "hk");
+        assertEquals(2L, call("HSET", "hk:1", "name", "x"), "the hook's reply is call_next's");
+        assertEquals("1", direct().hget("hk:1", "stamped"));
+        assertTrue(error("HSET", "hk:2", "forbidden", "x").contains("field forbidden is refused"));
+        assertEquals(0L, direct().exists("hk:2"), "a refused command does not run");
+        assertEquals("shh", call("HSET", "hk:3", "quiet", "x"));
+        assertEquals(1L, call("HSET", "other:1", "name", "x"), "another prefix is not hooked");
+        assertNull(direct().hget("other:1", "stamped"));
+        List<?> outside = (List<?>) py("GB('ShardsIDReader').map(lambda x: call_next('x')).run()");
+        assertTrue(outside.get(1).toString().contains("only be called inside a command hook"), outside.toString());
+        unregisterAll("hk");
+        assertEquals(1L, call("HSET", "hk:4", "name", "x"), "unhooked again");
+    }
+
+    @Test
+    void reservedKeysCannotBeTouchedThroughJgears() {
+        assertTrue(error("SET", "{jgears}:session:x", "1").contains("reserved"));
+        assertTrue(error("DEL", "a", "{jgears}:sessions").contains("reserved"));
+        List<?> r = (List<?>) py("GB('ShardsIDReader').map(lambda x: execute('DEL', '{jgears}:sessions')).run()");
+        assertTrue(r.get(1).toString().contains("reserved"), r.toString());
+    }
+
+    @Test
+    void registerBadInputIsAClearError() {
+        assertTrue(pyError("GB().register(mode='sometimes')").contains("mode must be"));
+        assertTrue(pyError("GB('StreamReader').register(onFailedPolicy='panic')").contains("onFailedPolicy"));
+        assertTrue(pyError("GB('StreamReader').register(batch=0)").contains("batch"));
+        assertTrue(pyError("GB('ShardsIDReader').register()").contains("can not be used with register()"));
+        assertTrue(pyError("GB().register(eventTypes='set')").contains("list of strings"));
+    }
+}
