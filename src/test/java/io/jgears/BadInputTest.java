@@ -67,7 +67,6 @@ class BadInputTest extends GearsTestBase {
         assertTrue(pyError("import sys\nsys.exit(3)").contains("SystemExit"));
         assertTrue(pyError("GB('NoSuchReader').run()").contains("Unknown reader"));
         assertTrue(pyError("GB('CommandReader').run()").contains("CommandReader can only be used with register()"));
-        assertTrue(pyError("GB().register()").contains("register() is not supported"));
         awaitSessions(sessions);
         assertEquals("PONG", call("PING"));
     }
