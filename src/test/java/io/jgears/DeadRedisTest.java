@@ -26,6 +26,8 @@ class DeadRedisTest {
                 "redis://127.0.0.1:" + redisPort, dir, false, Map.of("PoolSize", "1"), 1 << 20, 1 << 10))) {
             try (RawResp c = new RawResp(jgears.port())) {
                 assertEquals("OK", c.send("SET", "dead:k", "1").read());
+                assertEquals("OK", c.send("RG.PYEXECUTE", "GB().foreach(lambda r: execute('INCR', 'dead:n'))"
+                        + ".register(prefix='dead:e:*')", "ID", "gap").read());
             }
             redis.destroyForcibly().waitFor();
             try (RawResp c = new RawResp(jgears.port())) {
@@ -46,6 +48,20 @@ class DeadRedisTest {
                     py = c.send("RG.PYEXECUTE", "GB('ShardsIDReader').map(lambda x: execute('GET', 'dead:k')).run()").read();
                 } while (!py.equals(List.of(List.of("2"), List.of())) && System.currentTimeMillis() < deadline);
                 assertEquals(List.of(List.of("2"), List.of()), py, "execute() works again after Lettuce reconnected");
+
+                // Key events: the outage is reported as a gap, and events trigger again (the new Redis
+                // process had its notification flags reset; jgears set them again).
+                deadline = System.currentTimeMillis() + 20_000;
+                Object n;
+                int i = 0;
+                do {
+                    c.send("SET", "dead:e:" + i++, "x").read();
+                    Thread.sleep(100);
+                    n = c.send("GET", "dead:n").read();
+                } while (n == null && System.currentTimeMillis() < deadline);
+                assertTrue(n != null, "a key event triggered the registration after the outage");
+                String dump = String.valueOf(c.send("RG.DUMPREGISTRATIONS").read());
+                assertTrue(dump.contains("notificationGaps, 1"), dump);
             }
         } finally {
             redis.destroyForcibly().waitFor();

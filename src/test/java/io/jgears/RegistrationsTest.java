@@ -92,6 +92,22 @@ class RegistrationsTest extends GearsTestBase {
     }
 
     @Test
+    void eventsOfAKeyRunInOrder() throws Exception {
+        direct().del("ord:log");
+        py("GB().foreach(lambda r: execute('RPUSH', 'ord:log', r['event'])).register(prefix='ord:k', readValue=False)", "ID", "ord");
+        List<String> expected = new java.util.ArrayList<>();
+        for (int i = 0; i < 100; i++) {
+            direct().set("ord:k", "v");
+            direct().expire("ord:k", 1000);
+            direct().del("ord:k");
+            expected.addAll(List.of("set", "expire", "del"));
+        }
+        await("300 events", () -> direct().llen("ord:log") == 300);
+        assertEquals(expected, direct().lrange("ord:log", 0, -1));
+        unregisterAll("ord");
+    }
+
+    @Test
     void keyTypesAndKeysOnlyReader() throws Exception {
         direct().del("kt:log");
         py("GB().foreach(lambda r: execute('RPUSH', 'kt:log', r['key'])).register(prefix='kt:*', keyTypes=['hash'])", "ID", "kt");
