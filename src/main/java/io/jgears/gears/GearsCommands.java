@@ -451,6 +451,7 @@ public final class GearsCommands implements LocalCommands {
                 "contextsCreated", engine.python().createdContexts(),
                 "avgContextCreateMs", String.format(Locale.ROOT, "%.1f", engine.python().averageCreateMillis()),
                 "executionThreads", (long) engine.executionThreads(),
+                "memoryInterruptions", engine.memoryInterruptions(),
                 "runtime", engine.python().implementationName(),
                 "jit", engine.python().jitEnabled() ? "on" : "off"));
     }

@@ -18,8 +18,18 @@ public final class GearsConfig {
     public static final String EXECUTION_THREADS = "ExecutionThreads";
     /** jgears: warm sub-interpreters kept ready. */
     public static final String POOL_SIZE = "PoolSize";
-    /** jgears: milliseconds an RG.PYEXECUTE script or execution may run before it is interrupted; 0 is no limit. */
+    /**
+     * jgears: milliseconds one call into Python for an RG.PYEXECUTE script or its executions may run before
+     * it is interrupted; 0 is no limit.
+     */
     public static final String EXECUTION_TIMEOUT = "ExecutionTimeout";
+    /** jgears: the same limit for registration executions and time event callbacks; 0 (default) is no limit. */
+    public static final String REGISTRATION_TIMEOUT = "RegistrationTimeout";
+    /**
+     * jgears: percent of the maximum heap above which (after a GC) the Python call that allocated the most
+     * since it started is interrupted; 0 turns the guard off.
+     */
+    public static final String MEMORY_WATERMARK = "MemoryWatermark";
     /** jgears: largest script RG.PYEXECUTE accepts, in bytes. */
     public static final String MAX_SCRIPT_SIZE = "MaxScriptSize";
 
@@ -47,7 +57,9 @@ public final class GearsConfig {
         builtIn.put("CreateVenv", "0");
         builtIn.put("DownloadDeps", "0");
         builtIn.put(POOL_SIZE, "4");
-        builtIn.put(EXECUTION_TIMEOUT, "30000");
+        builtIn.put(EXECUTION_TIMEOUT, "5000");
+        builtIn.put(REGISTRATION_TIMEOUT, "0");
+        builtIn.put(MEMORY_WATERMARK, "85");
         builtIn.put(MAX_SCRIPT_SIZE, String.valueOf(16 * 1024 * 1024));
         builtIn.put(PRE_IMPORTS, "json,re,math,random,itertools,functools,collections");
         for (Map.Entry<String, String> e : builtIn.entrySet()) {
@@ -99,6 +111,9 @@ public final class GearsConfig {
     private void validate(String name, String value) {
         if (name.equals(PRE_IMPORTS) && !value.matches("\\s*([A-Za-z_][A-Za-z0-9_.]*\\s*(,\\s*[A-Za-z_][A-Za-z0-9_.]*\\s*)*)?")) {
             throw new IllegalArgumentException("bad value for " + name + ": '" + value + "' (module names, comma separated)");
+        }
+        if (name.equals(MEMORY_WATERMARK) && !value.matches("\\d{1,2}|0")) {
+            throw new IllegalArgumentException("bad value for " + name + ": '" + value + "' (a percent of the heap, 0-99)");
         }
         if (builtIn.containsKey(name) && builtIn.get(name).matches("\\d+")) {
             try {

@@ -43,6 +43,7 @@ public final class GearsEngine implements AutoCloseable {
     private final Executions executions;
     private final TimeEvents timeEvents = new TimeEvents();
     private final Registrations registrations;
+    private final MemoryGuard memoryGuard;
     private final SessionStore store;
     private volatile boolean closing;
     private final ThreadPoolExecutor executionThreads;
@@ -66,6 +67,14 @@ public final class GearsEngine implements AutoCloseable {
                         .stackSize(PYTHON_THREAD_STACK).unstarted(r));
         this.timer = Executors.newSingleThreadScheduledExecutor(
                 r -> Thread.ofPlatform().name("jgears-timer").daemon().unstarted(r));
+        this.memoryGuard = new MemoryGuard(config);
+        timer.scheduleWithFixedDelay(() -> {
+            try {
+                memoryGuard.check();
+            } catch (RuntimeException e) {
+                log.warn("memory guard: {}", e.getMessage());
+            }
+        }, 100, 100, TimeUnit.MILLISECONDS);
     }
 
     public GearsConfig config() {
@@ -94,6 +103,11 @@ public final class GearsEngine implements AutoCloseable {
 
     public TimeEvents timeEvents() {
         return timeEvents;
+    }
+
+    /** How many Python calls the heap guard has interrupted. */
+    public long memoryInterruptions() {
+        return memoryGuard.interruptions();
     }
 
     public Registrations registrations() {
@@ -194,7 +208,7 @@ public final class GearsEngine implements AutoCloseable {
         HostApi host = (HostApi) session.interpreter().host();
         String error;
         try {
-            error = callPython(session, () -> session.interpreter().enter(si -> {
+            error = callPython(session, GearsConfig.EXECUTION_TIMEOUT, () -> session.interpreter().enter(si -> {
                 host.beginRun(run);
                 try {
                     return si.execScript(request.code());
@@ -302,7 +316,8 @@ public final class GearsEngine implements AutoCloseable {
     private void enterExecution(Execution execution, String function) {
         Session session = execution.session();
         try {
-            callPython(session, () -> session.interpreter().enter(si -> {
+            callPython(session, execution.registration() != null ? GearsConfig.REGISTRATION_TIMEOUT : GearsConfig.EXECUTION_TIMEOUT,
+                    () -> session.interpreter().enter(si -> {
                 // Marked only once inside: an abort must interrupt this execution, not another one of the session.
                 execution.inPython(true);
                 try {
@@ -349,7 +364,7 @@ public final class GearsEngine implements AutoCloseable {
                 return;
             }
             try {
-                callPython(session, () -> session.interpreter().enter(si -> si.call("_fire_timer", timerId)));
+                callPython(session, GearsConfig.EXECUTION_TIMEOUT, () -> session.interpreter().enter(si -> si.call("_fire_timer", timerId)));
             } catch (PythonCallFailed e) {
                 log.warn("asyncio timer in session {} failed: {}", session.id(), e.getMessage());
             }
@@ -409,7 +424,7 @@ public final class GearsEngine implements AutoCloseable {
         long start = System.nanoTime();
         String error;
         try {
-            error = callPython(session, () -> session.interpreter().enter(si -> {
+            error = callPython(session, GearsConfig.REGISTRATION_TIMEOUT, () -> session.interpreter().enter(si -> {
                 Value result = si.call("_fire_te", te.id(), te.oneshot());
                 return result.isNull() ? null : result.asString();
             }));
@@ -466,20 +481,29 @@ public final class GearsEngine implements AutoCloseable {
         }
     }
 
-    /** Calls into Python with the ExecutionTimeout watchdog; failures of the call become PythonCallFailed. */
-    <T> T callPython(Session session, Supplier<T> call) {
-        long timeout = config.getLong(GearsConfig.EXECUTION_TIMEOUT);
+    /**
+     * Calls into Python under the time limit named by {@code timeoutKey} (ExecutionTimeout or
+     * RegistrationTimeout) and the heap guard; failures of the call become PythonCallFailed.
+     */
+    <T> T callPython(Session session, String timeoutKey, Supplier<T> call) {
+        long timeout = config.getLong(timeoutKey);
         boolean[] timedOut = new boolean[1];
         ScheduledFuture<?> guard = timeout <= 0 ? null : timer.schedule(() -> {
             timedOut[0] = true;
             session.interpreter().interrupt(Duration.ofSeconds(5));
         }, timeout, TimeUnit.MILLISECONDS);
+        MemoryGuard.Call tracked = memoryGuard.begin(session);
         try {
             return call.get();
         } catch (PolyglotException e) {
             if (e.isInterrupted() || e.isCancelled()) {
+                if (tracked.killed) {
+                    throw new PythonCallFailed("Execution was interrupted: the heap passed MemoryWatermark ("
+                            + config.get(GearsConfig.MEMORY_WATERMARK) + "% of " + (Runtime.getRuntime().maxMemory() >> 20)
+                            + " MB) and this call had allocated the most (" + (tracked.allocated >> 20) + " MB)");
+                }
                 throw new PythonCallFailed(timedOut[0]
-                        ? "Execution timed out: it ran longer than ExecutionTimeout (" + timeout + " ms) and was interrupted"
+                        ? "Execution timed out: it ran longer than " + timeoutKey + " (" + timeout + " ms) and was interrupted"
                         : "Execution was aborted");
             }
             if (e.isResourceExhausted()) {
@@ -490,6 +514,7 @@ public final class GearsEngine implements AutoCloseable {
         } catch (IllegalStateException e) {
             throw new PythonCallFailed("Execution failed: " + e.getMessage());
         } finally {
+            memoryGuard.end(tracked);
             if (guard != null) {
                 guard.cancel(false);
             }

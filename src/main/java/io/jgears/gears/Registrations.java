@@ -248,7 +248,7 @@ public final class Registrations implements KeyEvents.Listener {
         HostApi host = (HostApi) session.interpreter().host();
         int started = 0;
         try {
-            started = engine.callPython(session, () -> session.interpreter().enter(si -> {
+            started = engine.callPython(session, GearsConfig.REGISTRATION_TIMEOUT, () -> session.interpreter().enter(si -> {
                 host.beginHook(hook);
                 try {
                     // Values are read inside the context: another thread may enter it right after.

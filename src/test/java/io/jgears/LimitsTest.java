@@ -1,0 +1,86 @@
+package io.jgears;
+
+import org.junit.jupiter.api.Test;
+
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Time, memory and input limits: a runaway script is stopped, jgears and the other sessions go on. */
+class LimitsTest extends GearsTestBase {
+
+    @Test
+    void unboundedAllocationIsInterruptedByTheHeapGuard() throws Exception {
+        long sessions = stat("sessions");
+        long before = stat("memoryInterruptions");
+        // A lower mark than the default 85% keeps the test quick: the guard works the same at any mark.
+        call("RG.CONFIGSET", "ExecutionTimeout", "120000", "MemoryWatermark", "35");
+        try {
+            String e = pyError("x = []\nwhile True:\n    x.append('a' * 10**6)");
+            assertTrue(e.contains("MemoryWatermark"), e);
+        } finally {
+            call("RG.CONFIGSET", "ExecutionTimeout", "5000", "MemoryWatermark", "85");
+        }
+        assertEquals(before + 1, stat("memoryInterruptions"));
+        assertEquals("PONG", call("PING"));
+        assertEquals(List.of("still fine"), results("GB('ShardsIDReader').map(lambda x: 'still fine').run()"));
+        awaitSessions(sessions);
+        // The failed session was freed, so its gigabytes are garbage now.
+        System.gc();
+        long used = Runtime.getRuntime().totalMemory() - Runtime.getRuntime().freeMemory();
+        assertTrue(used < Runtime.getRuntime().maxMemory() / 2, "heap after GC: " + (used >> 20) + " MB");
+    }
+
+    @Test
+    void scriptsHaveATimeLimitRegistrationsDoNotByDefault() throws Exception {
+        assertEquals(List.of(5000L, 0L), call("RG.CONFIGGET", "ExecutionTimeout", "RegistrationTimeout"));
+        call("RG.CONFIGSET", "ExecutionTimeout", "300");
+        try {
+            String e = pyError("while True:\n    pass");
+            assertTrue(e.contains("ExecutionTimeout (300 ms)"), e);
+            // A registration's execution may run longer than a script's limit.
+            TestServer.redisDirect().del("lim:done");
+            py("import time\nGB().foreach(lambda r: (time.sleep(0.6), execute('SET', 'lim:done', '1'))).register(prefix='lim:slow')", "ID", "lim");
+            TestServer.redisDirect().set("lim:slow", "x");
+            long deadline = System.currentTimeMillis() + 10_000;
+            while (TestServer.redisDirect().get("lim:done") == null && System.currentTimeMillis() < deadline) {
+                Thread.sleep(20);
+            }
+            assertEquals("1", TestServer.redisDirect().get("lim:done"));
+            // With RegistrationTimeout set, a runaway registration is interrupted and counted.
+            call("RG.CONFIGSET", "RegistrationTimeout", "300");
+            py("GB().foreach(lambda r: [0 for _ in iter(int, 1)]).register(prefix='lim:loop')", "ID", "lim2");
+            TestServer.redisDirect().set("lim:loop", "x");
+            deadline = System.currentTimeMillis() + 10_000;
+            String dump;
+            do {
+                Thread.sleep(50);
+                dump = call("RG.DUMPREGISTRATIONS").toString();
+            } while (!dump.contains("RegistrationTimeout (300 ms)") && System.currentTimeMillis() < deadline);
+            assertTrue(dump.contains("RegistrationTimeout (300 ms)"), dump);
+            assertEquals("PONG", call("PING"));
+        } finally {
+            call("RG.CONFIGSET", "ExecutionTimeout", "5000", "RegistrationTimeout", "0");
+            for (Object r : (List<?>) call("RG.DUMPREGISTRATIONS")) {
+                String text = r.toString();
+                if (text.contains("'sessionName':'lim'") || text.contains("'sessionName':'lim2'")) {
+                    call("RG.UNREGISTER", (String) ((List<?>) r).get(1));
+                }
+            }
+        }
+    }
+
+    @Test
+    void maxScriptSizeIsConfigurable() {
+        call("RG.CONFIGSET", "MaxScriptSize", "100");
+        try {
+            String e = pyError("x = '" + "a".repeat(200) + "'");
+            assertTrue(e.contains("script too large: 206 bytes, MaxScriptSize is 100"), e);
+            assertEquals("OK", py("x = 1"));
+        } finally {
+            call("RG.CONFIGSET", "MaxScriptSize", String.valueOf(16 * 1024 * 1024));
+        }
+        assertTrue(call("RG.CONFIGSET", "MemoryWatermark", "150").toString().contains("percent"));
+    }
+}
