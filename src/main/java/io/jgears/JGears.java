@@ -89,8 +89,12 @@ public final class JGears implements AutoCloseable {
         if (restored > 0) {
             log.info("restored {} stored sessions with their registrations and time events", restored);
         }
+        boolean authRequired = RedisBackend.requiresAuth(uri.getHost(), uri.getPort());
+        if (authRequired) {
+            log.info("Redis requires AUTH: so does jgears for its own commands; sessions run as their client's ACL user");
+        }
         server = new RespServer(new ServerOptions(options.bind(), options.port(), uri.getHost(), uri.getPort(),
-                options.maxBulkLength(), options.maxArrayLength(), ServerOptions.DEFAULT_MAX_INLINE),
+                options.maxBulkLength(), options.maxArrayLength(), ServerOptions.DEFAULT_MAX_INLINE, authRequired),
                 new GearsCommands(engine)).start();
         if (!engine.pool().awaitFull(120, TimeUnit.SECONDS)) {
             log.warn("the context pool is not full yet; sessions will create contexts on demand");

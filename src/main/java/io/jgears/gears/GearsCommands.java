@@ -41,7 +41,7 @@ public final class GearsCommands implements LocalCommands {
         String name = str(args.getFirst()).toUpperCase(Locale.ROOT);
         try {
             return switch (name) {
-                case "RG.PYEXECUTE" -> pyExecute(args);
+                case "RG.PYEXECUTE" -> pyExecute(args, client);
                 case "RG.GETRESULTS" -> done(getResults(args));
                 case "RG.GETRESULTSBLOCKING" -> getResultsBlocking(args);
                 case "RG.DUMPEXECUTIONS" -> done(dumpExecutions(args));
@@ -97,7 +97,7 @@ public final class GearsCommands implements LocalCommands {
 
     // ------------------------------------------------------------------ RG.PYEXECUTE
 
-    private CompletableFuture<RedisMessage> pyExecute(List<byte[]> args) {
+    private CompletableFuture<RedisMessage> pyExecute(List<byte[]> args, ClientInfo client) {
         arity(args, 2, Integer.MAX_VALUE);
         long max = engine.config().getLong(GearsConfig.MAX_SCRIPT_SIZE);
         byte[] raw = args.get(1);
@@ -146,7 +146,9 @@ public final class GearsCommands implements LocalCommands {
         if (upgrade && id == null) {
             return done(Replies.error("ERR UPGRADE needs an ID"));
         }
-        return engine.pyExecute(new GearsEngine.PyExecute(code, unblocking, id, description, upgrade, replaceWith));
+        // The session runs its Redis commands as the ACL user this client authenticated as.
+        io.jgears.redis.RedisUser user = client.user() == null ? null : new io.jgears.redis.RedisUser(client.user(), client.password());
+        return engine.pyExecute(new GearsEngine.PyExecute(code, unblocking, id, description, upgrade, replaceWith, user));
     }
 
     // ------------------------------------------------------------------ executions

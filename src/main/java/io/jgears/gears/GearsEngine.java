@@ -120,7 +120,7 @@ public final class GearsEngine implements AutoCloseable {
 
     /** A parsed RG.PYEXECUTE. */
     public record PyExecute(String code, boolean unblocking, String id, String description,
-                            boolean upgrade, String replaceWith) {
+                            boolean upgrade, String replaceWith, io.jgears.redis.RedisUser user) {
     }
 
     public CompletableFuture<RedisMessage> pyExecute(PyExecute request) {
@@ -136,7 +136,8 @@ public final class GearsEngine implements AutoCloseable {
     public int restoreSessions() {
         int restored = 0;
         for (SessionStore.Stored s : store.loadAll()) {
-            PyExecute request = new PyExecute(s.code(), false, s.id(), s.description(), false, null);
+            PyExecute request = new PyExecute(s.code(), false, s.id(), s.description(), false, null,
+                    s.user() == null ? null : new io.jgears.redis.RedisUser(s.user(), null));
             RedisMessage reply;
             try {
                 reply = CompletableFuture.supplyAsync(() -> runScript(request, true), executionThreads)
@@ -203,6 +204,7 @@ public final class GearsEngine implements AutoCloseable {
             return done(Replies.error(e.getMessage()));
         }
         session.code(request.code());
+        session.user(request.user());
         session.replacing(replaced);
         ScriptRun run = new ScriptRun(request.unblocking(), restoring);
         HostApi host = (HostApi) session.interpreter().host();

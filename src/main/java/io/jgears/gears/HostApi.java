@@ -114,16 +114,23 @@ public final class HostApi {
             return new Object[]{Boolean.FALSE, "ERR " + name + " is not allowed in execute(): it would change the "
                     + "connection jgears shares between sessions (use atomic() for a transaction)"};
         }
+        io.jgears.redis.RedisUser user = session.user();
         try {
+            if (engine.redis().needsDryRun(user)) {
+                String denied = engine.redis().dryRun(user, command);
+                if (denied != null) {
+                    return new Object[]{Boolean.FALSE, denied};
+                }
+            }
             Object reply;
             if (atomicConnection != null) {
                 reply = RedisBackend.dispatch(atomicConnection, command);
             } else if (BLOCKING.contains(name)) {
-                try (StatefulRedisConnection<byte[], byte[]> own = engine.redis().connectDedicated()) {
+                try (StatefulRedisConnection<byte[], byte[]> own = engine.redis().connectDedicated(user)) {
                     reply = RedisBackend.dispatch(own, command);
                 }
             } else {
-                reply = engine.redis().execute(command);
+                reply = RedisBackend.dispatch(engine.redis().connectionFor(user), command);
             }
             return new Object[]{Boolean.TRUE, toHost(reply)};
         } catch (RedisCommandException e) {
@@ -131,6 +138,23 @@ public final class HostApi {
         } catch (RuntimeException e) {
             return new Object[]{Boolean.FALSE, "ERR jgears could not reach Redis: " + e.getMessage()};
         }
+    }
+
+    /** For a session restored for another ACL user: drops the keys that user may not read. */
+    List<?> readable(List<?> batch, int step) {
+        io.jgears.redis.RedisUser user = session.user();
+        if (!engine.redis().needsDryRun(user)) {
+            return batch;
+        }
+        List<Object> out = new ArrayList<>(batch.size());
+        out.add(batch.getFirst());
+        for (int i = 1; i + step - 1 < batch.size(); i += step) {
+            byte[] key = String.valueOf(batch.get(i)).getBytes(StandardCharsets.UTF_8);
+            if (engine.redis().dryRun(user, List.of("GET".getBytes(), key)) == null) {
+                out.addAll(batch.subList(i, i + step));
+            }
+        }
+        return out;
     }
 
     private static boolean reserved(byte[] arg) {
@@ -151,7 +175,14 @@ public final class HostApi {
             command.add(bytesOf(args.getArrayElement(i)));
         }
         try {
-            return new Object[]{Boolean.TRUE, toHost(engine.redis().execute(command))};
+            io.jgears.redis.RedisUser user = session.user();
+            if (engine.redis().needsDryRun(user)) {
+                String denied = engine.redis().dryRun(user, command);
+                if (denied != null) {
+                    return new Object[]{Boolean.FALSE, denied};
+                }
+            }
+            return new Object[]{Boolean.TRUE, toHost(RedisBackend.dispatch(engine.redis().connectionFor(user), command))};
         } catch (RedisCommandException e) {
             return new Object[]{Boolean.FALSE, e.getMessage()};
         } catch (RuntimeException e) {
@@ -222,7 +253,8 @@ public final class HostApi {
 
     @HostAccess.Export
     public Object[] readBatch(String cursor, String pattern, int count, boolean readValue, boolean noScan) {
-        return (Object[]) toHost(engine.redis().readBatch(cursor, pattern, count, readValue, noScan));
+        List<?> batch = engine.redis().readBatch(session.user(), cursor, pattern, count, readValue, noScan);
+        return (Object[]) toHost(readable(batch, readValue ? 3 : 2));
     }
 
     @HostAccess.Export
@@ -231,7 +263,7 @@ public final class HostApi {
             return;
         }
         try {
-            atomicConnection = engine.redis().connectDedicated();
+            atomicConnection = engine.redis().connectDedicated(session.user());
             RedisBackend.dispatch(atomicConnection, List.of("MULTI".getBytes()));
         } catch (RuntimeException e) {
             closeAtomic();

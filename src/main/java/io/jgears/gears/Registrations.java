@@ -133,7 +133,7 @@ public final class Registrations implements KeyEvents.Listener {
                 (int) r.longArg("batch"), r.longArg("duration"),
                 StreamConsumer.Policy.valueOf(r.stringArg("onFailedPolicy").toUpperCase(Locale.ROOT)),
                 r.longArg("onFailedRetryInterval"), r.boolArg("trimStream"));
-        StreamConsumer consumer = new StreamConsumer(engine.redis(), settings, new StreamConsumer.BatchRunner() {
+        StreamConsumer consumer = new StreamConsumer(engine.redis(), r.session().user(), settings, new StreamConsumer.BatchRunner() {
             @Override
             public CompletableFuture<Boolean> run(String stream, List<Object[]> entries) {
                 return runStreamBatch(r, stream, entries);
@@ -358,7 +358,7 @@ public final class Registrations implements KeyEvents.Listener {
         if (!keysOnly || keyTypes != null) {
             List<byte[]> keys = new ArrayList<>(batch.size());
             batch.forEach(e -> keys.add((byte[]) e[1]));
-            read = engine.redis().readKeys(keys, readValue);
+            read = engine.redis().readKeys(r.session().user(), keys, readValue);
         }
         int step = readValue ? 3 : 2;
         List<Execution> executions = new ArrayList<>(batch.size());
@@ -373,8 +373,13 @@ public final class Registrations implements KeyEvents.Listener {
                 String event = (String) batch.get(i)[0];
                 String key = new String((byte[]) batch.get(i)[1], StandardCharsets.UTF_8);
                 String type = read == null ? null : String.valueOf(read.get(1 + i * step + 1));
-                if (keyTypes != null && !keyTypes.contains(type)) {
-                    skipped++;
+                if ((keyTypes != null && !keyTypes.contains(type)) || "denied".equals(type)) {
+                    skipped++;  // not a type it asked for, or a key its session's ACL user may not read
+                    continue;
+                }
+                if (engine.redis().needsDryRun(r.session().user())
+                        && engine.redis().dryRun(r.session().user(), List.of("GET".getBytes(), (byte[]) batch.get(i)[1])) != null) {
+                    skipped++;  // a restored session's user may not read this key: no event for it
                     continue;
                 }
                 Object value = readValue ? HostApi.toHostValue(read.get(1 + i * step + 2)) : null;

@@ -31,6 +31,8 @@ public final class Session {
     private volatile boolean persisted;
     /** Its code, kept to store it for restarts. */
     private volatile String code;
+    /** The ACL user its commands run as (the client's), or null for jgears' own. */
+    private volatile io.jgears.redis.RedisUser user;
 
     Session(String id, String description, SubInterpreter interpreter, Consumer<Session> onFree) {
         this.id = id;
@@ -110,6 +112,14 @@ public final class Session {
 
     void persisted(boolean p) {
         persisted = p;
+    }
+
+    public io.jgears.redis.RedisUser user() {
+        return user;
+    }
+
+    void user(io.jgears.redis.RedisUser u) {
+        user = u;
     }
 
     public String code() {

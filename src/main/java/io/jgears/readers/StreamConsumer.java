@@ -48,6 +48,8 @@ public final class StreamConsumer implements Runnable {
     }
 
     private final RedisBackend redis;
+    /** The session's ACL user: the group is read (and entries acknowledged) as that user. */
+    private final io.jgears.redis.RedisUser user;
     private final Settings settings;
     private final BatchRunner runner;
     private final Set<String> streams = ConcurrentHashMap.newKeySet();
@@ -57,8 +59,9 @@ public final class StreamConsumer implements Runnable {
     private volatile boolean stopped;
     private Thread thread;
 
-    public StreamConsumer(RedisBackend redis, Settings settings, BatchRunner runner) {
+    public StreamConsumer(RedisBackend redis, io.jgears.redis.RedisUser user, Settings settings, BatchRunner runner) {
         this.redis = redis;
+        this.user = user;
         this.settings = settings;
         this.runner = runner;
     }
@@ -82,7 +85,7 @@ public final class StreamConsumer implements Runnable {
 
     @Override
     public void run() {
-        try (StatefulRedisConnection<byte[], byte[]> conn = redis.connectDedicated()) {
+        try (StatefulRedisConnection<byte[], byte[]> conn = redis.connectDedicated(user)) {
             scanExisting(conn);
             long firstBuffered = 0;
             while (!stopped) {

@@ -32,6 +32,11 @@ public final class RedisBackend implements AutoCloseable {
     private final StatefulRedisConnection<byte[], byte[]> shared;
     private final byte[] readBatchScript;
     private volatile String readBatchSha;
+    /** One pipelined connection per ACL user whose sessions run commands (authenticated as that user). */
+    private final java.util.concurrent.ConcurrentHashMap<RedisUser, StatefulRedisConnection<byte[], byte[]>> userConnections =
+            new java.util.concurrent.ConcurrentHashMap<>();
+    private final String ownUser;
+    private final char[] ownPassword;
 
     public RedisBackend(RedisURI uri, Duration commandTimeout) {
         this.uri = uri;
@@ -44,6 +49,10 @@ public final class RedisBackend implements AutoCloseable {
                 .timeoutOptions(TimeoutOptions.enabled(commandTimeout))
                 .build());
         this.shared = client.connect(ByteArrayCodec.INSTANCE);
+        io.lettuce.core.RedisCredentials own = uri.getCredentialsProvider() == null ? null
+                : uri.getCredentialsProvider().resolveCredentials().block();
+        this.ownUser = own != null && own.getUsername() != null ? own.getUsername() : "default";
+        this.ownPassword = own != null && own.hasPassword() ? own.getPassword() : null;
         this.readBatchScript = loadResource("read_batch.lua");
         this.readBatchSha = String.valueOf(dispatch(shared, List.of("SCRIPT".getBytes(), "LOAD".getBytes(), readBatchScript)));
         log.info("connected to Redis at {}:{} ({})", uri.getHost(), uri.getPort(), serverVersion());
@@ -71,6 +80,66 @@ public final class RedisBackend implements AutoCloseable {
     /** A connection of its own, for MULTI/EXEC blocks that must not share a connection's state. */
     public StatefulRedisConnection<byte[], byte[]> connectDedicated() {
         return client.connect(ByteArrayCodec.INSTANCE);
+    }
+
+    /** A connection of its own authenticated as {@code user} (jgears' own when null or without password). */
+    public StatefulRedisConnection<byte[], byte[]> connectDedicated(RedisUser user) {
+        if (!needsOwnConnection(user)) {
+            return connectDedicated();
+        }
+        return client.connect(ByteArrayCodec.INSTANCE, uriFor(user));
+    }
+
+    /** The shared pipelined connection of {@code user}: jgears' own when null, restored or jgears' user. */
+    public StatefulRedisConnection<byte[], byte[]> connectionFor(RedisUser user) {
+        if (!needsOwnConnection(user)) {
+            return shared;
+        }
+        return userConnections.computeIfAbsent(user, u -> client.connect(ByteArrayCodec.INSTANCE, uriFor(u)));
+    }
+
+    private boolean needsOwnConnection(RedisUser user) {
+        return user != null && user.passwordKnown() && !isOwnUser(user);
+    }
+
+    /** A session restored for another ACL user: its commands must pass ACL DRYRUN as that user. */
+    public boolean needsDryRun(RedisUser user) {
+        return user != null && !user.passwordKnown() && !isOwnUser(user);
+    }
+
+    private boolean isOwnUser(RedisUser user) {
+        return user.name().equals(ownUser) && (ownPassword == null
+                || (user.password() != null && java.util.Arrays.equals(ownPassword, user.password().toCharArray())));
+    }
+
+    private RedisURI uriFor(RedisUser user) {
+        return RedisURI.builder(uri).withAuthentication(user.name(), user.password().toCharArray()).build();
+    }
+
+    /** Null when {@code user} may run this command, else Redis' reason (ACL DRYRUN). */
+    public String dryRun(RedisUser user, List<byte[]> command) {
+        List<byte[]> args = new java.util.ArrayList<>(command.size() + 3);
+        args.add("ACL".getBytes());
+        args.add("DRYRUN".getBytes());
+        args.add(user.name().getBytes(StandardCharsets.UTF_8));
+        args.addAll(command);
+        Object reply = dispatch(shared, args);
+        String text = String.valueOf(reply);
+        return text.equals("OK") ? null : "NOPERM " + text;
+    }
+
+    /** Whether Redis at host:port refuses an unauthenticated client (so jgears must too). */
+    public static boolean requiresAuth(String host, int port) {
+        try (java.net.Socket s = new java.net.Socket()) {
+            s.connect(new java.net.InetSocketAddress(host, port), 5000);
+            s.setSoTimeout(5000);
+            s.getOutputStream().write("PING\r\n".getBytes(StandardCharsets.US_ASCII));
+            byte[] buf = new byte[64];
+            int n = s.getInputStream().read(buf);
+            return n > 0 && new String(buf, 0, n, StandardCharsets.US_ASCII).startsWith("-NOAUTH");
+        } catch (IOException e) {
+            return false;
+        }
     }
 
     public static Object dispatch(StatefulRedisConnection<byte[], byte[]> connection, List<byte[]> args) {
@@ -101,18 +170,23 @@ public final class RedisBackend implements AutoCloseable {
      * and value, read inside Redis by a Lua script. Returns [cursor, key, type, value, key, type, value...].
      */
     public List<?> readBatch(String cursor, String pattern, int count, boolean readValue, boolean noScan) {
+        return readBatch(null, cursor, pattern, count, readValue, noScan);
+    }
+
+    /** {@link #readBatch(String, String, int, boolean, boolean)} as {@code user} (its ACL applies to the script's reads). */
+    public List<?> readBatch(RedisUser user, String cursor, String pattern, int count, boolean readValue, boolean noScan) {
         List<byte[]> args = List.of("EVALSHA".getBytes(), readBatchSha.getBytes(), "0".getBytes(),
                 (noScan ? "key" : "scan").getBytes(), cursor.getBytes(), pattern.getBytes(StandardCharsets.UTF_8),
                 (readValue ? "1" : "0").getBytes(), String.valueOf(count).getBytes());
         try {
-            return (List<?>) dispatch(shared, args);
+            return (List<?>) dispatch(connectionFor(user), args);
         } catch (RedisCommandException e) {
             if (!e.getMessage().startsWith("NOSCRIPT")) {
                 throw e;
             }
             // Redis was restarted or flushed its script cache: load the script again.
             readBatchSha = String.valueOf(dispatch(shared, List.of("SCRIPT".getBytes(), "LOAD".getBytes(), readBatchScript)));
-            return readBatch(cursor, pattern, count, readValue, noScan);
+            return readBatch(user, cursor, pattern, count, readValue, noScan);
         }
     }
 
@@ -120,19 +194,19 @@ public final class RedisBackend implements AutoCloseable {
      * The type and value of each key, in one round trip (key events): [cursor, key, type, value, ...] with
      * every key present, type 'none' for a missing one.
      */
-    public List<?> readKeys(List<byte[]> keys, boolean readValue) {
+    public List<?> readKeys(RedisUser user, List<byte[]> keys, boolean readValue) {
         List<byte[]> args = new java.util.ArrayList<>(keys.size() + 8);
         args.addAll(List.of("EVALSHA".getBytes(), readBatchSha.getBytes(), "0".getBytes(), "keys".getBytes(),
                 "0".getBytes(), "".getBytes(), (readValue ? "1" : "0").getBytes(), "0".getBytes()));
         args.addAll(keys);
         try {
-            return (List<?>) dispatch(shared, args);
+            return (List<?>) dispatch(connectionFor(user), args);
         } catch (RedisCommandException e) {
             if (!e.getMessage().startsWith("NOSCRIPT")) {
                 throw e;
             }
             readBatchSha = String.valueOf(dispatch(shared, List.of("SCRIPT".getBytes(), "LOAD".getBytes(), readBatchScript)));
-            return readKeys(keys, readValue);
+            return readKeys(user, keys, readValue);
         }
     }
 
@@ -166,6 +240,7 @@ public final class RedisBackend implements AutoCloseable {
 
     @Override
     public void close() {
+        userConnections.values().forEach(StatefulRedisConnection::close);
         shared.close();
         client.shutdown(Duration.ZERO, Duration.ofSeconds(2));
     }

@@ -45,6 +45,8 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
     private static final class Slot {
         Object reply;
         boolean closeAfter;
+        /** Sees Redis' reply frame before it is written (AUTH: did it succeed?). */
+        java.util.function.Consumer<ByteBuf> onReply;
     }
 
     private final ServerOptions options;
@@ -68,7 +70,7 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
     ClientHandler(ServerOptions options, LocalCommands local, String remote) {
         this.options = options;
         this.local = local;
-        this.info = new ClientInfo(IDS.incrementAndGet(), remote);
+        this.info = new ClientInfo(IDS.incrementAndGet(), remote, !options.authRequired());
     }
 
     @Override
@@ -117,11 +119,15 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
         } else if (local.handles(name)) {
             List<byte[]> args = argsOf(command);
             command.release();
+            if (!info.authenticated()) {
+                reply(Replies.error("NOAUTH Authentication required."));
+                return;
+            }
             runLocal(() -> local.execute(info, args));
         } else if (reservesKey(command)) {
             command.release();
             reply(Replies.error("ERR keys under " + RESERVED_PREFIX + " are reserved for jgears"));
-        } else if (local.hooks(name)) {
+        } else if (info.authenticated() && local.hooks(name)) {
             // A command hook registration may answer this command instead of Redis.
             List<byte[]> args = argsOf(command);
             CompletableFuture<RedisMessage> hooked = local.hook(info, args);
@@ -177,6 +183,7 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
     private void forward(ArrayRedisMessage command, String name) {
         if (expectsReply(name, command)) {
             Slot slot = new Slot();
+            slot.onReply = authWatcher(name, command);
             queue.add(slot);
             awaiting.add(slot);
         }
@@ -188,6 +195,39 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
         if (!connecting) {
             connectUpstream();
         }
+    }
+
+    /**
+     * For AUTH and HELLO ... AUTH: remembers the credentials once Redis accepts them, so that jgears'
+     * own commands are allowed and the client's sessions run as that ACL user.
+     */
+    private java.util.function.Consumer<ByteBuf> authWatcher(String name, ArrayRedisMessage command) {
+        int n = command.children().size();
+        String user = null;
+        String password = null;
+        if (name.equals("AUTH") && (n == 2 || n == 3)) {
+            user = n == 2 ? "default" : arg(command, 1);
+            password = arg(command, n - 1);
+        } else if (name.equals("HELLO")) {
+            for (int i = 2; i + 2 < n; i++) {
+                if (arg(command, i).equalsIgnoreCase("AUTH")) {
+                    user = arg(command, i + 1);
+                    password = arg(command, i + 2);
+                    break;
+                }
+            }
+        }
+        if (user == null) {
+            return null;
+        }
+        String u = user;
+        String p = password;
+        return frame -> {
+            byte first = frame.getByte(frame.readerIndex());
+            if (first != '-' && first != '!') {
+                info.authenticate(u, p);
+            }
+        };
     }
 
     /**
@@ -274,6 +314,9 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
             }
             boolean push = frame.getByte(frame.readerIndex()) == '>';
             Slot slot = push ? null : awaiting.poll();
+            if (slot != null && slot.onReply != null) {
+                slot.onReply.accept(frame);
+            }
             if (slot != null) {
                 CompletableFuture<Void> barrier = local.afterForwardedReply();
                 if (barrier != null && !barrier.isDone()) {

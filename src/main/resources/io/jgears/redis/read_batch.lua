@@ -15,8 +15,10 @@ end
 local keep_missing = mode == 'keys'
 local out = {cursor}
 for _, k in ipairs(keys) do
-  local t = redis.call('TYPE', k)['ok']
-  if t ~= 'none' or keep_missing then
+  -- The caller's ACL user may not read every key: those are left out (a key event gets type 'denied').
+  local t
+  if redis.acl_check_cmd('GET', k) then t = redis.call('TYPE', k)['ok'] else t = 'denied' end
+  if (t ~= 'none' and t ~= 'denied') or keep_missing then
     out[#out + 1] = k
     out[#out + 1] = t
     if read_value then
@@ -27,7 +29,7 @@ for _, k in ipairs(keys) do
       elseif t == 'set' then v = redis.call('SMEMBERS', k)
       elseif t == 'zset' then v = redis.call('ZRANGE', k, 0, -1, 'WITHSCORES')
       elseif t == 'stream' then v = redis.call('XRANGE', k, '-', '+')
-      elseif t == 'none' then v = false
+      elseif t == 'none' or t == 'denied' then v = false
       else v = false end
       out[#out + 1] = v
     end
