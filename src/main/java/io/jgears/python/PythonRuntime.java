@@ -53,6 +53,7 @@ public final class PythonRuntime implements AutoCloseable {
     public PythonRuntime(String preImports) {
         this.engine = Engine.newBuilder("python")
                 .option("engine.WarnInterpreterOnly", "false")
+                .in(InputStream.nullInputStream())
                 .out(OutputStream.nullOutputStream())
                 .err(OutputStream.nullOutputStream())
                 .build();
@@ -91,6 +92,11 @@ public final class PythonRuntime implements AutoCloseable {
                 .allowHostClassLookup(name -> false)
                 .allowHostAccess(HOST_ACCESS)
                 .allowPolyglotAccess(PolyglotAccess.newBuilder().allowBindingsAccess("python").build())
+                // Streams of its own: os.close(0/1/2) in one context closes only these (with the engine's or
+                // the JVM's streams it would close jgears' stdin, or every other context's stdout).
+                .in(InputStream.nullInputStream())
+                .out(OutputStream.nullOutputStream())
+                .err(OutputStream.nullOutputStream())
                 .option("python.PosixModuleBackend", "java")
                 .option("python.DontWriteBytecodeFlag", "true")
                 // No site.py: it only adds site-packages paths, which the sandbox cannot read anyway.

@@ -11,6 +11,13 @@ import polyglot
 # traceback, copy and asyncio are imported on first use: importing them costs tens of milliseconds
 # per context, paid by every session whether it needs them or not.
 
+# The runtime's own view of the builtins, taken before any script runs: a script that patches
+# builtins.len (of its own session) must not break jgears' code in that session.
+for _k, _v in list(vars(builtins).items()):
+    if not _k.startswith('_'):
+        globals()[_k] = _v
+del _k, _v
+
 _host = polyglot.import_value('jgears')
 SHARD_ID = '0000000000000000000000000000000000000000'
 _READ_BATCH = 1000
