@@ -71,13 +71,7 @@ public final class KeyEvents implements AutoCloseable {
                 disconnectedAt = null;
                 Instant to = Instant.now();
                 // Redis may have restarted with its notification flags reset: set them again, off the I/O thread.
-                control.execute(() -> {
-                    try {
-                        enableNotifications();
-                    } catch (RuntimeException e) {
-                        log.warn("could not re-enable keyspace notifications: {}", e.getMessage());
-                    }
-                });
+                control.execute(KeyEvents.this::enableNotificationsUntilDone);
                 log.warn("key event notifications: reconnected; events from {} to {} were lost", from, to);
                 listener.onGap(from, to);
             }
@@ -92,6 +86,25 @@ public final class KeyEvents implements AutoCloseable {
         });
         connection.sync().psubscribe(CHANNEL_PATTERN);
         log.info("subscribed to key event notifications ({})", new String(CHANNEL_PATTERN, StandardCharsets.US_ASCII));
+    }
+
+    /** After a reconnect jgears' command connection may still be reconnecting: retry until it takes. */
+    private void enableNotificationsUntilDone() {
+        for (int attempt = 1; !control.isShutdown(); attempt++) {
+            try {
+                enableNotifications();
+                return;
+            } catch (RuntimeException e) {
+                if (attempt == 1 || attempt % 20 == 0) {
+                    log.warn("could not re-enable keyspace notifications yet (attempt {}): {}", attempt, e.getMessage());
+                }
+                try {
+                    Thread.sleep(250);
+                } catch (InterruptedException ie) {
+                    return;
+                }
+            }
+        }
     }
 
     private void enableNotifications() {
