@@ -1,19 +1,34 @@
 #!/usr/bin/env bash
-# ./jgears bench: runs the benchmarks (not part of the test suite) and writes docs/benchmarks.md.
+# ./jgears bench [scale]: runs the benchmarks (not part of the test suite), writes docs/benchmarks.md and
+# docs/benchmarks.png, and prints one summary line per comparison. scale 1 (default) is the full size of
+# the benchmarks issue (1M keys, 1M stream entries, 100k events); 0.1 is a quick run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scale="${1:-1}"
 out=docs/benchmarks.md
-tmp=$(mktemp)
-# shellcheck disable=SC2046
-java $(cat target/jvm.args) -Xss16m -Xmx8g -cp "target/jgears.jar:target/lib/*" io.jgears.bench.FoundationBench "${1:-1000}" > "$tmp" 2> bench/last-run.log
+foundation=$(mktemp)
+comparison=$(mktemp)
+flags="$(cat target/jvm.args) -Xss16m -Xmx8g -Djava.awt.headless=true"
+cp="target/jgears.jar:target/lib/*"
+# shellcheck disable=SC2086
+java $flags -cp "$cp" io.jgears.bench.FoundationBench 300 > "$foundation" 2> bench/last-run.log
+# shellcheck disable=SC2086
+java $flags -cp "$cp" io.jgears.bench.ComparisonBench docs/benchmarks.png "$scale" > "$comparison" 2> bench/last-comparison.log
 {
   echo "# jgears benchmarks"
   echo
-  echo "Written by \`./jgears bench\` on $(date -u +%Y-%m-%d) ($(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB)."
+  echo "Written by \`./jgears bench $scale\` on $(date -u +%Y-%m-%d) ($(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB,"
+  echo "$(redis-server --version | cut -d' ' -f1-3), $(python3 --version)). Everything runs on this one machine: jgears, Redis,"
+  echo "the load generators and the baselines share the same 2 cores."
   echo
+  echo "## Side by side (the benchmarks issue)"
+  echo
+  echo "![ratios](benchmarks.png)"
+  echo
+  cat "$comparison"
   echo "## Foundation: sub-interpreters and RG.PYEXECUTE"
   echo
-  cat "$tmp"
+  cat "$foundation"
   echo
   echo "Reading these: creating a GraalPy context (core modules, the jgears runtime, pre-imported stdlib modules)"
   echo "is the expensive step, which is why the warm pool exists; a call that finds the pool empty pays it."
@@ -21,5 +36,6 @@ java $(cat target/jvm.args) -Xss16m -Xmx8g -cp "target/jgears.jar:target/lib/*" 
   echo "pool's refill rate on 2 cores, not the cost of the call itself. The heap figures are after full GCs"
   echo "and are noisy (the JIT and the engine's shared code caches grow while the run warms up)."
 } > "$out"
-rm -f "$tmp"
-cat "$out"
+rm -f "$foundation" "$comparison"
+grep '^SUMMARY' bench/last-comparison.log | sed 's/^SUMMARY /  /'
+echo "written: $out, docs/benchmarks.png"

@@ -115,6 +115,7 @@ public final class GearsCommands implements LocalCommands {
         }
         boolean unblocking = false;
         boolean upgrade = false;
+        boolean shared = "shared".equals(engine.config().get(GearsConfig.DEFAULT_ISOLATION));
         String id = null;
         String description = null;
         String replaceWith = null;
@@ -123,6 +124,13 @@ public final class GearsCommands implements LocalCommands {
             switch (opt) {
                 case "UNBLOCKING" -> unblocking = true;
                 case "UPGRADE" -> upgrade = true;
+                case "ISOLATION" -> {
+                    String mode = i + 1 < args.size() ? str(args.get(++i)).toLowerCase(Locale.ROOT) : "";
+                    if (!mode.equals("shared") && !mode.equals("interpreter")) {
+                        return done(Replies.error("ERR ISOLATION must be 'interpreter' or 'shared'"));
+                    }
+                    shared = mode.equals("shared");
+                }
                 case "ID", "DESCRIPTION", "REPLACE_WITH" -> {
                     if (i + 1 >= args.size()) {
                         return done(Replies.error("ERR " + opt + " needs a value"));
@@ -148,7 +156,7 @@ public final class GearsCommands implements LocalCommands {
         }
         // The session runs its Redis commands as the ACL user this client authenticated as.
         io.jgears.redis.RedisUser user = client.user() == null ? null : new io.jgears.redis.RedisUser(client.user(), client.password());
-        return engine.pyExecute(new GearsEngine.PyExecute(code, unblocking, id, description, upgrade, replaceWith, user));
+        return engine.pyExecute(new GearsEngine.PyExecute(code, unblocking, id, description, upgrade, replaceWith, user, shared));
     }
 
     // ------------------------------------------------------------------ executions
@@ -323,7 +331,8 @@ public final class GearsCommands implements LocalCommands {
                 engine.timeEvents().of(s).forEach(te -> tes.add(te.id()));
                 List<Object> execs = new ArrayList<>();
                 engine.executions().of(s).forEach(e -> execs.add(e.id()));
-                entry.addAll(List.of("holders", holders, "executions", execs, "timeEvents", tes,
+                entry.addAll(List.of("isolation", s.isShared() ? "shared" : "interpreter",
+                        "holders", holders, "executions", execs, "timeEvents", tes,
                         "created", s.created().toString()));
             }
             out.add(Replies.of(entry));

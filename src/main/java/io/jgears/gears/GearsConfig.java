@@ -39,6 +39,9 @@ public final class GearsConfig {
      */
     public static final String PRE_IMPORTS = "PreImports";
 
+    /** jgears: isolation of RG.PYEXECUTE sessions that do not say: 'interpreter' (default) or 'shared'. */
+    public static final String DEFAULT_ISOLATION = "DefaultIsolation";
+
     /** Keys only read at start-up; RG.CONFIGSET refuses them. */
     private static final java.util.Set<String> START_ONLY = java.util.Set.of(EXECUTION_THREADS, PRE_IMPORTS);
 
@@ -60,6 +63,7 @@ public final class GearsConfig {
         builtIn.put(EXECUTION_TIMEOUT, "5000");
         builtIn.put(REGISTRATION_TIMEOUT, "0");
         builtIn.put(MEMORY_WATERMARK, "85");
+        builtIn.put(DEFAULT_ISOLATION, "interpreter");
         builtIn.put(MAX_SCRIPT_SIZE, String.valueOf(16 * 1024 * 1024));
         builtIn.put(PRE_IMPORTS, "json,re,math,random,itertools,functools,collections");
         for (Map.Entry<String, String> e : builtIn.entrySet()) {
@@ -109,6 +113,9 @@ public final class GearsConfig {
     }
 
     private void validate(String name, String value) {
+        if (name.equals(DEFAULT_ISOLATION) && !value.equals("interpreter") && !value.equals("shared")) {
+            throw new IllegalArgumentException("bad value for " + name + ": '" + value + "' (interpreter or shared)");
+        }
         if (name.equals(PRE_IMPORTS) && !value.matches("\\s*([A-Za-z_][A-Za-z0-9_.]*\\s*(,\\s*[A-Za-z_][A-Za-z0-9_.]*\\s*)*)?")) {
             throw new IllegalArgumentException("bad value for " + name + ": '" + value + "' (module names, comma separated)");
         }

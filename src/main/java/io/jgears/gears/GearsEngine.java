@@ -120,7 +120,7 @@ public final class GearsEngine implements AutoCloseable {
 
     /** A parsed RG.PYEXECUTE. */
     public record PyExecute(String code, boolean unblocking, String id, String description,
-                            boolean upgrade, String replaceWith, io.jgears.redis.RedisUser user) {
+                            boolean upgrade, String replaceWith, io.jgears.redis.RedisUser user, boolean shared) {
     }
 
     public CompletableFuture<RedisMessage> pyExecute(PyExecute request) {
@@ -137,7 +137,7 @@ public final class GearsEngine implements AutoCloseable {
         int restored = 0;
         for (SessionStore.Stored s : store.loadAll()) {
             PyExecute request = new PyExecute(s.code(), false, s.id(), s.description(), false, null,
-                    s.user() == null ? null : new io.jgears.redis.RedisUser(s.user(), null));
+                    s.user() == null ? null : new io.jgears.redis.RedisUser(s.user(), null), s.shared());
             RedisMessage reply;
             try {
                 reply = CompletableFuture.supplyAsync(() -> runScript(request, true), executionThreads)
@@ -199,7 +199,7 @@ public final class GearsEngine implements AutoCloseable {
         }
         Session session;
         try {
-            session = sessions.create(request.id(), request.description(), request.upgrade() ? replaced : null);
+            session = sessions.create(request.id(), request.description(), request.upgrade() ? replaced : null, request.shared());
         } catch (IllegalStateException e) {
             return done(Replies.error(e.getMessage()));
         }
@@ -210,10 +210,10 @@ public final class GearsEngine implements AutoCloseable {
         HostApi host = (HostApi) session.interpreter().host();
         String error;
         try {
-            error = callPython(session, GearsConfig.EXECUTION_TIMEOUT, () -> session.interpreter().enter(si -> {
+            error = callPython(session, GearsConfig.EXECUTION_TIMEOUT, () -> session.enter(si -> {
                 host.beginRun(run);
                 try {
-                    return si.execScript(request.code());
+                    return si.execScript(request.code(), session.isShared() ? session.key() : null);
                 } finally {
                     host.endRun();
                 }
@@ -319,7 +319,7 @@ public final class GearsEngine implements AutoCloseable {
         Session session = execution.session();
         try {
             callPython(session, execution.registration() != null ? GearsConfig.REGISTRATION_TIMEOUT : GearsConfig.EXECUTION_TIMEOUT,
-                    () -> session.interpreter().enter(si -> {
+                    () -> session.enter(si -> {
                 // Marked only once inside: an abort must interrupt this execution, not another one of the session.
                 execution.inPython(true);
                 try {
@@ -353,7 +353,7 @@ public final class GearsEngine implements AutoCloseable {
         }
         submit(() -> {
             try {
-                session.interpreter().enter(si -> si.call("_drop", execution.id()));
+                session.enter(si -> si.call("_drop", execution.id()));
             } catch (RuntimeException e) {
                 log.debug("could not drop execution {} in its session: {}", execution.id(), e.getMessage());
             }
@@ -366,7 +366,7 @@ public final class GearsEngine implements AutoCloseable {
                 return;
             }
             try {
-                callPython(session, GearsConfig.EXECUTION_TIMEOUT, () -> session.interpreter().enter(si -> si.call("_fire_timer", timerId)));
+                callPython(session, GearsConfig.EXECUTION_TIMEOUT, () -> session.enter(si -> si.call("_fire_timer", timerId)));
             } catch (PythonCallFailed e) {
                 log.warn("asyncio timer in session {} failed: {}", session.id(), e.getMessage());
             }
@@ -426,7 +426,7 @@ public final class GearsEngine implements AutoCloseable {
         long start = System.nanoTime();
         String error;
         try {
-            error = callPython(session, GearsConfig.REGISTRATION_TIMEOUT, () -> session.interpreter().enter(si -> {
+            error = callPython(session, GearsConfig.REGISTRATION_TIMEOUT, () -> session.enter(si -> {
                 Value result = si.call("_fire_te", te.id(), te.oneshot());
                 return result.isNull() ? null : result.asString();
             }));
@@ -462,7 +462,7 @@ public final class GearsEngine implements AutoCloseable {
         if (forgetInPython) {
             submit(() -> {
                 try {
-                    session.interpreter().enter(si -> si.call("_forget_te", te.id()));
+                    session.enter(si -> si.call("_forget_te", te.id()));
                 } catch (RuntimeException e) {
                     log.debug("could not drop time event {} in its session: {}", te.id(), e.getMessage());
                 } finally {

@@ -30,8 +30,6 @@ public final class HostApi {
     private int atomicDepth;
     /** The command hook whose execution runs now (call_next, override_reply), or null. */
     private HookCall hook;
-    /** register() calls of this session so far: a registration's position names its stream group. */
-    private int registrations;
 
     /** One hooked command: its name for call_next() and the reply override_reply() set. */
     static final class HookCall {
@@ -224,7 +222,8 @@ public final class HostApi {
             }
             map.put(args.getArrayElement(i).asString(), value);
         }
-        Registration r = engine.registrations().create(session, reader, description, mode, map, planOf(plan), registrations++);
+        Registration r = engine.registrations().create(session, reader, description, mode, map, planOf(plan),
+                session.nextRegistrationIndex());
         if (run == null) {
             // Registered outside a script load (from an execution or a time event): active at once.
             engine.registrations().activate(session, r);

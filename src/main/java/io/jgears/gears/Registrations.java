@@ -191,7 +191,7 @@ public final class Registrations implements KeyEvents.Listener {
         Session session = r.session();
         engine.submit(() -> {
             try {
-                session.interpreter().enter(si -> si.call("_forget_registration", r.id()));
+                session.enter(si -> si.call("_forget_registration", r.id()));
             } catch (RuntimeException e) {
                 log.debug("could not drop registration {} in its session: {}", r.id(), e.getMessage());
             } finally {
@@ -248,7 +248,7 @@ public final class Registrations implements KeyEvents.Listener {
         HostApi host = (HostApi) session.interpreter().host();
         int started = 0;
         try {
-            started = engine.callPython(session, GearsConfig.REGISTRATION_TIMEOUT, () -> session.interpreter().enter(si -> {
+            started = engine.callPython(session, GearsConfig.REGISTRATION_TIMEOUT, () -> session.enter(si -> {
                 host.beginHook(hook);
                 try {
                     // Values are read inside the context: another thread may enter it right after.

@@ -34,11 +34,46 @@ public final class Session {
     /** The ACL user its commands run as (the client's), or null for jgears' own. */
     private volatile io.jgears.redis.RedisUser user;
 
-    Session(String id, String description, SubInterpreter interpreter, Consumer<Session> onFree) {
+    /** RedisGears 1.2 mode: a globals dict of its own in the one shared context (see Sessions). */
+    private final boolean shared;
+    /** Names this session's globals in the shared context (ids repeat across upgrades, this does not). */
+    private final String key;
+    private static final java.util.concurrent.atomic.AtomicLong KEYS = new java.util.concurrent.atomic.AtomicLong();
+    private int registrationsMade;
+
+    Session(String id, String description, SubInterpreter interpreter, Consumer<Session> onFree, boolean shared) {
         this.id = id;
         this.description = description;
         this.interpreter = interpreter;
         this.onFree = onFree;
+        this.shared = shared;
+        this.key = id + "#" + KEYS.incrementAndGet();
+    }
+
+    public boolean isShared() {
+        return shared;
+    }
+
+    String key() {
+        return key;
+    }
+
+    /** The next register() position of this session (names its stream consumer groups). */
+    synchronized int nextRegistrationIndex() {
+        return registrationsMade++;
+    }
+
+    /**
+     * Runs {@code action} inside this session's context. In the shared context, the host object is bound
+     * to this session first: whoever enters it next may be another session.
+     */
+    public <T> T enter(java.util.function.Function<SubInterpreter, T> action) {
+        return interpreter.enter(si -> {
+            if (shared) {
+                ((HostApi) si.host()).bind(this);
+            }
+            return action.apply(si);
+        });
     }
 
     public String id() {

@@ -16,7 +16,7 @@ final class SessionStore {
     static final String SESSION = Registrations.RESERVED_PREFIX + "session:";
 
     /** {@code user}: the ACL user name the session ran as (never its password), or null. */
-    record Stored(String id, String code, String description, String user) {
+    record Stored(String id, String code, String description, String user, boolean shared) {
     }
 
     private final RedisBackend redis;
@@ -32,7 +32,8 @@ final class SessionStore {
                 "description".getBytes(), (s.description() == null ? "" : s.description()).getBytes(StandardCharsets.UTF_8),
                 "hasDescription".getBytes(), (s.description() == null ? "0" : "1").getBytes(),
                 "created".getBytes(), s.created().toString().getBytes(),
-                "user".getBytes(), (s.user() == null ? "" : s.user().name()).getBytes(StandardCharsets.UTF_8)));
+                "user".getBytes(), (s.user() == null ? "" : s.user().name()).getBytes(StandardCharsets.UTF_8),
+                "isolation".getBytes(), (s.isShared() ? "shared" : "interpreter").getBytes()));
         redis.execute(List.of("ZADD".getBytes(), INDEX.getBytes(), "NX".getBytes(),
                 String.valueOf(s.created().toEpochMilli()).getBytes(), s.id().getBytes(StandardCharsets.UTF_8)));
     }
@@ -47,12 +48,13 @@ final class SessionStore {
         for (Object id : (List<?>) redis.execute(List.of("ZRANGE".getBytes(), INDEX.getBytes(), "0".getBytes(), "-1".getBytes()))) {
             String sid = String.valueOf(id);
             List<?> h = (List<?>) redis.execute(List.of("HMGET".getBytes(), (SESSION + sid).getBytes(StandardCharsets.UTF_8),
-                    "code".getBytes(), "description".getBytes(), "hasDescription".getBytes(), "user".getBytes()));
+                    "code".getBytes(), "description".getBytes(), "hasDescription".getBytes(), "user".getBytes(), "isolation".getBytes()));
             if (h.get(0) == null) {
                 continue;
             }
             String user = h.get(3) == null || String.valueOf(h.get(3)).isEmpty() ? null : String.valueOf(h.get(3));
-            out.add(new Stored(sid, String.valueOf(h.get(0)), "1".equals(String.valueOf(h.get(2))) ? String.valueOf(h.get(1)) : null, user));
+            out.add(new Stored(sid, String.valueOf(h.get(0)), "1".equals(String.valueOf(h.get(2))) ? String.valueOf(h.get(1)) : null, user,
+                    "shared".equals(String.valueOf(h.get(4)))));
         }
         return out;
     }

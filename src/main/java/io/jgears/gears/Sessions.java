@@ -36,14 +36,30 @@ public final class Sessions {
      * @throws IllegalStateException when the id is taken and this is not an upgrade of it
      */
     Session create(String id, String description, Session replacing) {
+        return create(id, description, replacing, false);
+    }
+
+    /** The one context every shared-mode session runs in, created on first use and kept until shutdown. */
+    private SubInterpreter shared;
+
+    private synchronized SubInterpreter sharedInterpreter() {
+        if (shared == null || shared.isClosed()) {
+            shared = pool.take();
+        }
+        return shared;
+    }
+
+    Session create(String id, String description, Session replacing, boolean sharedMode) {
         String sid = id != null ? id : UUID.randomUUID().toString().replace("-", "");
         Session existing = byId.get(sid);
         if (existing != null && existing != replacing) {
             throw new IllegalStateException("Session " + sid + " already exists");
         }
-        SubInterpreter interpreter = pool.take();
-        Session session = new Session(sid, description, interpreter, this::removed);
-        ((HostApi) interpreter.host()).bind(session);
+        SubInterpreter interpreter = sharedMode ? sharedInterpreter() : pool.take();
+        Session session = new Session(sid, description, interpreter, this::removed, sharedMode);
+        if (!sharedMode) {
+            ((HostApi) interpreter.host()).bind(session);
+        }
         session.acquire(Session.Holder.SCRIPT);
         alive.add(session);
         if (replacing == null || !replacing.id().equals(sid)) {
@@ -64,11 +80,21 @@ public final class Sessions {
         byId.remove(session.id(), session);
         alive.remove(session);
         onFreed.accept(session);
+        Runnable free = session.isShared()
+                // The shared context stays; only this session's globals go.
+                ? () -> {
+                    try {
+                        session.enter(si -> si.call("_drop_session", session.key()));
+                    } catch (RuntimeException e) {
+                        // the shared context is closing
+                    }
+                }
+                : session.interpreter()::close;
         if (closer.isShutdown()) {
             // Freed while jgears shuts down: close here rather than have the closer refuse the task.
-            session.interpreter().close();
+            free.run();
         } else {
-            closer.execute(session.interpreter()::close);
+            closer.execute(free);
         }
     }
 
@@ -81,6 +107,11 @@ public final class Sessions {
         }
         for (Session s : snapshot()) {
             s.interpreter().close();
+        }
+        synchronized (this) {
+            if (shared != null) {
+                shared.close();
+            }
         }
     }
 

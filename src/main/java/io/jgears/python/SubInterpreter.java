@@ -54,7 +54,15 @@ public final class SubInterpreter implements AutoCloseable {
 
     /** Runs a script in __main__; null when it loaded, else the RedisGears-style error text. Call inside enter(). */
     public String execScript(String code) {
-        Value error = execScript.execute(code);
+        return execScript(code, null);
+    }
+
+    /**
+     * Runs a script in the globals of {@code sessionKey} (shared mode: one dict per session in this
+     * context), or in __main__ when null.
+     */
+    public String execScript(String code, String sessionKey) {
+        Value error = execScript.execute(code, sessionKey);
         return error.isNull() ? null : error.asString();
     }
 

@@ -903,6 +903,11 @@ def _resume(eid):
         _drive(run)
 
 
+def _drop_session(session_key):
+    """Shared mode: the session was freed; its globals go (modules it imported stay: they are shared)."""
+    _session_globals.pop(session_key, None)
+
+
 def _drop(eid):
     _runs.pop(eid, None)
     _pending.pop(eid, None)
@@ -1053,15 +1058,26 @@ def _run_pending(eid):
         _run_plan(eid, plan)
 
 
-def _exec_script(code):
-    """Runs a script in __main__; returns None, or the RedisGears-style error text when it fails to load."""
-    import __main__
+_session_globals = {}
+
+
+def _exec_script(code, session_key=None):
+    """Runs a script in __main__ (its own context), or in a globals dict of its own in the shared
+    context (session_key); returns None, or the RedisGears-style error text when it fails to load."""
+    if session_key is None:
+        import __main__
+        scope = __main__.__dict__
+    else:
+        scope = _session_globals.get(session_key)
+        if scope is None:
+            scope = {'__name__': '__main__', '__builtins__': builtins}
+            _session_globals[session_key] = scope
     try:
         compiled = compile(code, '<string>', 'exec')
     except SyntaxError as e:
         return 'Error type: %s, Value: %s' % (type(e), e)
     try:
-        exec(compiled, __main__.__dict__)
+        exec(compiled, scope)
     except BaseException as e:
         return _format_exception(e)
     return None
