@@ -50,9 +50,10 @@ public final class ComparisonBench {
     public static void main(String[] args) throws Exception {
         Path png = Path.of(args.length > 0 ? args[0] : "docs/benchmarks.png");
         double scale = args.length > 1 ? Double.parseDouble(args[1]) : 1.0;
+        java.util.Set<String> parts = java.util.Set.of((args.length > 2 ? args[2] : "1,2,3,4,5,6,7").split(","));
         int port = EmbeddedRedis.freePort();
         try (JGears jgears = JGears.start(new JGears.Options("127.0.0.1", port, null,
-                Files.createTempDirectory("jgears-compare"), false, Map.of("PoolSize", "4"), 512 << 20, 1 << 20))) {
+                Files.createTempDirectory("jgears-compare"), false, Map.of("PoolSize", "4", "ExecutionTimeout", "120000"), 512 << 20, 1 << 20))) {
             int redisPort = jgears.redisUri().getPort();
             RedisClient viaJgears = RedisClient.create(RedisURI.builder().withHost("127.0.0.1").withPort(port)
                     .withTimeout(java.time.Duration.ofMinutes(10)).build());
@@ -60,13 +61,27 @@ public final class ComparisonBench {
                     .withTimeout(java.time.Duration.ofMinutes(10)).build());
             try (StatefulRedisConnection<byte[], byte[]> j = viaJgears.connect(ByteArrayCodec.INSTANCE);
                  StatefulRedisConnection<String, String> d = direct.connect(StringCodec.UTF8)) {
-                subInterpreters(jgears.engine());
-                pyExecuteRoundTrip(viaJgears, j);
-                triggers(j, d, redisPort, (int) (100_000 * scale));
-                batch(j, d, (int) (1_000_000 * scale));
-                parallel(viaJgears);
-                forwarding(port, redisPort);
-                streams(j, d, (int) (1_000_000 * scale));
+                if (parts.contains("1")) {
+                    subInterpreters(jgears.engine());
+                }
+                if (parts.contains("2")) {
+                    pyExecuteRoundTrip(viaJgears, j);
+                }
+                if (parts.contains("3")) {
+                    triggers(j, d, redisPort, (int) (100_000 * scale));
+                }
+                if (parts.contains("4")) {
+                    batch(j, d, (int) (1_000_000 * scale));
+                }
+                if (parts.contains("5")) {
+                    parallel(viaJgears);
+                }
+                if (parts.contains("6")) {
+                    forwarding(port, redisPort);
+                }
+                if (parts.contains("7")) {
+                    streams(j, d, (int) (1_000_000 * scale));
+                }
             } finally {
                 viaJgears.shutdown();
                 direct.shutdown();
@@ -160,12 +175,29 @@ public final class ComparisonBench {
         }
         CompletableFuture.allOf(all.toArray(CompletableFuture[]::new)).get();
         double secs8 = (System.nanoTime() - start) / 1e9;
+        List<byte[]> sharedCmd = List.of("RG.PYEXECUTE".getBytes(), "GB('ShardsIDReader').run()".getBytes(),
+                "ISOLATION".getBytes(), "shared".getBytes());
+        for (int i = 0; i < 200; i++) {
+            RedisBackend.dispatch(c, sharedCmd);  // warm-up: the shared context is created once
+        }
+        double[] shared = new double[1000];
+        long sharedStart = System.nanoTime();
+        for (int i = 0; i < shared.length; i++) {
+            long t = System.nanoTime();
+            RedisBackend.dispatch(c, sharedCmd);
+            shared[i] = (System.nanoTime() - t) / 1e6;
+        }
+        double sharedRate = shared.length / ((System.nanoTime() - sharedStart) / 1e9);
+        Arrays.sort(shared);
         Arrays.sort(one);
         Arrays.sort(eight);
         md.append(String.format(Locale.ROOT, "**2. `RG.PYEXECUTE \"GB('ShardsIDReader').run()\"` round trip**, back to back (every call a new "
                         + "sub-interpreter): 1 client p50 %.2f ms, p99 %.2f ms; 8 clients p50 %.2f ms, p99 %.2f ms, %.0f calls/s.%n%n",
                 pct(one, 50), pct(one, 99), pct(eight, 50), pct(eight, 99), eight.length / secs8));
+        md.append(String.format(Locale.ROOT, "With `ISOLATION shared` (RedisGears 1.2's model, no context per call), 1 client, %d calls "
+                + "back to back: p50 %.3f ms, p99 %.3f ms, %.0f calls/s.%n%n", shared.length, pct(shared, 50), pct(shared, 99), sharedRate));
         results.add(new Result("2 RG.PYEXECUTE p50, 1 client, vs 2 ms target", pct(one, 50), 2.0, "ms", 1.0, false, ""));
+        results.add(new Result("2b same, ISOLATION shared, vs 2 ms", pct(shared, 50), 2.0, "ms", 1.0, false, ""));
     }
 
     // ------------------------------------------------------------------ 3. trigger throughput vs Lua
@@ -249,13 +281,13 @@ public final class ComparisonBench {
     // ------------------------------------------------------------------ 5. parallel sessions
 
     private static void parallel(RedisClient client) throws Exception {
-        String code = "def work(x):\n    s = 0\n    for i in range(3000000):\n        s += i * i\n    return s\n"
+        String code = "def work(x):\n    s = 0\n    for i in range(10000000):\n        s += i * i\n    return s\n"
                 + "GB('ShardsIDReader').map(work).run()";
         double[] rate = new double[3];
         int[] ns = {1, 2, 4};
         // Warm the JIT for this code first.
         try (StatefulRedisConnection<byte[], byte[]> c = client.connect(ByteArrayCodec.INSTANCE)) {
-            for (int i = 0; i < 3; i++) {
+            for (int i = 0; i < 5; i++) {
                 call(c, "RG.PYEXECUTE", code);
             }
         }
@@ -275,7 +307,7 @@ public final class ComparisonBench {
             CompletableFuture.allOf(all.toArray(CompletableFuture[]::new)).get();
             rate[k] = n * 3 / ((System.nanoTime() - start) / 1e9);
         }
-        md.append(String.format(Locale.ROOT, "**5. Parallel sessions**: CPU-bound sessions (3M-iteration loop each, 3 in a row per client): "
+        md.append(String.format(Locale.ROOT, "**5. Parallel sessions**: CPU-bound sessions (10M-iteration loop each, 3 in a row per client, after 5 to warm the JIT): "
                         + "1 at a time %.2f sessions/s, 2 at once %.2f (%.2fx), 4 at once %.2f (%.2fx) on %d cores "
                         + "(RedisGears runs Python one session at a time).%n%n",
                 rate[0], rate[1], rate[1] / rate[0], rate[2], rate[2] / rate[0], Runtime.getRuntime().availableProcessors()));
