@@ -19,6 +19,8 @@ class GearsApiTest extends GearsTestBase {
     @BeforeAll
     static void data() {
         RedisCommands<String, String> redis = TestServer.redisDirect();
+        // The same data for each class that runs this suite (SharedModeApiTest too), on the one test server.
+        redis.del("api:h:9", "api:l", "api:s", "api:z", "api:st");
         for (int i = 1; i <= 10; i++) {
             redis.set("api:n:" + i, String.valueOf(i));
         }
