@@ -47,6 +47,7 @@ public final class KeyEvents implements AutoCloseable {
     private final ExecutorService control = Executors.newSingleThreadExecutor(
             r -> Thread.ofPlatform().name("jgears-keyevents").daemon().unstarted(r));
     private volatile Instant disconnectedAt;
+    private volatile boolean closing;
 
     public KeyEvents(RedisBackend redis, Listener listener) {
         this.redis = redis;
@@ -56,7 +57,7 @@ public final class KeyEvents implements AutoCloseable {
         client.addListener(new RedisConnectionStateListener() {
             @Override
             public void onRedisDisconnected(io.lettuce.core.RedisChannelHandler<?, ?> connection) {
-                if (disconnectedAt == null) {
+                if (disconnectedAt == null && !closing) {
                     disconnectedAt = Instant.now();
                     log.warn("key event notifications: disconnected from Redis; events until the reconnect are lost");
                 }
@@ -116,11 +117,41 @@ public final class KeyEvents implements AutoCloseable {
                 wanted.append(c);
             }
         }
+        raisePubSubBufferLimit();
         if (!wanted.toString().equals(flags)) {
             redis.execute(List.of("CONFIG".getBytes(), "SET".getBytes(), "notify-keyspace-events".getBytes(),
                     wanted.toString().getBytes(StandardCharsets.US_ASCII)));
             log.info("enabled keyspace notifications: notify-keyspace-events '{}' -> '{}' (jgears needs E and A for "
                     + "KeysReader registrations)", flags, wanted);
+        }
+    }
+
+    /** 256 MB hard, 64 MB for 60 s: what jgears sets for pub/sub clients when the limit is lower. */
+    private static final long PUBSUB_HARD = 256L << 20;
+    private static final long PUBSUB_SOFT = 64L << 20;
+
+    /**
+     * Redis disconnects a subscriber whose output buffer passes its pub/sub limit (default 32 MB, or 8 MB
+     * for 60 s): a burst of writes (100k SETs pipelined) produces notifications faster than a busy jgears
+     * drains them, and the lost connection loses events. jgears raises the limit for pub/sub clients when
+     * it is lower, and says so.
+     */
+    private void raisePubSubBufferLimit() {
+        List<?> current = (List<?>) redis.execute(List.of("CONFIG".getBytes(), "GET".getBytes(), "client-output-buffer-limit".getBytes()));
+        String limits = current.size() > 1 ? String.valueOf(current.get(1)) : "";
+        String[] f = limits.split(" ");
+        for (int i = 0; i + 3 < f.length; i += 4) {
+            if (f[i].equals("pubsub")) {
+                long hard = Long.parseLong(f[i + 1]);
+                long soft = Long.parseLong(f[i + 2]);
+                if ((hard != 0 && hard < PUBSUB_HARD) || (soft != 0 && soft < PUBSUB_SOFT)) {
+                    String wanted = "pubsub " + PUBSUB_HARD + " " + PUBSUB_SOFT + " 60";
+                    redis.execute(List.of("CONFIG".getBytes(), "SET".getBytes(), "client-output-buffer-limit".getBytes(),
+                            wanted.getBytes(StandardCharsets.US_ASCII)));
+                    log.info("raised Redis' pub/sub output buffer limit ({} {} {} -> {}) so that bursts of key events do "
+                            + "not disconnect jgears' subscription", f[i + 1], f[i + 2], f[i + 3], wanted);
+                }
+            }
         }
     }
 
@@ -136,6 +167,7 @@ public final class KeyEvents implements AutoCloseable {
 
     @Override
     public void close() {
+        closing = true;
         control.shutdownNow();
         connection.close();
         client.shutdown(Duration.ZERO, Duration.ofSeconds(1));
