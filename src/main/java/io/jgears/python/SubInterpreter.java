@@ -2,6 +2,7 @@ package io.jgears.python;
 
 import org.graalvm.polyglot.Context;
 import org.graalvm.polyglot.PolyglotException;
+import org.graalvm.polyglot.Source;
 import org.graalvm.polyglot.Value;
 
 import java.time.Duration;
@@ -62,8 +63,31 @@ public final class SubInterpreter implements AutoCloseable {
      * context), or in __main__ when null.
      */
     public String execScript(String code, String sessionKey) {
-        Value error = execScript.execute(code, sessionKey);
-        return error.isNull() ? null : error.asString();
+        if (sessionKey != null) {
+            Value error = execScript.execute(code, sessionKey);
+            return error.isNull() ? null : error.asString();
+        }
+        // Parsed from the host as a cached Source: the shared Engine then reuses the parsed and JIT-compiled
+        // code of a script in every context that runs it, instead of compiling it anew per sub-interpreter.
+        Value module;
+        try {
+            module = context.parse(Source.newBuilder("python", code, "<string>").cached(true).buildLiteral());
+        } catch (PolyglotException e) {
+            if (e.isSyntaxError() && e.getGuestObject() != null) {
+                return call("_load_error", e.getGuestObject()).asString();
+            }
+            throw e;
+        }
+        try {
+            Value error = call("_run_parsed", module);
+            return error.isNull() ? null : error.asString();
+        } catch (PolyglotException e) {
+            if (e.isExit()) {
+                // sys.exit() at the top of a script ends the script, not the sub-interpreter.
+                return "['Traceback (most recent call last):\\n', 'SystemExit: " + e.getExitStatus() + "\\n']";
+            }
+            throw e;
+        }
     }
 
     /** Calls a function of the runtime module ({@code _run_pending}, {@code _resume}, ...). Call inside enter(). */

@@ -1061,6 +1061,19 @@ def _run_pending(eid):
 _session_globals = {}
 
 
+def _run_parsed(module):
+    """Runs a script the host parsed (a cached Source, so its compiled code is shared by all contexts)."""
+    try:
+        module()
+    except BaseException as e:
+        return _format_exception(e)
+    return None
+
+
+def _load_error(e):
+    return 'Error type: %s, Value: %s' % (type(e), e)
+
+
 def _exec_script(code, session_key=None):
     """Runs a script in __main__ (its own context), or in a globals dict of its own in the shared
     context (session_key); returns None, or the RedisGears-style error text when it fails to load."""
