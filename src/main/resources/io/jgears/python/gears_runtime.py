@@ -1059,6 +1059,8 @@ def _run_pending(eid):
 
 
 _session_globals = {}
+# Shared mode: code objects by script text, so a script sent again is not compiled again.
+_compiled = {}
 
 
 def _run_parsed(module):
@@ -1085,10 +1087,15 @@ def _exec_script(code, session_key=None):
         if scope is None:
             scope = {'__name__': '__main__', '__builtins__': builtins}
             _session_globals[session_key] = scope
-    try:
-        compiled = compile(code, '<string>', 'exec')
-    except SyntaxError as e:
-        return 'Error type: %s, Value: %s' % (type(e), e)
+    compiled = _compiled.get(code)
+    if compiled is None:
+        try:
+            compiled = compile(code, '<string>', 'exec')
+        except SyntaxError as e:
+            return 'Error type: %s, Value: %s' % (type(e), e)
+        if len(_compiled) >= 256:
+            _compiled.clear()  # a bounded cache: shared-mode callers that send ever-new code do not grow it
+        _compiled[code] = compiled
     try:
         exec(compiled, scope)
     except BaseException as e:
