@@ -175,9 +175,26 @@ public final class RedisBackend implements AutoCloseable {
 
     /** {@link #readBatch(String, String, int, boolean, boolean)} as {@code user} (its ACL applies to the script's reads). */
     public List<?> readBatch(RedisUser user, String cursor, String pattern, int count, boolean readValue, boolean noScan) {
-        List<byte[]> args = List.of("EVALSHA".getBytes(), readBatchSha.getBytes(), "0".getBytes(),
-                (noScan ? "key" : "scan").getBytes(), cursor.getBytes(), pattern.getBytes(StandardCharsets.UTF_8),
-                (readValue ? "1" : "0").getBytes(), String.valueOf(count).getBytes());
+        return runReadScript(user, List.of((noScan ? "key" : "scan").getBytes(), cursor.getBytes(),
+                pattern.getBytes(StandardCharsets.UTF_8), (readValue ? "1" : "0").getBytes(), String.valueOf(count).getBytes()));
+    }
+
+    /**
+     * The type and value of each key, in one round trip (key events): [cursor, key, type, value, ...] with
+     * every key present, type 'none' for a missing one.
+     */
+    public List<?> readKeys(RedisUser user, List<byte[]> keys, boolean readValue) {
+        List<byte[]> argv = new java.util.ArrayList<>(keys.size() + 5);
+        argv.addAll(List.of("keys".getBytes(), "0".getBytes(), "".getBytes(), (readValue ? "1" : "0").getBytes(), "0".getBytes()));
+        argv.addAll(keys);
+        return runReadScript(user, argv);
+    }
+
+    /** EVALSHA of read_batch.lua with these ARGV, as {@code user}; loads the script again after NOSCRIPT. */
+    private List<?> runReadScript(RedisUser user, List<byte[]> argv) {
+        List<byte[]> args = new java.util.ArrayList<>(argv.size() + 3);
+        args.addAll(List.of("EVALSHA".getBytes(), readBatchSha.getBytes(), "0".getBytes()));
+        args.addAll(argv);
         try {
             return (List<?>) dispatch(connectionFor(user), args);
         } catch (RedisCommandException e) {
@@ -186,27 +203,7 @@ public final class RedisBackend implements AutoCloseable {
             }
             // Redis was restarted or flushed its script cache: load the script again.
             readBatchSha = String.valueOf(dispatch(shared, List.of("SCRIPT".getBytes(), "LOAD".getBytes(), readBatchScript)));
-            return readBatch(user, cursor, pattern, count, readValue, noScan);
-        }
-    }
-
-    /**
-     * The type and value of each key, in one round trip (key events): [cursor, key, type, value, ...] with
-     * every key present, type 'none' for a missing one.
-     */
-    public List<?> readKeys(RedisUser user, List<byte[]> keys, boolean readValue) {
-        List<byte[]> args = new java.util.ArrayList<>(keys.size() + 8);
-        args.addAll(List.of("EVALSHA".getBytes(), readBatchSha.getBytes(), "0".getBytes(), "keys".getBytes(),
-                "0".getBytes(), "".getBytes(), (readValue ? "1" : "0").getBytes(), "0".getBytes()));
-        args.addAll(keys);
-        try {
-            return (List<?>) dispatch(connectionFor(user), args);
-        } catch (RedisCommandException e) {
-            if (!e.getMessage().startsWith("NOSCRIPT")) {
-                throw e;
-            }
-            readBatchSha = String.valueOf(dispatch(shared, List.of("SCRIPT".getBytes(), "LOAD".getBytes(), readBatchScript)));
-            return readKeys(user, keys, readValue);
+            return runReadScript(user, argv);
         }
     }
 
