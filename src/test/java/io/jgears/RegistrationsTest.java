@@ -88,6 +88,10 @@ class RegistrationsTest extends GearsTestBase {
                 "triggered executions are listed as registered: " + dump);
         Map<String, Object> session = pairs((List<?>) ((List<?>) call("RG.PYDUMPSESSIONS", "SESSIONS", "kr")).getFirst());
         assertEquals(List.of(registrationId("kr")), session.get("registrations"));
+        // The registration holds its session; the executions it triggered (kept for DUMPEXECUTIONS) too.
+        Map<String, Object> verbose = pairs((List<?>) ((List<?>) call("RG.PYDUMPSESSIONS", "VERBOSE", "SESSIONS", "kr")).getFirst());
+        assertEquals(List.of("registration", 1L, "execution", 3L), verbose.get("holders"));
+        assertEquals(4L, verbose.get("refCount"));
         unregisterAll("kr");
     }
 

@@ -64,6 +64,10 @@ public final class Main implements Runnable {
                 description = "Largest bulk string a client may send, in bytes (default ${DEFAULT-VALUE}).")
         int maxBulk;
 
+        @Option(names = "--max-array", defaultValue = "" + ServerOptions.DEFAULT_MAX_ARRAY,
+                description = "Most arguments one command may have (default ${DEFAULT-VALUE}).")
+        int maxArray;
+
         /** The config keys from the file, then --set, then the dedicated flags (later ones win), validated. */
         Map<String, String> config() throws IOException {
             Map<String, String> config = new LinkedHashMap<>();
@@ -104,7 +108,7 @@ public final class Main implements Runnable {
             }, "jgears-shutdown"));
             try {
                 jgears.startParts(new JGears.Options(bind, port, redis, data, !noAppendOnly, config,
-                        maxBulk, ServerOptions.DEFAULT_MAX_ARRAY));
+                        maxBulk, maxArray));
             } catch (IOException e) {
                 System.err.println("jgears: " + e.getMessage());
                 return 2;
