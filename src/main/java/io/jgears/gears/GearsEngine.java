@@ -347,15 +347,26 @@ public final class GearsEngine implements AutoCloseable {
 
     /** Drops the Python side of a parked or queued execution that ended from outside. */
     private void forgetInPython(Execution execution) {
-        Session session = execution.session();
-        if (session.isFreed()) {
-            return;
+        if (!execution.session().isFreed()) {
+            forgetInSession(execution.session(), "_drop", execution.id(), null);
         }
+    }
+
+    /**
+     * Calls the runtime's {@code function(id)} in the session, on an execution thread, so that Python
+     * forgets something jgears ended; then releases {@code holder}'s reference (if not null). The release
+     * comes after the call: the session must not be freed while Python still holds the thing.
+     */
+    void forgetInSession(Session session, String function, String id, Session.Holder holder) {
         submit(() -> {
             try {
-                session.enter(si -> si.call("_drop", execution.id()));
+                session.enter(si -> si.call(function, id));
             } catch (RuntimeException e) {
-                log.debug("could not drop execution {} in its session: {}", execution.id(), e.getMessage());
+                log.debug("could not run {}({}) in session {}: {}", function, id, session.id(), e.getMessage());
+            } finally {
+                if (holder != null) {
+                    session.release(holder);
+                }
             }
         });
     }
@@ -460,15 +471,7 @@ public final class GearsEngine implements AutoCloseable {
         timeEvents.remove(te);
         Session session = te.session();
         if (forgetInPython) {
-            submit(() -> {
-                try {
-                    session.enter(si -> si.call("_forget_te", te.id()));
-                } catch (RuntimeException e) {
-                    log.debug("could not drop time event {} in its session: {}", te.id(), e.getMessage());
-                } finally {
-                    session.release(Session.Holder.TIME_EVENT);
-                }
-            });
+            forgetInSession(session, "_forget_te", te.id(), Session.Holder.TIME_EVENT);
         } else {
             session.release(Session.Holder.TIME_EVENT);
         }

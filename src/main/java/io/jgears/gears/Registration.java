@@ -239,8 +239,4 @@ public final class Registration {
     public synchronized String lastGap() {
         return lastGap;
     }
-
-    public synchronized long failures() {
-        return failures;
-    }
 }

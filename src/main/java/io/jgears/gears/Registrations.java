@@ -188,16 +188,7 @@ public final class Registrations implements KeyEvents.Listener {
             r.recent.clear();
         }
         kept.forEach(e -> engine.executions().release(e));
-        Session session = r.session();
-        engine.submit(() -> {
-            try {
-                session.enter(si -> si.call("_forget_registration", r.id()));
-            } catch (RuntimeException e) {
-                log.debug("could not drop registration {} in its session: {}", r.id(), e.getMessage());
-            } finally {
-                session.release(Session.Holder.REGISTRATION);
-            }
-        });
+        engine.forgetInSession(r.session(), "_forget_registration", r.id(), Session.Holder.REGISTRATION);
         return true;
     }
 

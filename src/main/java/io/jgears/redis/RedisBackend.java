@@ -207,15 +207,6 @@ public final class RedisBackend implements AutoCloseable {
         }
     }
 
-    /** A pub/sub connection (key event notifications). */
-    public io.lettuce.core.pubsub.StatefulRedisPubSubConnection<byte[], byte[]> connectPubSub() {
-        return client.connectPubSub(ByteArrayCodec.INSTANCE);
-    }
-
-    public RedisClient client() {
-        return client;
-    }
-
     private static byte[] loadResource(String name) {
         try (InputStream in = RedisBackend.class.getResourceAsStream(name)) {
             if (in == null) {
