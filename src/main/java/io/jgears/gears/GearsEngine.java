@@ -47,6 +47,8 @@ public final class GearsEngine implements AutoCloseable {
     private final SessionStore store;
     private volatile boolean closing;
     private final ThreadPoolExecutor executionThreads;
+    /** Extra threads inside a context while a key registration's events run in parallel (KeyEventConcurrency). */
+    private final java.util.concurrent.ExecutorService laneThreads;
     /** Fires time events, asyncio timers and the ExecutionTimeout watchdog; the work itself runs on executionThreads. */
     private final ScheduledExecutorService timer;
 
@@ -65,6 +67,9 @@ public final class GearsEngine implements AutoCloseable {
                 new LinkedBlockingQueue<>(),
                 r -> Thread.ofPlatform().name("jgears-exec-" + n.incrementAndGet()).daemon()
                         .stackSize(PYTHON_THREAD_STACK).unstarted(r));
+        AtomicInteger lanes = new AtomicInteger();
+        this.laneThreads = Executors.newCachedThreadPool(r -> Thread.ofPlatform().name("jgears-lane-" + lanes.incrementAndGet())
+                .daemon().stackSize(PYTHON_THREAD_STACK).unstarted(r));
         this.timer = Executors.newSingleThreadScheduledExecutor(
                 r -> Thread.ofPlatform().name("jgears-timer").daemon().unstarted(r));
         this.memoryGuard = new MemoryGuard(config);
@@ -284,6 +289,20 @@ public final class GearsEngine implements AutoCloseable {
 
     private static CompletableFuture<RedisMessage> done(RedisMessage m) {
         return CompletableFuture.completedFuture(m);
+    }
+
+    java.util.concurrent.Executor laneThreads() {
+        return laneThreads;
+    }
+
+    /** Counts what this thread allocates against the heap guard while it runs {@code call} in the session. */
+    <T> T tracked(Session session, Supplier<T> call) {
+        MemoryGuard.Call tracked = memoryGuard.begin(session);
+        try {
+            return call.get();
+        } finally {
+            memoryGuard.end(tracked);
+        }
     }
 
     void submit(Runnable task) {
@@ -531,6 +550,7 @@ public final class GearsEngine implements AutoCloseable {
         closing = true;
         registrations.close();
         executionThreads.shutdownNow();
+        laneThreads.shutdownNow();
         timer.shutdownNow();
         pool.close();
         sessions.close();

@@ -26,8 +26,21 @@ public final class HostApi {
     private final GearsEngine engine;
     private Session session;
     private ScriptRun run;
-    private StatefulRedisConnection<byte[], byte[]> atomicConnection;
-    private int atomicDepth;
+    /**
+     * Open atomic() blocks by thread: several threads may be inside this context at once (a key
+     * registration's events run in parallel), and each block's MULTI is its own.
+     */
+    private final java.util.concurrent.ConcurrentHashMap<Thread, AtomicBlock> atomics = new java.util.concurrent.ConcurrentHashMap<>();
+
+    /** One open atomic() block: its dedicated connection (inside MULTI) and how deeply it is nested. */
+    private static final class AtomicBlock {
+        final StatefulRedisConnection<byte[], byte[]> connection;
+        int depth = 1;
+
+        AtomicBlock(StatefulRedisConnection<byte[], byte[]> connection) {
+            this.connection = connection;
+        }
+    }
     /** The command hook whose execution runs now (call_next, override_reply), or null. */
     private HookCall hook;
 
@@ -73,10 +86,8 @@ public final class HostApi {
 
     void endRun() {
         this.run = null;
-        if (atomicConnection != null) {
-            // A script that left an atomic() block open does not leave the transaction behind.
-            closeAtomic();
-        }
+        // A script that left an atomic() block open does not leave the transaction behind.
+        closeAtomic();
     }
 
     // ------------------------------------------------------------------ Redis
@@ -92,15 +103,37 @@ public final class HostApi {
     private static final Set<String> BLOCKING = Set.of("BLPOP", "BRPOP", "BRPOPLPUSH", "BLMOVE", "BLMPOP",
             "BZPOPMIN", "BZPOPMAX", "BZMPOP", "XREAD", "XREADGROUP", "WAIT", "WAITAOF");
 
+    /**
+     * execute() with plain string arguments, as Java strings: the common case, with no foreign array to
+     * read. Returns a scalar reply as it is, else [ok, value] (see {@link #run}).
+     */
     @HostAccess.Export
-    public Object[] execute(Value args) {
-        int n = (int) args.getArraySize();
-        if (n == 0) {
-            return new Object[]{Boolean.FALSE, "ERR execute() needs a command"};
+    public Object executeArgs(String... args) {
+        List<byte[]> command = new ArrayList<>(args.length);
+        for (String a : args) {
+            command.add(a.getBytes(StandardCharsets.UTF_8));
         }
+        return run(command);
+    }
+
+    /** execute() with arguments that include bytes. */
+    @HostAccess.Export
+    public Object execute(Value args) {
+        int n = (int) args.getArraySize();
         List<byte[]> command = new ArrayList<>(n);
         for (int i = 0; i < n; i++) {
             command.add(bytesOf(args.getArrayElement(i)));
+        }
+        return run(command);
+    }
+
+    /**
+     * Runs a command for execute(): a successful scalar reply (string, integer, double, nil) is returned
+     * as it is; an array reply as [true, array]; an error as [false, message].
+     */
+    private Object run(List<byte[]> command) {
+        if (command.isEmpty()) {
+            return new Object[]{Boolean.FALSE, "ERR execute() needs a command"};
         }
         String name = new String(command.getFirst(), StandardCharsets.UTF_8).toUpperCase(Locale.ROOT);
         for (int i = 1; i < command.size(); i++) {
@@ -121,16 +154,18 @@ public final class HostApi {
                 }
             }
             Object reply;
-            if (atomicConnection != null) {
-                reply = RedisBackend.dispatch(atomicConnection, command);
+            AtomicBlock atomic = atomics.isEmpty() ? null : atomics.get(Thread.currentThread());
+            if (atomic != null) {
+                reply = RedisBackend.dispatch(atomic.connection, command);
             } else if (BLOCKING.contains(name)) {
                 try (StatefulRedisConnection<byte[], byte[]> own = engine.redis().connectDedicated(user)) {
                     reply = RedisBackend.dispatch(own, command);
                 }
             } else {
-                reply = RedisBackend.dispatch(engine.redis().connectionFor(user), command);
+                reply = engine.redis().executeBlocking(user, command);
             }
-            return new Object[]{Boolean.TRUE, toHost(reply)};
+            Object value = toHost(reply);
+            return value instanceof Object[] ? new Object[]{Boolean.TRUE, value} : value;
         } catch (RedisCommandException e) {
             return new Object[]{Boolean.FALSE, e.getMessage()};
         } catch (RuntimeException e) {
@@ -258,25 +293,32 @@ public final class HostApi {
 
     @HostAccess.Export
     public void atomicBegin() {
-        if (atomicDepth++ > 0) {
+        AtomicBlock open = atomics.get(Thread.currentThread());
+        if (open != null) {
+            open.depth++;
             return;
         }
+        StatefulRedisConnection<byte[], byte[]> connection = null;
         try {
-            atomicConnection = engine.redis().connectDedicated(session.user());
-            RedisBackend.dispatch(atomicConnection, List.of("MULTI".getBytes()));
+            connection = engine.redis().connectDedicated(session.user());
+            RedisBackend.dispatch(connection, List.of("MULTI".getBytes()));
+            atomics.put(Thread.currentThread(), new AtomicBlock(connection));
         } catch (RuntimeException e) {
-            closeAtomic();
+            if (connection != null) {
+                connection.closeAsync();
+            }
             throw new IllegalStateException("atomic(): " + e.getMessage());
         }
     }
 
     @HostAccess.Export
     public Object[] atomicEnd(boolean commit) {
-        if (atomicDepth == 0 || --atomicDepth > 0) {
+        AtomicBlock open = atomics.get(Thread.currentThread());
+        if (open == null || --open.depth > 0) {
             return new Object[]{Boolean.TRUE, null};
         }
         try {
-            Object reply = RedisBackend.dispatch(atomicConnection, List.of((commit ? "EXEC" : "DISCARD").getBytes()));
+            Object reply = RedisBackend.dispatch(open.connection, List.of((commit ? "EXEC" : "DISCARD").getBytes()));
             return new Object[]{Boolean.TRUE, toHost(reply)};
         } catch (RedisCommandException e) {
             return new Object[]{Boolean.FALSE, e.getMessage()};
@@ -285,11 +327,11 @@ public final class HostApi {
         }
     }
 
-    private void closeAtomic() {
-        atomicDepth = 0;
-        if (atomicConnection != null) {
-            atomicConnection.closeAsync();
-            atomicConnection = null;
+    /** Ends this thread's atomic() block, if any, without committing it. */
+    void closeAtomic() {
+        AtomicBlock open = atomics.isEmpty() ? null : atomics.remove(Thread.currentThread());
+        if (open != null) {
+            open.connection.closeAsync();
         }
     }
 
@@ -342,6 +384,36 @@ public final class HostApi {
         if (!execution.isStored()) {
             // A blocking run() leaves nothing behind: its reference goes as soon as it is done.
             engine.executions().release(execution);
+        }
+    }
+
+    /**
+     * Finished triggered executions in one call, as plain strings: their ids and result counts
+     * (comma-separated), and their results concatenated with their lengths (in code points).
+     */
+    @HostAccess.Export
+    public void finishBatch(String ids, String counts, String results, String lengths) {
+        String[] idList = ids.split(",");
+        String[] countList = counts.split(",");
+        String[] lengthList = lengths.isEmpty() ? new String[0] : lengths.split(",");
+        int part = 0;
+        int offset = 0;
+        for (int i = 0; i < idList.length; i++) {
+            int n = Integer.parseInt(countList[i]);
+            List<Object> out = new ArrayList<>(n);
+            for (int j = 0; j < n; j++) {
+                int end = results.offsetByCodePoints(offset, Integer.parseInt(lengthList[part++]));
+                out.add(results.substring(offset, end));
+                offset = end;
+            }
+            Execution execution = engine.executions().find(idList[i]);
+            if (execution == null || execution.session() != session) {
+                continue;
+            }
+            execution.complete(out, List.of());
+            if (!execution.isStored()) {
+                engine.executions().release(execution);
+            }
         }
     }
 

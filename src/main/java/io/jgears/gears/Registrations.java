@@ -232,19 +232,21 @@ public final class Registrations implements KeyEvents.Listener {
     }
 
     /** Runs the events' executions in one call into the session; executions it could not run end as failed. */
-    private void runInPython(Registration r, List<Execution> executions, Object[] payload, HostApi.HookCall hook) {
+    /** One call into the runtime for a list of executions and their events; returns how many Python started. */
+    private interface Trigger {
+        int call(io.jgears.python.SubInterpreter si, Registration r, List<Execution> executions, List<Object> payload);
+    }
+
+    private void runInPython(Registration r, List<Execution> executions, List<Object> payload, HostApi.HookCall hook,
+                             Trigger trigger) {
         Session session = r.session();
-        Object[] ids = executions.stream().map(Execution::id).toArray();
-        boolean profile = engine.config().getLong(GearsConfig.PROFILE_EXECUTIONS) != 0;
         HostApi host = (HostApi) session.interpreter().host();
         int started = 0;
         try {
             started = engine.callPython(session, GearsConfig.REGISTRATION_TIMEOUT, () -> session.enter(si -> {
                 host.beginHook(hook);
                 try {
-                    // Values are read inside the context: another thread may enter it right after.
-                    org.graalvm.polyglot.Value n = si.call("_trigger", r.id(), ids, payload, profile);
-                    return n.fitsInInt() ? n.asInt() : 0;
+                    return trigger.call(si, r, executions, payload);
                 } finally {
                     host.endHook();
                 }
@@ -254,7 +256,98 @@ public final class Registrations implements KeyEvents.Listener {
                 engine.failed(x, e.getMessage());
             }
         }
-        // Executions Python did not start (unregistered meanwhile, or the registration is gone there).
+        notStarted(executions, started);
+    }
+
+    /**
+     * Runs lanes of executions at once inside the session's context, one thread each: while one lane waits
+     * on Redis in execute(), another runs Python, so their round trips overlap on the pipelined connection.
+     */
+    private void runInPythonLanes(Registration r, List<List<Execution>> lanes, List<List<Object>> payloads, Trigger trigger) {
+        Session session = r.session();
+        HostApi host = (HostApi) session.interpreter().host();
+        List<java.util.function.Function<io.jgears.python.SubInterpreter, Integer>> actions = new ArrayList<>(lanes.size());
+        for (int i = 0; i < lanes.size(); i++) {
+            List<Execution> lane = lanes.get(i);
+            List<Object> payload = payloads.get(i);
+            actions.add(si -> engine.tracked(session, () -> {
+                try {
+                    return trigger.call(si, r, lane, payload);
+                } finally {
+                    host.closeAtomic();  // an interrupted lane does not leave its thread inside a MULTI
+                }
+            }));
+        }
+        List<Integer> started = null;
+        try {
+            started = engine.callPython(session, GearsConfig.REGISTRATION_TIMEOUT,
+                    () -> session.enterParallel(actions, engine.laneThreads()));
+        } catch (GearsEngine.PythonCallFailed e) {
+            for (List<Execution> lane : lanes) {
+                for (Execution x : lane) {
+                    engine.failed(x, e.getMessage());
+                }
+            }
+        }
+        for (int i = 0; i < lanes.size(); i++) {
+            notStarted(lanes.get(i), started == null ? 0 : started.get(i));
+        }
+    }
+
+    /** Calls the runtime's _trigger (stream and command events). Call inside the context. */
+    private int trigger(io.jgears.python.SubInterpreter si, Registration r, List<Execution> executions, List<Object> payload) {
+        Object[] ids = executions.stream().map(Execution::id).toArray();
+        boolean profile = engine.config().getLong(GearsConfig.PROFILE_EXECUTIONS) != 0;
+        // Values are read inside the context: another thread may enter it right after.
+        org.graalvm.polyglot.Value n = si.call("_trigger", r.id(), ids, payload.toArray(), profile);
+        return n.fitsInInt() ? n.asInt() : 0;
+    }
+
+    /**
+     * Calls the runtime's _trigger_keys for key events ([event, key, type, value, readValue] each). The
+     * batch goes as plain strings (joined, or concatenated with their lengths): strings cross into Python
+     * as Python strings, while each read of a host array would let the other lanes take the GIL.
+     */
+    private int triggerKeys(io.jgears.python.SubInterpreter si, Registration r, List<Execution> executions, List<Object> payload) {
+        StringBuilder ids = new StringBuilder();
+        StringBuilder events = new StringBuilder();
+        StringBuilder keys = new StringBuilder();
+        StringBuilder keyLengths = new StringBuilder();
+        StringBuilder types = new StringBuilder();
+        StringBuilder values = new StringBuilder();
+        StringBuilder valueLengths = new StringBuilder();
+        boolean readValue = false;
+        boolean plainValues = true;
+        Object[] rawValues = new Object[payload.size()];
+        for (int i = 0; i < payload.size(); i++) {
+            Object[] event = (Object[]) payload.get(i);
+            String sep = i == 0 ? "" : ",";
+            ids.append(sep).append(executions.get(i).id());
+            events.append(sep).append(event[0]);
+            String key = (String) event[1];
+            keys.append(key);
+            keyLengths.append(sep).append(key.codePointCount(0, key.length()));
+            types.append(sep).append(event[2]);
+            readValue = (Boolean) event[4];
+            rawValues[i] = event[3];
+            if (event[3] instanceof String v) {
+                values.append(v);
+                valueLengths.append(sep).append(v.codePointCount(0, v.length()));
+            } else if (event[3] == null) {
+                valueLengths.append(sep).append(-1);
+            } else {
+                plainValues = false;
+            }
+        }
+        boolean profile = engine.config().getLong(GearsConfig.PROFILE_EXECUTIONS) != 0;
+        org.graalvm.polyglot.Value n = si.call("_trigger_keys", r.id(), ids.toString(), events.toString(), keys.toString(),
+                keyLengths.toString(), types.toString(), plainValues ? values.toString() : rawValues,
+                plainValues ? valueLengths.toString() : null, readValue, profile);
+        return n.fitsInInt() ? n.asInt() : 0;
+    }
+
+    /** Executions Python did not start (unregistered meanwhile, or the registration is gone there). */
+    private void notStarted(List<Execution> executions, int started) {
         for (int i = started; i < executions.size(); i++) {
             engine.failed(executions.get(i), "not run: the registration was unregistered");
         }
@@ -352,8 +445,13 @@ public final class Registrations implements KeyEvents.Listener {
             read = engine.redis().readKeys(r.session().user(), keys, readValue);
         }
         int step = readValue ? 3 : 2;
-        List<Execution> executions = new ArrayList<>(batch.size());
-        List<Object> payload = new ArrayList<>(batch.size());
+        // Async registrations run their events in lanes (KeyEventConcurrency); sync ones keep arrival order.
+        int concurrency = !"sync".equals(r.mode())
+                ? (int) Math.min(engine.config().getLong(GearsConfig.KEY_EVENT_CONCURRENCY), batch.size()) : 1;
+        @SuppressWarnings("unchecked")
+        List<Execution>[] lanes = new List[Math.max(1, concurrency)];
+        @SuppressWarnings("unchecked")
+        List<Object>[] payloads = new List[lanes.length];
         int skipped = 0;
         synchronized (r) {
             if (r.isUnregistered()) {
@@ -374,17 +472,41 @@ public final class Registrations implements KeyEvents.Listener {
                     continue;
                 }
                 Object value = readValue ? HostApi.toHostValue(read.get(1 + i * step + 2)) : null;
-                payload.add(new Object[]{event, key, type == null ? "none" : type, value, readValue});
                 Execution e = newExecution(r);
                 e.done().whenComplete((x, error) -> r.processed(1));
-                executions.add(e);
+                // Events of one key share a lane, so they run in arrival order.
+                int lane = lanes.length == 1 ? 0 : Math.floorMod(key.hashCode(), lanes.length);
+                if (lanes[lane] == null) {
+                    lanes[lane] = new ArrayList<>();
+                    payloads[lane] = new ArrayList<>();
+                }
+                lanes[lane].add(e);
+                payloads[lane].add(new Object[]{event, key, type == null ? "none" : type, value, readValue});
             }
-            r.triggered(executions.size());
+            r.triggered(executions(lanes));
         }
         r.processed(skipped);
-        if (!executions.isEmpty()) {
-            runInPython(r, executions, payload.toArray(), null);
+        List<List<Execution>> used = new ArrayList<>(lanes.length);
+        List<List<Object>> usedPayloads = new ArrayList<>(lanes.length);
+        for (int i = 0; i < lanes.length; i++) {
+            if (lanes[i] != null) {
+                used.add(lanes[i]);
+                usedPayloads.add(payloads[i]);
+            }
         }
+        if (used.size() == 1) {
+            runInPython(r, used.getFirst(), usedPayloads.getFirst(), null, this::triggerKeys);
+        } else if (used.size() > 1) {
+            runInPythonLanes(r, used, usedPayloads, this::triggerKeys);
+        }
+    }
+
+    private static int executions(List<Execution>[] lanes) {
+        int n = 0;
+        for (List<Execution> lane : lanes) {
+            n += lane == null ? 0 : lane.size();
+        }
+        return n;
     }
 
     /**
@@ -418,8 +540,8 @@ public final class Registrations implements KeyEvents.Listener {
             e = newExecution(r);
             r.triggered(1);
         }
-        Object[] payload = {new Object[]{stream, entries.toArray()}};
-        engine.submit(() -> runInPython(r, List.of(e), payload, null));
+        List<Object> payload = java.util.Collections.singletonList(new Object[]{stream, entries.toArray()});
+        engine.submit(() -> runInPython(r, List.of(e), payload, null, this::trigger));
         return e.done().thenApply(x -> x.status() == Execution.Status.DONE && x.errors().isEmpty());
     }
 
@@ -476,8 +598,8 @@ public final class Registrations implements KeyEvents.Listener {
             e = newExecution(r);
             r.triggered(1);
         }
-        Object[] payload = {args.toArray()};
-        engine.submit(() -> runInPython(r, List.of(e), payload, hook));
+        List<Object> payload = java.util.Collections.singletonList(args.toArray());
+        engine.submit(() -> runInPython(r, List.of(e), payload, hook, this::trigger));
         return e.done().thenApply(x -> commandReply(x, hook));
     }
 

@@ -76,6 +76,13 @@ public final class Session {
         });
     }
 
+    /** {@link SubInterpreter#enterParallel} into this session's context (bound to it in shared mode). */
+    public <T> java.util.List<T> enterParallel(java.util.List<java.util.function.Function<SubInterpreter, T>> actions,
+                                              java.util.concurrent.Executor threads) {
+        // The lock is reentrant: the binding and the parallel run happen under one hold of it.
+        return enter(si -> si.enterParallel(actions, threads));
+    }
+
     public String id() {
         return id;
     }

@@ -53,6 +53,45 @@ public final class SubInterpreter implements AutoCloseable {
         }
     }
 
+    /**
+     * Runs the actions at once inside the context, the first on this thread and each other one on a thread
+     * of {@code threads}, and returns their results in order once all have left. GraalPy releases its GIL
+     * around calls to the host, so while one action waits on Redis in execute() another runs Python. No
+     * other caller enters meanwhile. The first failure is rethrown after every action has ended.
+     */
+    public <T> java.util.List<T> enterParallel(java.util.List<Function<SubInterpreter, T>> actions,
+                                              java.util.concurrent.Executor threads) {
+        return enter(si -> {
+            java.util.List<java.util.concurrent.CompletableFuture<T>> others = new java.util.ArrayList<>();
+            for (int i = 1; i < actions.size(); i++) {
+                Function<SubInterpreter, T> action = actions.get(i);
+                others.add(java.util.concurrent.CompletableFuture.supplyAsync(() -> action.apply(si), threads));
+            }
+            RuntimeException failure = null;
+            java.util.List<T> out = new java.util.ArrayList<>(actions.size());
+            try {
+                out.add(actions.getFirst().apply(si));
+            } catch (RuntimeException e) {
+                failure = e;
+                out.add(null);
+            }
+            for (java.util.concurrent.CompletableFuture<T> f : others) {
+                try {
+                    out.add(f.join());
+                } catch (java.util.concurrent.CompletionException e) {
+                    out.add(null);
+                    if (failure == null) {
+                        failure = e.getCause() instanceof RuntimeException re ? re : e;
+                    }
+                }
+            }
+            if (failure != null) {
+                throw failure;
+            }
+            return out;
+        });
+    }
+
     /** Runs a script in __main__; null when it loaded, else the RedisGears-style error text. Call inside enter(). */
     public String execScript(String code) {
         return execScript(code, null);

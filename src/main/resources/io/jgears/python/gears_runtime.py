@@ -42,7 +42,25 @@ def _format_exception(e):
 
 def execute(command, *args):
     """Runs a Redis command; returns its reply as Python values and raises on an error reply."""
-    ok, value = _host.execute([command] + [a if type(a) is bytes else str(a) for a in args])
+    argv = [command]
+    plain = type(command) is str
+    for a in args:
+        t = type(a)
+        if t is str:
+            argv.append(a)
+        elif t is bytes:
+            plain = False
+            argv.append(a)
+        else:
+            argv.append(str(a))
+    # All-str arguments cross as Java strings, and a scalar reply comes back as one: no foreign arrays
+    # to walk. Each access to a host object lets other threads in this context take the GIL, which is
+    # what several events of one registration running at once contend for.
+    r = _host.executeArgs(*argv) if plain else _host.execute(argv)
+    t = type(r)
+    if t is str or t is int or r is None or t is float or t is bool:
+        return r
+    ok, value = r
     if not ok:
         raise Exception(value)
     return _to_py(value)
@@ -734,7 +752,7 @@ _STEP = {
 
 class _Run(object):
     """One execution in progress: its record iterator, what it gathered, and what it waits on."""
-    __slots__ = ('eid', 'records', 'results', 'errors', 'convert', 'prof', 'waiting')
+    __slots__ = ('eid', 'records', 'results', 'errors', 'convert', 'prof', 'waiting', 'done')
 
 
 _runs = {}
@@ -749,6 +767,7 @@ def _run_plan(eid, plan):
     run.convert = convert
     run.prof = [0] * (len(steps) + 1) if profile else None
     run.waiting = None
+    run.done = None
     try:
         run.records = _apply(steps, _records(reader, arg, kwargs), run.errors, run.prof)
     except Exception as e:
@@ -785,6 +804,9 @@ def _drive(run):
         results = [r if type(r) is str else str(r) for r in results]
     else:
         results = [_plain(r) for r in results]
+    if run.done is not None and run.convert and not run.errors and run.prof is None:
+        run.done.append((run.eid, results))
+        return
     prof = run.prof
     if prof is not None:
         # Inclusive stage times to each stage's own time.
@@ -848,6 +870,7 @@ def _trigger(rid, eids, payload, profile):
         run.convert = convert
         run.prof = [0] * (len(steps) + 1) if profile else None
         run.waiting = None
+        run.done = None
         try:
             run.records = _apply(steps, iter(_event_records(reader, payload[i])), run.errors, run.prof)
         except Exception as e:
@@ -855,6 +878,95 @@ def _trigger(rid, eids, payload, profile):
             run.errors.append(_format_exception(e))
         _drive(run)
     return len(eids)
+
+
+def _split_lens(blob, lens):
+    """Cuts a string of concatenated parts by their comma-separated lengths (-1: None)."""
+    out = []
+    pos = 0
+    if not lens:
+        return out
+    for n in lens.split(','):
+        n = int(n)
+        if n < 0:
+            out.append(None)
+        else:
+            out.append(blob[pos:pos + n])
+            pos += n
+    return out
+
+
+_FLUSH_EVERY = 16
+
+
+def _trigger_keys(rid, ids, events, keys, key_lens, types, values, value_lens, has_values, profile):
+    """Key events of one registration (one lane of them): the batch arrives as plain strings, built by
+    jgears, so reading it costs no host access; finished executions go back in batches of plain strings."""
+    reg = _registrations.get(rid)
+    if reg is None:
+        return 0
+    reader, steps, convert = reg
+    eids = ids.split(',')
+    evs = events.split(',')
+    ks = _split_lens(keys, key_lens)
+    ts = types.split(',')
+    if not has_values:
+        vs = None
+    elif value_lens is not None:
+        vs = _split_lens(values, value_lens)
+    else:
+        vs = values  # values that are not all strings: a host array, read one by one
+    active = _host.registrationActive
+    keys_only = reader == 'KeysOnlyReader'
+    done = []
+    started = 0
+    for i in range(len(eids)):
+        if not active(rid):
+            break  # unregistered meanwhile: the rest of the batch never runs (jgears ends them)
+        run = _Run()
+        run.eid = eids[i]
+        run.results = []
+        run.errors = []
+        run.convert = convert
+        run.prof = [0] * (len(steps) + 1) if profile else None
+        run.waiting = None
+        run.done = done
+        if keys_only:
+            record = ks[i]
+        else:
+            t = ts[i]
+            record = {'event': evs[i], 'key': ks[i], 'type': t}
+            if vs is not None:
+                record['value'] = _value_of(t, vs[i] if value_lens is not None else _to_py(vs[i]))
+        try:
+            run.records = _apply(steps, iter((record,)), run.errors, run.prof)
+        except Exception as e:
+            run.records = iter(())
+            run.errors.append(_format_exception(e))
+        _drive(run)
+        run.done = None  # a parked run finishes on its own later
+        started += 1
+        if len(done) >= _FLUSH_EVERY:
+            _flush_done(done)
+    if done:
+        _flush_done(done)
+    return started
+
+
+def _flush_done(done):
+    """Hands finished executions (str results, no errors, no profile) to jgears in one host call."""
+    ids = []
+    counts = []
+    parts = []
+    lens = []
+    for eid, results in done:
+        ids.append(eid)
+        counts.append(str(len(results)))
+        for x in results:
+            parts.append(x)
+            lens.append(str(len(x)))
+    del done[:]
+    _host.finishBatch(','.join(ids), ','.join(counts), ''.join(parts), ','.join(lens))
 
 
 def _event_records(reader, data):
@@ -1001,7 +1113,10 @@ def _fire_timer(tid):
 
 def _drain_soon():
     while _soon:
-        h = _soon.pop(0)
+        try:
+            h = _soon.pop(0)
+        except IndexError:
+            return  # another thread in this context (a parallel lane of events) took the last one
         if not h.cancelled_:
             try:
                 h.cb(*h.args)
