@@ -55,7 +55,8 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
     private final ArrayDeque<Slot> queue = new ArrayDeque<>();
     /** Slots of forwarded commands still waiting for Redis, oldest first. */
     private final ArrayDeque<Slot> awaiting = new ArrayDeque<>();
-    private final List<RedisMessage> unsent = new ArrayList<>();
+    /** Commands (RedisMessages or raw frames) waiting for the upstream connection. */
+    private final List<Object> unsent = new ArrayList<>();
 
     private ChannelHandlerContext ctx;
     private Channel upstream;
@@ -81,7 +82,17 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
     @Override
     public void channelRead(ChannelHandlerContext ctx, Object msg) {
         if (closing) {
-            ReferenceCountUtil.release(msg);
+            ReferenceCountUtil.release(msg instanceof CommandSplitter.Raw raw ? raw.frame() : msg);
+            return;
+        }
+        if (msg instanceof CommandSplitter.Raw raw) {
+            // Forwarded as it arrived (see CommandSplitter): only its reply slot is jgears' business.
+            if (expectsReply()) {
+                Slot slot = new Slot();
+                queue.add(slot);
+                awaiting.add(slot);
+            }
+            send(raw.frame());
             return;
         }
         ArrayRedisMessage command;
@@ -187,6 +198,11 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
             queue.add(slot);
             awaiting.add(slot);
         }
+        send(command);
+    }
+
+    /** Writes a command (a RedisMessage or a raw frame) upstream, connecting first if need be. */
+    private void send(Object command) {
         if (upstream != null && upstream.isActive()) {
             upstream.write(command);
             return;
@@ -243,17 +259,23 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
                 case "SKIP" -> { skipNextReply = !repliesOff; expects = false; }
                 default -> expects = !repliesOff;
             }
-        } else if (skipNextReply) {
-            skipNextReply = false;
-            expects = false;
         } else {
-            expects = !repliesOff;
+            expects = expectsReply();
         }
         switch (name) {
             case "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "MONITOR" -> passThrough = true;
             default -> { }
         }
         return expects && !passThrough;
+    }
+
+    /** The reply rule of a command that changes no reply mode: CLIENT REPLY SKIP/OFF and pass-through. */
+    private boolean expectsReply() {
+        if (skipNextReply) {
+            skipNextReply = false;
+            return false;
+        }
+        return !repliesOff && !passThrough;
     }
 
     private static String arg(ArrayRedisMessage command, int i) {
@@ -277,7 +299,7 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
             connecting = false;
             if (f.isSuccess()) {
                 upstream = f.channel();
-                for (RedisMessage m : unsent) {
+                for (Object m : unsent) {
                     upstream.write(m);
                 }
                 unsent.clear();
@@ -285,7 +307,7 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
             } else {
                 String why = "ERR jgears cannot reach Redis at " + options.redisHost() + ":" + options.redisPort()
                         + ": " + rootMessage(f.cause());
-                for (RedisMessage m : unsent) {
+                for (Object m : unsent) {
                     ReferenceCountUtil.release(m);
                 }
                 unsent.clear();
@@ -439,7 +461,7 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
         if (upstream != null) {
             upstream.close();
         }
-        for (RedisMessage m : unsent) {
+        for (Object m : unsent) {
             ReferenceCountUtil.release(m);
         }
         unsent.clear();

@@ -46,6 +46,7 @@ public final class RespServer implements AutoCloseable {
                     @Override
                     protected void initChannel(SocketChannel ch) {
                         ch.pipeline().addLast(
+                                new CommandSplitter(options, local),
                                 new RedisDecoder(options.maxInlineLength(), FixedRedisMessagePool.INSTANCE, true),
                                 new InputLimits(options),
                                 new RedisBulkStringAggregator(),
