@@ -53,6 +53,25 @@ class GearsApiTest extends GearsTestBase {
     }
 
     @Test
+    void batchesOfMixedTypesAndNonAsciiKeysAndValuesReadIntact() {
+        // A batch is handed to Python packed as strings (all values strings) or with a host array (some are not).
+        RedisCommands<String, String> redis = TestServer.redisDirect();
+        redis.set("mix:s:\u00e9\ud83d\ude00", "v\u00e9\ud83d\ude00,x");
+        redis.set("mix:s:empty", "");
+        assertEquals(List.of("mix:s:empty=", "mix:s:\u00e9\ud83d\ude00=v\u00e9\ud83d\ude00,x"),
+                sorted(results("GB().map(lambda r: r['key'] + '=' + r['value']).run('mix:s:*')")));
+        redis.hset("mix:m:h", Map.of("f\u00e9", "1"));
+        redis.rpush("mix:m:l", "a", "b");
+        redis.set("mix:m:s\u00e9", "plain");
+        assertEquals(List.of("mix:m:h hash {'f\u00e9': '1'}", "mix:m:l list ['a', 'b']", "mix:m:s\u00e9 string plain"),
+                sorted(results("GB().map(lambda r: '%s %s %s' % (r['key'], r['type'], r['value'])).run('mix:m:*')")));
+        assertEquals(List.of("mix:m:h", "mix:m:l", "mix:m:s\u00e9"), sorted(results("GB('KeysOnlyReader').run('mix:m:*')")));
+        assertEquals(List.of("mix:m:h hash False", "mix:m:l list False", "mix:m:s\u00e9 string False"),
+                sorted(results("GB().map(lambda r: r['key'] + ' ' + r['type'] + ' ' + str('value' in r)).run('mix:m:*', readValue=False)")));
+        redis.del("mix:s:\u00e9\ud83d\ude00", "mix:s:empty", "mix:m:h", "mix:m:l", "mix:m:s\u00e9");
+    }
+
+    @Test
     void scanCoversEveryMatchingKeyAcrossBatches() {
         RedisCommands<String, String> redis = TestServer.redisDirect();
         for (int i = 0; i < 2500; i++) {

@@ -46,11 +46,15 @@ public final class ComparisonBench {
 
     private static final List<Result> results = new ArrayList<>();
     private static final StringBuilder md = new StringBuilder();
+    /** Part 8 rows: work, RedisGears' figure, jgears' figure, ratio. */
+    private static final List<String[]> gearsRows = new ArrayList<>();
+    /** Part 3's warm key-event rate, reused by part 8 (same workload). */
+    private static double triggerWarmRate;
 
     public static void main(String[] args) throws Exception {
         Path png = Path.of(args.length > 0 ? args[0] : "docs/benchmarks.png");
         double scale = args.length > 1 ? Double.parseDouble(args[1]) : 1.0;
-        java.util.Set<String> parts = java.util.Set.of((args.length > 2 ? args[2] : "1,2,3,4,5,6,7").split(","));
+        java.util.Set<String> parts = java.util.Set.of((args.length > 2 ? args[2] : "1,2,3,4,5,6,7,8").split(","));
         int port = EmbeddedRedis.freePort();
         try (JGears jgears = JGears.start(new JGears.Options("127.0.0.1", port, null,
                 Files.createTempDirectory("jgears-compare"), false, Map.of("PoolSize", "4", "ExecutionTimeout", "120000"), 512 << 20, 1 << 20))) {
@@ -82,12 +86,24 @@ public final class ComparisonBench {
                 if (parts.contains("7")) {
                     streams(j, d, (int) (1_000_000 * scale));
                 }
+                if (parts.contains("8")) {
+                    redisGearsRows(jgears, j, d, port, redisPort, scale);
+                }
             } finally {
                 viaJgears.shutdown();
                 direct.shutdown();
             }
         }
         StringBuilder out = new StringBuilder();
+        if (!gearsRows.isEmpty()) {
+            md.append("**8. Against RedisGears 1.2.13** (the figures of the RedisGears issue, measured on the real module on a machine "
+                    + "of this kind; jgears measured here with the same workloads, one client unless said):\n\n"
+                    + "| work | RedisGears 1.2.13 | jgears | jgears/RedisGears |\n|---|---|---|---|\n");
+            for (String[] row : gearsRows) {
+                md.append("| ").append(String.join(" | ", row)).append(" |\n");
+            }
+            md.append("\n");
+        }
         out.append("| comparison | jgears | baseline | ratio (jgears/baseline, higher is better) | target | met |\n|---|---|---|---|---|---|\n");
         for (Result r : results) {
             out.append(String.format(Locale.ROOT, "| %s | %s | %s | %.2f | %.2f | %s |%n", r.name, fmt(r.jgears, r.unit),
@@ -223,6 +239,7 @@ public final class ComparisonBench {
         double cold = rounds[0];
         double[] warm = Arrays.copyOfRange(rounds, 1, rounds.length);
         double jgearsRate = median(warm);
+        triggerWarmRate = jgearsRate;
         call(j, "RG.UNREGISTER", registrationOf(j, "bench-trigger"));
 
         r.functionLoad("#!lua name=benchlib\nredis.register_function('setincr', function(keys, args) "
@@ -355,6 +372,89 @@ public final class ComparisonBench {
                         + "with redis-benchmark itself.%n%n",
                 median(through), min(through), max(through), median(direct), min(direct), max(direct)));
         results.add(new Result("6 forwarding vs Redis directly", median(through), median(direct), "req/s", 0.7, true, ""));
+    }
+
+    // ------------------------------------------------------------------ 8. RedisGears 1.2.13's own figures
+
+    private static void redisGearsRows(JGears jgears, StatefulRedisConnection<byte[], byte[]> j,
+                                       StatefulRedisConnection<String, String> d, int port, int redisPort, double scale)
+            throws Exception {
+        String p = String.valueOf(port);
+        // RG.PYEXECUTE, shared mode, sustained (the shared context exists after a first call).
+        call(j, "RG.PYEXECUTE", "GB('ShardsIDReader').run()", "ISOLATION", "shared");
+        double[] shared = csvRow(run("redis-benchmark", "-p", p, "-c", "1", "-n", "20000", "--csv",
+                "RG.PYEXECUTE", "GB('ShardsIDReader').run()", "ISOLATION", "shared"));
+        gearsRow("`RG.PYEXECUTE \"GB('ShardsIDReader').run()\"`, `ISOLATION shared`, sustained", 8300, 0.12, shared);
+        // Interpreter mode: every call a new sub-interpreter. A burst of 1,000 against a full pool of PoolSize.
+        jgears.engine().pool().awaitFull(120, TimeUnit.SECONDS);
+        double[] pooled = csvRow(run("redis-benchmark", "-p", p, "-c", "1", "-n", String.valueOf(jgears.engine().pool().size()),
+                "--csv", "RG.PYEXECUTE", "GB('ShardsIDReader').run()"));
+        gearsRow("the same, `interpreter` mode, calls served from the warm pool (" + jgears.engine().pool().size() + ")",
+                8300, 0.12, pooled);
+        jgears.engine().pool().awaitFull(120, TimeUnit.SECONDS);
+        double[] burst = csvRow(run("redis-benchmark", "-p", p, "-c", "1", "-n", "1000", "--csv",
+                "RG.PYEXECUTE", "GB('ShardsIDReader').run()"));
+        gearsRow("the same, `interpreter` mode, a burst of 1,000 (the pool drains: new contexts on the request path)",
+                8300, 0.12, burst);
+        // RG.TRIGGER on a long-lived CommandReader registration.
+        call(j, "RG.PYEXECUTE", "GB('CommandReader').map(lambda a: a[1]).register(trigger='echo')", "ID", "bench-echo");
+        run("redis-benchmark", "-p", p, "-c", "1", "-n", "20000", "--csv", "RG.TRIGGER", "echo", "hi");  // warm-up
+        double[] trigger = csvRow(run("redis-benchmark", "-p", p, "-c", "1", "-n", "50000", "--csv", "RG.TRIGGER", "echo", "hi"));
+        gearsRow("`RG.TRIGGER echo hi` on a CommandReader registration `map(lambda a: a[1])`", 13800, 0.071, trigger);
+        call(j, "RG.UNREGISTER", registrationOf(j, "bench-echo"));
+        // Key events: part 3's workload (100k SETs, -c 4 -P 16), warm rounds.
+        if (triggerWarmRate > 0) {
+            gearsRows.add(new String[]{"KeysReader `foreach(lambda x: execute('INCR','n'))` on `SET k:*`, 100k SETs pipelined (-c 4 -P 16)",
+                    "~60,000 events/s (1.7 s)", String.format(Locale.ROOT, "%,.0f events/s (%.1f s)", triggerWarmRate, 100_000 * scale / triggerWarmRate),
+                    String.format(Locale.ROOT, "%.2f", triggerWarmRate / 60_000)});
+        }
+        // Batch: count() over 95k string keys.
+        var r = d.sync();
+        r.eval("for i = 0, 94999 do redis.call('SET', 'k:' .. i, 'value-' .. i) end", io.lettuce.core.ScriptOutputType.STATUS, new String[0]);
+        double[] secs = new double[5];
+        for (int i = 0; i < secs.length; i++) {
+            long t = System.nanoTime();
+            Object reply = call(j, "RG.PYEXECUTE", "GB().map(lambda r: len(r['value'])).count().run('k:*')", "ISOLATION", "shared");
+            secs[i] = (System.nanoTime() - t) / 1e9;
+            if (!String.valueOf(reply).contains("95000")) {
+                throw new IllegalStateException("batch counted " + reply);
+            }
+        }
+        double batch = median(secs);
+        gearsRows.add(new String[]{"`GB().map(lambda r: len(r['value'])).count().run('k:*')` over 95k string keys (median of 5, shared mode)",
+                "0.20 s (~470k keys/s)", String.format(Locale.ROOT, "%.2f s (%,.0f keys/s)", batch, 95_000 / batch),
+                String.format(Locale.ROOT, "%.2f", 0.20 / batch)});
+        for (int from = 0; from < 95_000; from += 10_000) {
+            List<String> keys = new ArrayList<>();
+            for (int i = from; i < Math.min(95_000, from + 10_000); i++) {
+                keys.add("k:" + i);
+            }
+            r.del(keys.toArray(String[]::new));
+        }
+        // The Redis Function reference on this machine.
+        r.functionLoad("#!lua name=benchecho\nredis.register_function('echo', function(keys, args) return args[1] end)", true);
+        double[] fcall = csvRow(run("redis-benchmark", "-p", String.valueOf(redisPort), "-c", "1", "-n", "50000", "--csv",
+                "FCALL", "echo", "0", "hi"));
+        gearsRows.add(new String[]{"reference: Redis Function `FCALL echo 0 hi` (Lua) on this Redis, directly",
+                "20,600 calls/s, p50 0.047 ms", String.format(Locale.ROOT, "%,.0f calls/s, p50 %.3f ms", fcall[0], fcall[1]),
+                String.format(Locale.ROOT, "%.2f", fcall[0] / 20_600)});
+    }
+
+    private static void gearsRow(String work, double theirRate, double theirP50, double[] ours) {
+        gearsRows.add(new String[]{work, String.format(Locale.ROOT, "%,.0f calls/s, p50 %.3f ms", theirRate, theirP50),
+                String.format(Locale.ROOT, "%,.0f calls/s, p50 %.3f ms", ours[0], ours[1]),
+                String.format(Locale.ROOT, "%.2f", ours[0] / theirRate)});
+    }
+
+    /** The first test of a redis-benchmark --csv output: [requests/s, p50 ms]. */
+    private static double[] csvRow(String csv) {
+        for (String line : csv.split("\n")) {
+            String[] f = line.replace("\"", "").split(",");
+            if (f.length > 4 && !line.startsWith("\"test\"")) {
+                return new double[]{Double.parseDouble(f[1]), Double.parseDouble(f[4])};
+            }
+        }
+        throw new IllegalStateException("no redis-benchmark row in: " + csv);
     }
 
     // ------------------------------------------------------------------ 7. stream registration

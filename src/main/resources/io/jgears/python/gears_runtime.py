@@ -192,23 +192,23 @@ def _forget_te(tid):
 
 def _keys_records(pattern, no_scan, read_value, keys_only):
     cursor = '0'
+    with_values = read_value and not keys_only
     while True:
-        batch = _host.readBatch(cursor, pattern, _READ_BATCH, read_value and not keys_only, no_scan)
-        cursor = batch[0]
-        n = len(batch)
-        step = 3 if (read_value and not keys_only) else 2
-        i = 1
-        while i < n:
-            key = batch[i]
-            if keys_only:
+        cursor, keys, key_lens, types, values, value_lens = _host.readBatch(cursor, pattern, _READ_BATCH, with_values, no_scan)
+        ks = _split_lens(keys, key_lens)
+        if keys_only:
+            for key in ks:
                 yield key
+        else:
+            ts = types.split(',')
+            if not with_values:
+                for i in range(len(ks)):
+                    yield {'event': None, 'key': ks[i], 'type': ts[i]}
             else:
-                t = batch[i + 1]
-                if read_value:
-                    yield {'event': None, 'key': key, 'type': t, 'value': _value_of(t, batch[i + 2])}
-                else:
-                    yield {'event': None, 'key': key, 'type': t}
-            i += step
+                vs = _split_lens(values, value_lens) if value_lens is not None else [_to_py(v) for v in values]
+                for i in range(len(ks)):
+                    t = ts[i]
+                    yield {'event': None, 'key': ks[i], 'type': t, 'value': _value_of(t, vs[i])}
         if cursor == '0':
             return
 
