@@ -35,6 +35,7 @@ java $flags -cp "$cp" io.jgears.bench.ComparisonBench docs/benchmarks.png "$scal
   echo "Back-to-back RG.PYEXECUTE calls each consume a fresh sub-interpreter, so their sustained rate is the"
   echo "pool's refill rate on 2 cores, not the cost of the call itself. The heap figures are after full GCs"
   echo "and are noisy (the JIT and the engine's shared code caches grow while the run warms up)."
+  cat bench/below.md
 } > "$out"
 rm -f "$foundation" "$comparison"
 grep '^SUMMARY' bench/last-comparison.log | sed 's/^SUMMARY /  /'
