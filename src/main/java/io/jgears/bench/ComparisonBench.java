@@ -225,7 +225,7 @@ public final class ComparisonBench {
                 "ID", "bench-trigger");
         // Round 0 runs while the JIT (and the Graal compiler itself, on the stock JDK) warms up: reported
         // apart as the cold figure. The warm rounds are what a long-running server sees.
-        double[] rounds = new double[4];
+        double[] rounds = new double[6];
         for (int round = 0; round < rounds.length; round++) {
             r.del("bench:n");
             long start = System.nanoTime();
@@ -249,7 +249,7 @@ public final class ComparisonBench {
         double luaRate = csvRps(csv);
         md.append(String.format(Locale.ROOT, "**3. Trigger throughput**: a KeysReader registration doing `execute('INCR', 'n')` per `SET` "
                         + "event, %,d SETs pipelined straight into Redis (redis-benchmark -c 4 -P 16), until all are processed: "
-                        + "median %,.0f events/s over 3 warm rounds (%,.0f–%,.0f); the first round, with a cold JIT, %,.0f events/s. "
+                        + "median %,.0f events/s over 5 warm rounds (%,.0f–%,.0f); the first round, with a cold JIT, %,.0f events/s. "
                         + "The same logic as a Redis Function (`FCALL setincr` doing SET + INCR in Lua): %,.0f calls/s.%n%n",
                 events, jgearsRate, min(warm), max(warm), cold, luaRate));
         results.add(new Result("3 key-event trigger vs Lua FCALL", jgearsRate, luaRate, "/s", 0.5, true, ""));
