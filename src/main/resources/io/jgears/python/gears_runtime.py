@@ -760,6 +760,12 @@ _runs = {}
 
 def _run_plan(eid, plan):
     reader, arg, kwargs, steps, convert, profile = plan
+    _start(eid, steps, convert, profile, None, _records, reader, arg, kwargs)
+
+
+def _start(eid, steps, convert, profile, done, records_of, *args):
+    """Starts one execution: its steps over records_of(*args), driven until it ends or parks. With done (a
+    list), a finished execution is appended there for a batched hand-over instead of its own host call."""
     run = _Run()
     run.eid = eid
     run.results = []
@@ -767,13 +773,14 @@ def _run_plan(eid, plan):
     run.convert = convert
     run.prof = [0] * (len(steps) + 1) if profile else None
     run.waiting = None
-    run.done = None
+    run.done = done
     try:
-        run.records = _apply(steps, _records(reader, arg, kwargs), run.errors, run.prof)
+        run.records = _apply(steps, records_of(*args), run.errors, run.prof)
     except Exception as e:
         run.records = iter(())
         run.errors.append(_format_exception(e))
     _drive(run)
+    run.done = None  # a parked run finishes on its own later
 
 
 def _drive(run):
@@ -863,21 +870,12 @@ def _trigger(rid, eids, payload, profile):
     for i in range(len(eids)):
         if not active(rid):
             return i  # unregistered meanwhile: the rest of the batch never runs (jgears ends them)
-        run = _Run()
-        run.eid = eids[i]
-        run.results = []
-        run.errors = []
-        run.convert = convert
-        run.prof = [0] * (len(steps) + 1) if profile else None
-        run.waiting = None
-        run.done = None
-        try:
-            run.records = _apply(steps, iter(_event_records(reader, payload[i])), run.errors, run.prof)
-        except Exception as e:
-            run.records = iter(())
-            run.errors.append(_format_exception(e))
-        _drive(run)
+        _start(eids[i], steps, convert, profile, None, _event_iter, reader, payload[i])
     return len(eids)
+
+
+def _event_iter(reader, data):
+    return iter(_event_records(reader, data))
 
 
 def _split_lens(blob, lens):
@@ -923,14 +921,6 @@ def _trigger_keys(rid, ids, events, keys, key_lens, types, values, value_lens, h
     for i in range(len(eids)):
         if not active(rid):
             break  # unregistered meanwhile: the rest of the batch never runs (jgears ends them)
-        run = _Run()
-        run.eid = eids[i]
-        run.results = []
-        run.errors = []
-        run.convert = convert
-        run.prof = [0] * (len(steps) + 1) if profile else None
-        run.waiting = None
-        run.done = done
         if keys_only:
             record = ks[i]
         else:
@@ -938,13 +928,7 @@ def _trigger_keys(rid, ids, events, keys, key_lens, types, values, value_lens, h
             record = {'event': evs[i], 'key': ks[i], 'type': t}
             if vs is not None:
                 record['value'] = _value_of(t, vs[i] if value_lens is not None else _to_py(vs[i]))
-        try:
-            run.records = _apply(steps, iter((record,)), run.errors, run.prof)
-        except Exception as e:
-            run.records = iter(())
-            run.errors.append(_format_exception(e))
-        _drive(run)
-        run.done = None  # a parked run finishes on its own later
+        _start(eids[i], steps, convert, profile, done, iter, (record,))
         started += 1
         if len(done) >= _FLUSH_EVERY:
             _flush_done(done)
