@@ -1,5 +1,6 @@
 package io.jgears.gears;
 
+import io.jgears.readers.KeyBatches;
 import io.jgears.redis.RedisBackend;
 import io.jgears.redis.RedisCommandException;
 import io.jgears.redis.RedisError;
@@ -285,44 +286,11 @@ public final class HostApi {
         return steps;
     }
 
-    /**
-     * One KeysReader batch, packed as plain strings so that Python reads it in a few accesses instead of
-     * three per key: [cursor, keys concatenated, their lengths, types (comma-joined), values concatenated
-     * or a host array when some are not strings, their lengths (-1: none) or null].
-     */
+    /** The batches of a KeysReader run, read one ahead of Python (see {@link KeyBatches}). */
     @HostAccess.Export
-    public Object[] readBatch(String cursor, String pattern, int count, boolean readValue, boolean noScan) {
-        List<?> batch = readable(engine.redis().readBatch(session.user(), cursor, pattern, count, readValue, noScan),
-                readValue ? 3 : 2);
-        int step = readValue ? 3 : 2;
-        StringBuilder keys = new StringBuilder();
-        StringBuilder keyLengths = new StringBuilder();
-        StringBuilder types = new StringBuilder();
-        StringBuilder values = new StringBuilder();
-        StringBuilder valueLengths = new StringBuilder();
-        List<Object> raw = new ArrayList<>();
-        boolean plain = true;
-        for (int i = 1; i + step - 1 < batch.size(); i += step) {
-            String sep = i == 1 ? "" : ",";
-            String key = String.valueOf(batch.get(i));
-            keys.append(key);
-            keyLengths.append(sep).append(key.codePointCount(0, key.length()));
-            types.append(sep).append(batch.get(i + 1));
-            if (readValue) {
-                Object v = batch.get(i + 2);
-                raw.add(toHost(v));
-                if (v instanceof String str) {
-                    values.append(str);
-                    valueLengths.append(sep).append(str.codePointCount(0, str.length()));
-                } else if (v == null || Boolean.FALSE.equals(v)) {
-                    valueLengths.append(sep).append(-1);
-                } else {
-                    plain = false;
-                }
-            }
-        }
-        return new Object[]{String.valueOf(batch.getFirst()), keys.toString(), keyLengths.toString(), types.toString(),
-                plain ? values.toString() : raw.toArray(), plain ? valueLengths.toString() : null};
+    public KeyBatches keyBatches(String pattern, int count, boolean readValue, boolean noScan) {
+        return new KeyBatches(engine.redis(), session.user(), pattern, count, readValue, noScan,
+                batch -> readable(batch, readValue ? 3 : 2));
     }
 
     @HostAccess.Export

@@ -191,10 +191,13 @@ def _forget_te(tid):
 # ---------------------------------------------------------------- readers
 
 def _keys_records(pattern, no_scan, read_value, keys_only):
-    cursor = '0'
     with_values = read_value and not keys_only
+    batches = _host.keyBatches(pattern, _READ_BATCH, with_values, no_scan)
     while True:
-        cursor, keys, key_lens, types, values, value_lens = _host.readBatch(cursor, pattern, _READ_BATCH, with_values, no_scan)
+        batch = batches.next()
+        if batch is None:
+            return
+        keys, key_lens, types, values, value_lens = batch
         ks = _split_lens(keys, key_lens)
         if keys_only:
             for key in ks:
@@ -209,8 +212,6 @@ def _keys_records(pattern, no_scan, read_value, keys_only):
                 for i in range(len(ks)):
                     t = ts[i]
                     yield {'event': None, 'key': ks[i], 'type': t, 'value': _value_of(t, vs[i])}
-        if cursor == '0':
-            return
 
 
 def _value_of(t, raw):
