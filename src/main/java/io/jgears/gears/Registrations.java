@@ -1,6 +1,5 @@
 package io.jgears.gears;
 
-import io.jgears.readers.Glob;
 import io.jgears.readers.KeyEvents;
 import io.jgears.readers.StreamConsumer;
 import io.jgears.server.Replies;
@@ -37,6 +36,9 @@ public final class Registrations implements KeyEvents.Listener {
     private volatile List<Registration> keyRegistrations = List.of();
     private volatile List<Registration> streamRegistrations = List.of();
     private volatile List<Registration> commandRegistrations = List.of();
+    /** The same by prefix: Redis matches a key event to the prefixes it was subscribed for (see KeyEvents). */
+    private volatile Map<String, List<Registration>> keyRegistrationsByPrefix = Map.of();
+    private volatile Map<String, List<Registration>> streamRegistrationsByPrefix = Map.of();
     private volatile KeyEvents keyEvents;
     private final AtomicInteger syncCount = new AtomicInteger();
 
@@ -120,6 +122,23 @@ public final class Registrations implements KeyEvents.Listener {
         keyRegistrations = List.copyOf(keys);
         streamRegistrations = List.copyOf(streams);
         commandRegistrations = List.copyOf(commands);
+        keyRegistrationsByPrefix = byPrefix(keys);
+        streamRegistrationsByPrefix = byPrefix(streams);
+        KeyEvents events = keyEvents;
+        if (events != null) {
+            java.util.Set<String> prefixes = new java.util.HashSet<>(keyRegistrationsByPrefix.keySet());
+            prefixes.addAll(streamRegistrationsByPrefix.keySet());
+            events.subscribe(prefixes);
+        }
+    }
+
+    private static Map<String, List<Registration>> byPrefix(List<Registration> registrations) {
+        Map<String, List<Registration>> out = new java.util.HashMap<>();
+        for (Registration r : registrations) {
+            out.computeIfAbsent(r.stringArg("prefix"), p -> new ArrayList<>()).add(r);
+        }
+        out.replaceAll((p, list) -> List.copyOf(list));
+        return Map.copyOf(out);
     }
 
     private synchronized void ensureKeyEvents() {
@@ -356,20 +375,16 @@ public final class Registrations implements KeyEvents.Listener {
     // ------------------------------------------------------------------ key events
 
     @Override
-    public void onKeyEvent(String event, byte[] key) {
+    public void onKeyEvent(String prefix, String event, byte[] key) {
         if (startsWithReserved(key)) {
             return;
         }
-        String k = null;
-        for (Registration r : keyRegistrations) {
+        for (Registration r : keyRegistrationsByPrefix.getOrDefault(prefix, List.of())) {
             if (r.isPaused()) {
                 continue;
             }
-            if (k == null) {
-                k = new String(key, StandardCharsets.UTF_8);
-            }
             List<String> types = r.listArg("eventTypes");
-            if ((types == null || types.contains(event)) && Glob.matches(r.stringArg("prefix"), k)) {
+            if (types == null || types.contains(event)) {
                 r.received.incrementAndGet();
                 r.events.add(new Object[]{event, key});
                 if (r.draining.compareAndSet(false, true)) {
@@ -378,13 +393,10 @@ public final class Registrations implements KeyEvents.Listener {
             }
         }
         if (event.equals("xadd")) {
-            for (Registration r : streamRegistrations) {
-                if (k == null) {
-                    k = new String(key, StandardCharsets.UTF_8);
-                }
+            for (Registration r : streamRegistrationsByPrefix.getOrDefault(prefix, List.of())) {
                 StreamConsumer c = consumers.get(r);
-                if (c != null && Glob.matches(r.stringArg("prefix"), k)) {
-                    c.discovered(k);
+                if (c != null) {
+                    c.discovered(new String(key, StandardCharsets.UTF_8));
                 }
             }
         }
@@ -442,7 +454,9 @@ public final class Registrations implements KeyEvents.Listener {
         if (!keysOnly || keyTypes != null) {
             List<byte[]> keys = new ArrayList<>(batch.size());
             batch.forEach(e -> keys.add((byte[]) e[1]));
-            read = engine.redis().readKeys(r.session().user(), keys, readValue);
+            // With values: one MGET, and the script only for keys that are not strings (see readValues).
+            read = readValue ? engine.redis().readValues(r.session().user(), "0", keys, true)
+                    : engine.redis().readKeys(r.session().user(), keys, false);
         }
         int step = readValue ? 3 : 2;
         // Async registrations run their events in lanes (KeyEventConcurrency); sync ones keep arrival order.

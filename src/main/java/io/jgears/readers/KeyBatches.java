@@ -118,7 +118,14 @@ public final class KeyBatches {
 
     /** [key, type, (value), ...] of a scanned batch, without missing or unreadable keys (first item: the cursor). */
     private List<?> values(Scan scan) {
-        return scan.batch != null ? scan.batch : redis.readValues(user, scan.next, scan.keys);
+        if (scan.batch != null) {
+            return scan.batch;
+        }
+        List<byte[]> keys = new java.util.ArrayList<>(scan.keys.size());
+        for (Object k : scan.keys) {
+            keys.add(String.valueOf(k).getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        }
+        return redis.readValues(user, scan.next, keys, false);
     }
 
     /** The packed parts of a raw batch, as {@link #next()} gives them. */

@@ -22,20 +22,24 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 
 /**
- * Key events from Redis keyspace notifications ({@code __keyevent@0__:*}), so that writes made directly
- * to Redis trigger too. jgears turns on the notification classes it needs ({@code E} plus {@code A}) and
- * keeps those the operator set. Notifications sent while jgears is disconnected are lost (pub/sub keeps
+ * Key events from Redis keyspace notifications, so that writes made directly to Redis trigger too. jgears
+ * subscribes to {@code __keyspace@0__:<prefix>} for each prefix its registrations use, so Redis matches
+ * the keys and sends only the events some registration wants: a script's own writes to other keys (an
+ * INCR per event, say) cost neither Redis nor jgears a notification. Each event arrives once per prefix
+ * it matches, tagged with that prefix. jgears turns on the notification classes it needs ({@code K} plus
+ * {@code A}) and keeps those the operator set. Notifications sent while jgears is disconnected are lost (pub/sub keeps
  * no history): on reconnect the gap is reported to the listener. A dedicated Lettuce client owns the
  * subscription, so its connection events are this subscription's alone.
  */
 public final class KeyEvents implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(KeyEvents.class);
-    private static final byte[] CHANNEL_PATTERN = "__keyevent@0__:*".getBytes(StandardCharsets.US_ASCII);
-    private static final int PREFIX = "__keyevent@0__:".length();
+    private static final String CHANNEL = "__keyspace@0__:";
+    private static final int PREFIX = CHANNEL.length();
 
     /** Receives events on Lettuce's I/O thread: must not block. */
     public interface Listener {
-        void onKeyEvent(String event, byte[] key);
+        /** {@code key} had {@code event}; {@code prefix} is the subscribed prefix it matched. */
+        void onKeyEvent(String prefix, String event, byte[] key);
 
         /** Notifications between {@code from} and {@code to} were lost. */
         void onGap(Instant from, Instant to);
@@ -48,6 +52,8 @@ public final class KeyEvents implements AutoCloseable {
             r -> Thread.ofPlatform().name("jgears-keyevents").daemon().unstarted(r));
     private volatile Instant disconnectedAt;
     private volatile boolean closing;
+    /** The prefixes subscribed to (guarded by this). */
+    private final java.util.Set<String> subscribed = new java.util.HashSet<>();
 
     public KeyEvents(RedisBackend redis, Listener listener) {
         this.redis = redis;
@@ -82,11 +88,43 @@ public final class KeyEvents implements AutoCloseable {
         connection.addListener(new RedisPubSubAdapter<>() {
             @Override
             public void message(byte[] pattern, byte[] channel, byte[] message) {
-                listener.onKeyEvent(new String(channel, PREFIX, channel.length - PREFIX, StandardCharsets.US_ASCII), message);
+                listener.onKeyEvent(new String(pattern, PREFIX, pattern.length - PREFIX, StandardCharsets.UTF_8),
+                        new String(message, StandardCharsets.US_ASCII), java.util.Arrays.copyOfRange(channel, PREFIX, channel.length));
             }
         });
-        connection.sync().psubscribe(CHANNEL_PATTERN);
-        log.info("subscribed to key event notifications ({})", new String(CHANNEL_PATTERN, StandardCharsets.US_ASCII));
+    }
+
+    /**
+     * Subscribes to the events of keys matching these prefixes (Redis glob patterns) and unsubscribes from
+     * the others. Waits briefly for Redis to confirm, so that a registration sees the writes made after it
+     * became active; while Redis is away the change is sent when the connection is back.
+     */
+    public synchronized void subscribe(java.util.Set<String> prefixes) {
+        java.util.Set<String> added = new java.util.HashSet<>(prefixes);
+        added.removeAll(subscribed);
+        java.util.Set<String> removed = new java.util.HashSet<>(subscribed);
+        removed.removeAll(prefixes);
+        List<CompletableFuture<Void>> pending = new java.util.ArrayList<>();
+        if (!added.isEmpty()) {
+            pending.add(connection.async().psubscribe(channels(added)).toCompletableFuture());
+        }
+        if (!removed.isEmpty()) {
+            pending.add(connection.async().punsubscribe(channels(removed)).toCompletableFuture());
+        }
+        subscribed.clear();
+        subscribed.addAll(prefixes);
+        try {
+            CompletableFuture.allOf(pending.toArray(CompletableFuture[]::new)).get(5, java.util.concurrent.TimeUnit.SECONDS);
+            if (!added.isEmpty() || !removed.isEmpty()) {
+                log.info("key event notifications: subscribed to prefixes {}", prefixes);
+            }
+        } catch (Exception e) {
+            log.warn("key event notifications: Redis did not confirm the subscription to {} yet: {}", added, e.toString());
+        }
+    }
+
+    private static byte[][] channels(java.util.Set<String> prefixes) {
+        return prefixes.stream().map(p -> (CHANNEL + p).getBytes(StandardCharsets.UTF_8)).toArray(byte[][]::new);
     }
 
     /** After a reconnect jgears' command connection may still be reconnecting: retry until it takes. */
@@ -112,7 +150,7 @@ public final class KeyEvents implements AutoCloseable {
         List<?> current = (List<?>) redis.execute(List.of("CONFIG".getBytes(), "GET".getBytes(), "notify-keyspace-events".getBytes()));
         String flags = current.size() > 1 ? String.valueOf(current.get(1)) : "";
         StringBuilder wanted = new StringBuilder(flags);
-        for (char c : new char[]{'E', 'A'}) {
+        for (char c : new char[]{'K', 'A'}) {
             if (flags.indexOf(c) < 0) {
                 wanted.append(c);
             }
@@ -121,8 +159,8 @@ public final class KeyEvents implements AutoCloseable {
         if (!wanted.toString().equals(flags)) {
             redis.execute(List.of("CONFIG".getBytes(), "SET".getBytes(), "notify-keyspace-events".getBytes(),
                     wanted.toString().getBytes(StandardCharsets.US_ASCII)));
-            log.info("enabled keyspace notifications: notify-keyspace-events '{}' -> '{}' (jgears needs E and A for "
-                    + "KeysReader registrations)", flags, wanted);
+            log.info("enabled keyspace notifications: notify-keyspace-events '{}' -> '{}' (jgears needs K and A for "
+                    + "KeysReader and StreamReader registrations)", flags, wanted);
         }
     }
 

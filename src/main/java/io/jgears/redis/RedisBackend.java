@@ -267,9 +267,10 @@ public final class RedisBackend implements AutoCloseable {
      * (measured with INFO commandstats). MGET answers nil
      * for keys that are not strings (or are gone): only those go through the script, which reads them by
      * type. A user that may not read some of the keys gets NOPERM for the MGET: then the script reads the
-     * whole batch, leaving those keys out.
+     * whole batch, leaving those keys out. With {@code keepMissing} (key events) every key is in the
+     * answer, a missing one as type 'none' and an unreadable one as 'denied'.
      */
-    public List<?> readValues(RedisUser user, String next, List<?> keys) {
+    public List<?> readValues(RedisUser user, String next, List<byte[]> keys, boolean keepMissing) {
         List<Object> out = new java.util.ArrayList<>(1 + keys.size() * 3);
         out.add(next);
         if (keys.isEmpty()) {
@@ -277,9 +278,7 @@ public final class RedisBackend implements AutoCloseable {
         }
         List<byte[]> mget = new java.util.ArrayList<>(keys.size() + 1);
         mget.add("MGET".getBytes());
-        for (Object k : keys) {
-            mget.add(String.valueOf(k).getBytes(StandardCharsets.UTF_8));
-        }
+        mget.addAll(keys);
         List<?> values;
         try {
             values = (List<?>) executeBlocking(user, mget);
@@ -287,12 +286,13 @@ public final class RedisBackend implements AutoCloseable {
             if (!e.getMessage().startsWith("NOPERM")) {
                 throw e;
             }
-            return present(readKeys(user, mget.subList(1, mget.size()), true), next);
+            List<?> read = readKeys(user, keys, true);
+            return keepMissing ? read : present(read, next);
         }
         List<byte[]> others = new java.util.ArrayList<>();
         for (int i = 0; i < keys.size(); i++) {
             if (values.get(i) == null) {
-                others.add(mget.get(i + 1));
+                others.add(keys.get(i));
             }
         }
         java.util.Map<Object, List<?>> typed = new java.util.HashMap<>();
@@ -303,7 +303,7 @@ public final class RedisBackend implements AutoCloseable {
             }
         }
         for (int i = 0; i < keys.size(); i++) {
-            Object key = keys.get(i);
+            String key = new String(keys.get(i), StandardCharsets.UTF_8);
             Object value = values.get(i);
             if (value != null) {
                 out.add(key);
@@ -311,10 +311,11 @@ public final class RedisBackend implements AutoCloseable {
                 out.add(value);
             } else {
                 List<?> tv = typed.get(key);
-                if (tv != null && !"none".equals(tv.get(0)) && !"denied".equals(tv.get(0))) {
+                String type = tv == null ? "none" : String.valueOf(tv.get(0));
+                if (keepMissing || (!type.equals("none") && !type.equals("denied"))) {
                     out.add(key);
-                    out.add(tv.get(0));
-                    out.add(tv.get(1));
+                    out.add(type);
+                    out.add(tv == null ? null : tv.get(1));
                 }
             }
         }
