@@ -72,6 +72,30 @@ class GearsApiTest extends GearsTestBase {
     }
 
     @Test
+    void executeAsyncRepliesAwaitedInAsyncSteps() {
+        TestServer.redisDirect().del("api:ea:l", "api:ea:n");
+        assertEquals(List.of("[1, 'OK', 'v', None, ['a', 'b'], 3]"), results(
+                "async def f(x):\n"
+                + "    first = execute_async('INCR', 'api:ea:n')\n"        // several in flight before the first await
+                + "    ok = execute_async('SET', 'api:ea:s', 'v')\n"
+                + "    await execute_async('RPUSH', 'api:ea:l', 'a', 'b')\n"
+                + "    return [await first, await ok, await execute_async('GET', 'api:ea:s'),\n"
+                + "            await execute_async('GET', 'api:ea:none'), await execute_async('LRANGE', 'api:ea:l', 0, -1),\n"
+                + "            await execute_async('INCRBY', 'api:ea:n', 2)]\n"
+                + "GB('ShardsIDReader').map(f).run()"));
+        List<?> failed = (List<?>) py("async def f(x):\n    return await execute_async('LPUSH', 'api:ea:s', 'x')\n"
+                + "GB('ShardsIDReader').map(f).run()");
+        assertTrue(failed.get(1).toString().contains("WRONGTYPE"), failed.toString());
+        List<?> refused = (List<?>) py("async def f(x):\n    return await execute_async('BLPOP', 'api:ea:l', 1)\n"
+                + "GB('ShardsIDReader').map(f).run()");
+        assertTrue(refused.get(1).toString().contains("blocks"), refused.toString());
+        // A future nobody awaits is still answered before the call returns: the command ran.
+        assertEquals(List.of("4"), results("GB('ShardsIDReader').foreach(lambda x: execute_async('INCR', 'api:ea:n'))"
+                + ".map(lambda x: execute('GET', 'api:ea:n')).run()"));
+        TestServer.redisDirect().del("api:ea:l", "api:ea:n", "api:ea:s");
+    }
+
+    @Test
     void scanCoversEveryMatchingKeyAcrossBatches() {
         RedisCommands<String, String> redis = TestServer.redisDirect();
         for (int i = 0; i < 2500; i++) {

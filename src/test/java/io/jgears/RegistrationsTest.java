@@ -176,6 +176,46 @@ class RegistrationsTest extends GearsTestBase {
     }
 
     @Test
+    void executeAsyncKeepsManyEventsInFlightAndEachKeysOrder() throws Exception {
+        // Each event awaits an execute_async() write; a lane starts all its events before collecting the
+        // replies, and a key's writes still land in its events' order (set, append, set, append...).
+        for (int k = 0; k < 8; k++) {
+            direct().del("ealog:" + k);
+        }
+        py("async def log(r):\n"
+                + "    await execute_async('RPUSH', 'ealog:' + r['key'][3:], r['event'])\n"
+                + "GB().foreach(log).register(prefix='ea:*', eventTypes=['set', 'append'])", "ID", "ea");
+        var pipelined = TestServer.connect();  // a burst of events, pipelined
+        var async = pipelined.async();
+        List<io.lettuce.core.RedisFuture<?>> writes = new java.util.ArrayList<>();
+        for (int i = 0; i < 20; i++) {
+            for (int k = 0; k < 8; k++) {
+                writes.add(async.set("ea:" + k, "x"));
+                writes.add(async.append("ea:" + k, "y"));
+            }
+        }
+        for (var w : writes) {
+            w.get();
+        }
+        pipelined.close();
+        await("320 events", () -> {
+            long n = 0;
+            for (int k = 0; k < 8; k++) {
+                n += direct().llen("ealog:" + k);
+            }
+            return n == 320;
+        });
+        List<String> expected = new java.util.ArrayList<>();
+        for (int i = 0; i < 20; i++) {
+            expected.addAll(List.of("set", "append"));
+        }
+        for (int k = 0; k < 8; k++) {
+            assertEquals(expected, direct().lrange("ealog:" + k, 0, -1), "key " + k + " in order");
+        }
+        unregisterAll("ea");
+    }
+
+    @Test
     void keyTypesAndKeysOnlyReader() throws Exception {
         direct().del("kt:log");
         py("GB().foreach(lambda r: execute('RPUSH', 'kt:log', r['key'])).register(prefix='kt:*', keyTypes=['hash'])", "ID", "kt");

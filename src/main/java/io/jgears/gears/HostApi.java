@@ -137,22 +137,11 @@ public final class HostApi {
             return new Object[]{Boolean.FALSE, "ERR execute() needs a command"};
         }
         String name = new String(command.getFirst(), StandardCharsets.UTF_8).toUpperCase(Locale.ROOT);
-        for (int i = 1; i < command.size(); i++) {
-            if (reserved(command.get(i))) {
-                return new Object[]{Boolean.FALSE, "ERR keys under " + Registrations.RESERVED_PREFIX + " are reserved for jgears"};
-            }
-        }
-        if (CONNECTION_STATE.contains(name)) {
-            return new Object[]{Boolean.FALSE, "ERR " + name + " is not allowed in execute(): it would change the "
-                    + "connection jgears shares between sessions (use atomic() for a transaction)"};
-        }
         io.jgears.redis.RedisUser user = session.user();
         try {
-            if (engine.redis().needsDryRun(user)) {
-                String denied = engine.redis().dryRun(user, command);
-                if (denied != null) {
-                    return new Object[]{Boolean.FALSE, denied};
-                }
+            String refused = refusal(name, command, "execute()");
+            if (refused != null) {
+                return new Object[]{Boolean.FALSE, refused};
             }
             Object reply;
             AtomicBlock atomic = atomics.isEmpty() ? null : atomics.get(Thread.currentThread());
@@ -172,6 +161,144 @@ public final class HostApi {
         } catch (RuntimeException e) {
             return new Object[]{Boolean.FALSE, "ERR jgears could not reach Redis: " + e.getMessage()};
         }
+    }
+
+    /** Why a command may not run from a script (reserved keys, connection state, ACL), or null. */
+    private String refusal(String name, List<byte[]> command, String function) {
+        for (int i = 1; i < command.size(); i++) {
+            if (reserved(command.get(i))) {
+                return "ERR keys under " + Registrations.RESERVED_PREFIX + " are reserved for jgears";
+            }
+        }
+        if (CONNECTION_STATE.contains(name)) {
+            return "ERR " + name + " is not allowed in " + function + ": it would change the "
+                    + "connection jgears shares between sessions (use atomic() for a transaction)";
+        }
+        io.jgears.redis.RedisUser user = session.user();
+        return engine.redis().needsDryRun(user) ? engine.redis().dryRun(user, command) : null;
+    }
+
+    /** The execute_async() commands of one thread: those to send, and the replies it has not collected yet. */
+    private static final class AsyncReplies {
+        final Thread owner = Thread.currentThread();
+        /** Commands not sent yet, with their ids: they go out in one write when the thread collects. */
+        final List<List<byte[]>> unsent = new ArrayList<>();
+        final List<Long> unsentIds = new ArrayList<>();
+        final java.util.concurrent.ConcurrentLinkedQueue<Object[]> answered = new java.util.concurrent.ConcurrentLinkedQueue<>();
+        final java.util.concurrent.atomic.AtomicInteger outstanding = new java.util.concurrent.atomic.AtomicInteger();
+    }
+
+    private final java.util.concurrent.ConcurrentHashMap<Thread, AsyncReplies> asyncReplies = new java.util.concurrent.ConcurrentHashMap<>();
+    private final java.util.concurrent.atomic.AtomicLong asyncIds = new java.util.concurrent.atomic.AtomicLong();
+
+    /**
+     * execute_async(): queues the command and returns its id at once. When the thread collects its
+     * replies ({@link #takeReplies}), its queued commands go out in one write on the session user's shared
+     * pipelined connection: a lane's events, each awaiting a command, cost one system call, not one each.
+     * Commands that block or belong in atomic() are refused here (their reply is an error).
+     */
+    @HostAccess.Export
+    public long executeAsync(String... args) {
+        long id = asyncIds.incrementAndGet();
+        AsyncReplies replies = asyncReplies.computeIfAbsent(Thread.currentThread(), t -> new AsyncReplies());
+        replies.outstanding.incrementAndGet();
+        List<byte[]> command = new ArrayList<>(args.length);
+        for (String a : args) {
+            command.add(a.getBytes(StandardCharsets.UTF_8));
+        }
+        String name = args.length == 0 ? "" : args[0].toUpperCase(Locale.ROOT);
+        String refused;
+        try {
+            refused = args.length == 0 ? "ERR execute_async() needs a command"
+                    : BLOCKING.contains(name) ? "ERR " + name + " blocks: use execute() for it"
+                    : atomics.containsKey(Thread.currentThread()) ? "ERR execute_async() can not be used inside atomic()"
+                    : refusal(name, command, "execute_async()");
+        } catch (RuntimeException e) {
+            refused = "ERR jgears could not reach Redis: " + e.getMessage();
+        }
+        if (refused != null) {
+            answer(replies, id, new RedisError(refused));
+        } else {
+            replies.unsent.add(command);
+            replies.unsentIds.add(id);
+        }
+        return id;
+    }
+
+    /** Queues a reply for its thread; the last one outstanding wakes it (one wake-up per batch, not per reply). */
+    private static void answer(AsyncReplies replies, long id, Object reply) {
+        replies.answered.add(new Object[]{id, reply});
+        if (replies.outstanding.decrementAndGet() == 0) {
+            java.util.concurrent.locks.LockSupport.unpark(replies.owner);
+        }
+    }
+
+    /**
+     * The replies to this thread's execute_async() commands, once all it sent are answered (Redis answers
+     * a pipeline in one go): [ids (comma-joined), kinds (one letter each: s string, i integer, n nil,
+     * e error, o other), scalar values concatenated, their lengths, the other values as a host array],
+     * or null when it has sent none.
+     */
+    @HostAccess.Export
+    public Object[] takeReplies() {
+        AsyncReplies replies = asyncReplies.get(Thread.currentThread());
+        if (replies == null || (replies.answered.isEmpty() && replies.outstanding.get() == 0)) {
+            return null;
+        }
+        if (!replies.unsent.isEmpty()) {
+            List<java.util.concurrent.CompletableFuture<Object>> sent = engine.redis().dispatchAll(session.user(), replies.unsent);
+            for (int i = 0; i < sent.size(); i++) {
+                long id = replies.unsentIds.get(i);
+                sent.get(i).whenComplete((reply, error) -> answer(replies, id,
+                        error == null ? reply : new RedisError(RedisBackend.rootMessage(error))));
+            }
+            replies.unsent.clear();
+            replies.unsentIds.clear();
+        }
+        // Each command is bounded by the command timeout, so this ends; the context's interrupt (the
+        // execution timeout) is seen when this returns.
+        boolean interrupted = false;
+        while (replies.outstanding.get() > 0) {
+            java.util.concurrent.locks.LockSupport.parkNanos(replies, 10_000_000L);
+            interrupted |= Thread.interrupted();  // or park would return at once: the flag is set again below
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
+        }
+        StringBuilder ids = new StringBuilder();
+        StringBuilder kinds = new StringBuilder();
+        StringBuilder values = new StringBuilder();
+        StringBuilder lengths = new StringBuilder();
+        List<Object> others = new ArrayList<>();
+        for (Object[] r; (r = replies.answered.poll()) != null; ) {
+            if (!ids.isEmpty()) {
+                ids.append(',');
+                lengths.append(',');
+            }
+            ids.append(r[0]);
+            Object v = r[1];
+            String scalar;
+            if (v instanceof String str) {
+                kinds.append('s');
+                scalar = str;
+            } else if (v instanceof Long n) {
+                kinds.append('i');
+                scalar = n.toString();
+            } else if (v == null) {
+                kinds.append('n');
+                scalar = "";
+            } else if (v instanceof RedisError e) {
+                kinds.append('e');
+                scalar = e.message();
+            } else {
+                kinds.append('o');
+                others.add(toHost(v));
+                scalar = "";
+            }
+            values.append(scalar);
+            lengths.append(scalar.codePointCount(0, scalar.length()));
+        }
+        return new Object[]{ids.toString(), kinds.toString(), values.toString(), lengths.toString(), others.toArray()};
     }
 
     /** For a session restored for another ACL user: drops the keys that user may not read. */

@@ -7,7 +7,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ExecutorService;
+import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 
@@ -18,14 +18,42 @@ public final class Sessions {
     /** Every session not yet freed, replaced ('dead') ones included. */
     private final java.util.Set<Session> alive = ConcurrentHashMap.newKeySet();
     /** Closes freed sub-interpreters in the background, in the order they were freed. */
-    private final ExecutorService closer = Executors.newSingleThreadExecutor(
+    private final ScheduledExecutorService closer = Executors.newSingleThreadScheduledExecutor(
             r -> Thread.ofPlatform().name("jgears-context-closer").daemon().unstarted(r));
+    /**
+     * Freed shared-mode sessions whose globals are still to be dropped. They are dropped together every
+     * DROP_MILLIS: one entry into the shared context for all of them, rather than one per session, each
+     * contending with the next call for the context (a one-off RG.PYEXECUTE frees its session at once).
+     */
+    private final java.util.concurrent.ConcurrentLinkedQueue<Session> sharedDrops = new java.util.concurrent.ConcurrentLinkedQueue<>();
+    private static final long DROP_MILLIS = 100;
 
     private final java.util.function.Consumer<Session> onFreed;
 
     Sessions(ContextPool pool, java.util.function.Consumer<Session> onFreed) {
         this.pool = pool;
         this.onFreed = onFreed;
+        closer.scheduleWithFixedDelay(this::dropSharedSessions, DROP_MILLIS, DROP_MILLIS, TimeUnit.MILLISECONDS);
+    }
+
+    private void dropSharedSessions() {
+        if (sharedDrops.isEmpty()) {
+            return;
+        }
+        SubInterpreter context;
+        synchronized (this) {
+            context = shared;
+        }
+        try {
+            context.enter(si -> {
+                for (Session s; (s = sharedDrops.poll()) != null; ) {
+                    si.call("_drop_session", s.key());
+                }
+                return null;
+            });
+        } catch (RuntimeException e) {
+            sharedDrops.clear();  // the shared context is closing (or gone: then so are the globals)
+        }
     }
 
     /**
@@ -80,21 +108,16 @@ public final class Sessions {
         byId.remove(session.id(), session);
         alive.remove(session);
         onFreed.accept(session);
-        Runnable free = session.isShared()
-                // The shared context stays; only this session's globals go.
-                ? () -> {
-                    try {
-                        session.enter(si -> si.call("_drop_session", session.key()));
-                    } catch (RuntimeException e) {
-                        // the shared context is closing
-                    }
-                }
-                : session.interpreter()::close;
+        if (session.isShared()) {
+            // The shared context stays; only this session's globals go, with the others freed meanwhile.
+            sharedDrops.add(session);
+            return;
+        }
         if (closer.isShutdown()) {
             // Freed while jgears shuts down: close here rather than have the closer refuse the task.
-            free.run();
+            session.interpreter().close();
         } else {
-            closer.execute(free);
+            closer.execute(session.interpreter()::close);
         }
     }
 

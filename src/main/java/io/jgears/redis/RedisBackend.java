@@ -217,6 +217,40 @@ public final class RedisBackend implements AutoCloseable {
         return reply;
     }
 
+    /**
+     * Sends commands as {@code user} on that user's shared pipelined connection in one write, without
+     * waiting: each reply as {@link #dispatch} gives it, or a {@link RedisCommandException}, completes its
+     * future (on Lettuce's I/O thread).
+     */
+    public List<java.util.concurrent.CompletableFuture<Object>> dispatchAll(RedisUser user, List<List<byte[]>> commands) {
+        List<io.lettuce.core.protocol.AsyncCommand<byte[], byte[], Object>> batch = new java.util.ArrayList<>(commands.size());
+        List<java.util.concurrent.CompletableFuture<Object>> out = new java.util.ArrayList<>(commands.size());
+        for (List<byte[]> args : commands) {
+            CommandArgs<byte[], byte[]> commandArgs = new CommandArgs<>(ByteArrayCodec.INSTANCE);
+            for (int i = 1; i < args.size(); i++) {
+                commandArgs.add(args.get(i));
+            }
+            var command = new io.lettuce.core.protocol.AsyncCommand<>(
+                    new io.lettuce.core.protocol.Command<>(new RawKeyword(args.getFirst()), new GenericOutput(), commandArgs));
+            batch.add(command);
+            out.add(command.handle((reply, error) -> {
+                if (error == null) {
+                    return reply;
+                }
+                Throwable cause = error instanceof java.util.concurrent.CompletionException && error.getCause() != null ? error.getCause() : error;
+                throw cause instanceof RedisCommandExecutionException
+                        ? new RedisCommandException(cause.getMessage())
+                        : new RedisCommandException("ERR jgears could not run the command on Redis: " + rootMessage(cause));
+            }));
+        }
+        try {
+            connectionFor(user).dispatch(batch);
+        } catch (RuntimeException e) {
+            batch.forEach(c -> c.completeExceptionally(e));
+        }
+        return out;
+    }
+
     public static Object dispatch(StatefulRedisConnection<byte[], byte[]> connection, List<byte[]> args) {
         if (args.isEmpty()) {
             throw new RedisCommandException("ERR wrong number of arguments: no command given");
@@ -374,7 +408,7 @@ public final class RedisBackend implements AutoCloseable {
         }
     }
 
-    static String rootMessage(Throwable t) {
+    public static String rootMessage(Throwable t) {
         Throwable c = t;
         while (c.getCause() != null && c.getCause() != c) {
             c = c.getCause();

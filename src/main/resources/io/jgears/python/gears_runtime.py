@@ -66,6 +66,75 @@ def execute(command, *args):
     return _to_py(value)
 
 
+def execute_async(command, *args):
+    """Sends a Redis command without waiting for its reply and returns a gearsFuture for it, to await in
+    an async step. The commands of many executions go out pipelined on one connection, so a registration
+    keeps many events in flight on one thread; the thread that sent them collects the replies before its
+    call into jgears returns (the future raises on an error reply)."""
+    argv = [command] + list(args)
+    for i in range(len(argv)):
+        t = type(argv[i])
+        if t is bytes:
+            raise TypeError('execute_async() takes str arguments (use execute() for bytes)')
+        if t is not str:
+            argv[i] = str(argv[i])
+    f = gearsFuture()
+    _async_futures[_host.executeAsync(*argv)] = f
+    return f
+
+
+_async_futures = {}
+
+
+def _has_async_step(steps):
+    """Whether a step's function is an async def: its events overlap on one thread (execute_async)."""
+    for step in steps:
+        for fn in step[1:]:
+            code = getattr(fn, '__code__', None)
+            if code is not None and code.co_flags & 0x80:  # CO_COROUTINE
+                return True
+    return False
+
+
+def _collect_async(done=None):
+    """Settles this thread's execute_async() futures as their replies arrive and resumes the executions
+    waiting on them, on this thread; returns when no command it sent is left unanswered."""
+    while True:
+        batch = _host.takeReplies()
+        if batch is None:
+            return
+        fids, kinds, blob, lens, others = batch
+        values = _split_lens(blob, lens)
+        waiting = []
+        j = 0
+        for i, fid in enumerate(fids.split(',')):
+            f = _async_futures.pop(int(fid), None)
+            if f is None:
+                continue
+            k = kinds[i]
+            error = None
+            if k == 's':
+                value = values[i]
+            elif k == 'i':
+                value = int(values[i])
+            elif k == 'n':
+                value = None
+            elif k == 'e':
+                value, error = None, values[i]
+            else:
+                value = _to_py(others[j])
+                j += 1
+            f._done, f._value, f._error = True, value, error
+            waiting.extend(f._waiters)
+            f._waiters = []
+        for eid in waiting:
+            run = _runs.get(eid)
+            if run is not None:
+                run.done = done
+                _drive(run)
+                run.done = None
+
+
 executeCommand = execute
 
 
@@ -177,6 +246,7 @@ def _fire_te(tid, oneshot):
         return None
     try:
         cb()
+        _collect_async()
     except Exception as e:
         return _format_exception(e)
     finally:
@@ -350,7 +420,8 @@ class GearsBuilder(object):
             raise ValueError("register: mode must be 'async', 'async_local' or 'sync'")
         if reader in ('KeysReader', 'KeysOnlyReader'):
             args = ['prefix', str(prefix), 'eventTypes', _str_list(eventTypes, 'eventTypes'),
-                    'keyTypes', _str_list(keyTypes, 'keyTypes'), 'readValue', bool(readValue)]
+                    'keyTypes', _str_list(keyTypes, 'keyTypes'), 'readValue', bool(readValue),
+                    'asyncSteps', _has_async_step(self.steps)]
         elif reader == 'StreamReader':
             if onFailedPolicy not in ('continue', 'abort', 'retry'):
                 raise ValueError("register: onFailedPolicy must be 'continue', 'abort' or 'retry'")
@@ -762,6 +833,7 @@ _runs = {}
 def _run_plan(eid, plan):
     reader, arg, kwargs, steps, convert, profile = plan
     _start(eid, steps, convert, profile, None, _records, reader, arg, kwargs)
+    _collect_async()
 
 
 def _start(eid, steps, convert, profile, done, records_of, *args):
@@ -872,6 +944,8 @@ def _trigger(rid, eids, payload, profile):
         if not active(rid):
             return i  # unregistered meanwhile: the rest of the batch never runs (jgears ends them)
         _start(eids[i], steps, convert, profile, None, _event_iter, reader, payload[i])
+        if _async_futures:
+            _collect_async()
     return len(eids)
 
 
@@ -933,6 +1007,8 @@ def _trigger_keys(rid, ids, events, keys, key_lens, types, values, value_lens, h
         started += 1
         if len(done) >= _FLUSH_EVERY:
             _flush_done(done)
+    # Executions that await execute_async() replies: the whole lane's commands went out pipelined.
+    _collect_async(done)
     if done:
         _flush_done(done)
     return started
@@ -998,6 +1074,7 @@ def _resume(eid):
     run = _runs.get(eid)
     if run is not None:
         _drive(run)
+    _collect_async()
 
 
 def _drop_session(session_key):
@@ -1082,10 +1159,19 @@ def _event_loop():
     return _loop
 
 
+_running_loop_fns = None
+
+
 def _set_running_loop(loop):
-    import asyncio.events
-    prev = asyncio.events._get_running_loop()
-    asyncio.events._set_running_loop(loop)
+    # Called twice per step of a coroutine: an import statement here, even of a loaded module, went
+    # through the import machinery and its module lock each time (lanes contended for it).
+    global _running_loop_fns
+    if _running_loop_fns is None:
+        import asyncio.events
+        _running_loop_fns = (asyncio.events._get_running_loop, asyncio.events._set_running_loop)
+    get, set_ = _running_loop_fns
+    prev = get()
+    set_(loop)
     return prev
 
 
@@ -1094,6 +1180,7 @@ def _fire_timer(tid):
     if h is not None and not h.cancelled_:
         _soon.append(h)
     _drain_soon()
+    _collect_async()
 
 
 def _drain_soon():
@@ -1167,6 +1254,7 @@ def _run_parsed(module):
     """Runs a script the host parsed (a cached Source, so its compiled code is shared by all contexts)."""
     try:
         module()
+        _collect_async()
     except BaseException as e:
         return _format_exception(e)
     return None
@@ -1198,6 +1286,7 @@ def _exec_script(code, session_key=None):
         _compiled[code] = compiled
     try:
         exec(compiled, scope)
+        _collect_async()
     except BaseException as e:
         return _format_exception(e)
     return None
@@ -1206,7 +1295,7 @@ def _exec_script(code, session_key=None):
 # The API as builtins, as RedisGears gives it: scripts use GB, execute, ... without importing them.
 # They are also importable from a 'redisgears' module, as some RedisGears scripts do.
 _API = ('GearsBuilder', 'GB', 'execute', 'executeCommand', 'log', 'configGet', 'gearsConfigGet',
-        'hashtag', 'atomic', 'gearsFuture', 'registerTE', 'unregisterTE', 'call_next', 'override_reply')
+        'hashtag', 'atomic', 'gearsFuture', 'execute_async', 'registerTE', 'unregisterTE', 'call_next', 'override_reply')
 _module = type(sys)('redisgears')
 for _name in _API:
     setattr(builtins, _name, globals()[_name])
