@@ -181,9 +181,10 @@ public final class HostApi {
     /** The execute_async() commands of one thread: those to send, and the replies it has not collected yet. */
     private static final class AsyncReplies {
         final Thread owner = Thread.currentThread();
-        /** Commands not sent yet, with their ids: they go out in one write when the thread collects. */
+        /** Commands not sent yet, with their ids and user: they go out in one write when the thread collects. */
         final List<List<byte[]>> unsent = new ArrayList<>();
         final List<Long> unsentIds = new ArrayList<>();
+        io.jgears.redis.RedisUser unsentUser;
         final java.util.concurrent.ConcurrentLinkedQueue<Object[]> answered = new java.util.concurrent.ConcurrentLinkedQueue<>();
         final java.util.concurrent.atomic.AtomicInteger outstanding = new java.util.concurrent.atomic.AtomicInteger();
     }
@@ -219,10 +220,30 @@ public final class HostApi {
         if (refused != null) {
             answer(replies, id, new RedisError(refused));
         } else {
+            io.jgears.redis.RedisUser user = session.user();
+            if (!replies.unsent.isEmpty() && !java.util.Objects.equals(user, replies.unsentUser)) {
+                send(replies);  // shared mode: another session's user, another connection
+            }
+            replies.unsentUser = user;
             replies.unsent.add(command);
             replies.unsentIds.add(id);
         }
         return id;
+    }
+
+    /** Sends a thread's queued execute_async() commands in one write. */
+    private void send(AsyncReplies replies) {
+        if (replies.unsent.isEmpty()) {
+            return;
+        }
+        List<java.util.concurrent.CompletableFuture<Object>> sent = engine.redis().dispatchAll(replies.unsentUser, replies.unsent);
+        for (int i = 0; i < sent.size(); i++) {
+            long id = replies.unsentIds.get(i);
+            sent.get(i).whenComplete((reply, error) -> answer(replies, id,
+                    error == null ? reply : new RedisError(RedisBackend.rootMessage(error))));
+        }
+        replies.unsent.clear();
+        replies.unsentIds.clear();
     }
 
     /** Queues a reply for its thread; the last one outstanding wakes it (one wake-up per batch, not per reply). */
@@ -245,16 +266,7 @@ public final class HostApi {
         if (replies == null || (replies.answered.isEmpty() && replies.outstanding.get() == 0)) {
             return null;
         }
-        if (!replies.unsent.isEmpty()) {
-            List<java.util.concurrent.CompletableFuture<Object>> sent = engine.redis().dispatchAll(session.user(), replies.unsent);
-            for (int i = 0; i < sent.size(); i++) {
-                long id = replies.unsentIds.get(i);
-                sent.get(i).whenComplete((reply, error) -> answer(replies, id,
-                        error == null ? reply : new RedisError(RedisBackend.rootMessage(error))));
-            }
-            replies.unsent.clear();
-            replies.unsentIds.clear();
-        }
+        send(replies);
         // Each command is bounded by the command timeout, so this ends; the context's interrupt (the
         // execution timeout) is seen when this returns.
         boolean interrupted = false;
@@ -297,6 +309,9 @@ public final class HostApi {
             }
             values.append(scalar);
             lengths.append(scalar.codePointCount(0, scalar.length()));
+        }
+        if (replies.outstanding.get() == 0 && replies.answered.isEmpty()) {
+            asyncReplies.remove(Thread.currentThread(), replies);  // lane threads come and go
         }
         return new Object[]{ids.toString(), kinds.toString(), values.toString(), lengths.toString(), others.toArray()};
     }
