@@ -36,6 +36,12 @@ class DeadRedisTest {
                 Object py = c.send("RG.PYEXECUTE", "GB('ShardsIDReader').map(lambda x: execute('GET', 'dead:k')).run()").read();
                 assertTrue(String.valueOf(py).contains("Traceback") && String.valueOf(py).contains("Exception"),
                         "execute() raised inside the step: " + py);
+                Object async = c.send("RG.PYEXECUTE", "async def f(x):\n    return await execute_async('GET', 'dead:k')\n"
+                        + "GB('ShardsIDReader').map(f).run()").read();
+                assertTrue(String.valueOf(async).contains("could not run the command on Redis"),
+                        "an awaited execute_async() raised: " + async);
+                Object batch = c.send("RG.PYEXECUTE", "GB().count().run('dead:*')").read();
+                assertTrue(String.valueOf(batch).contains("Redis"), "a KeysReader run ends with the reader's error: " + batch);
                 assertEquals(List.of(1000L), c.send("RG.CONFIGGET", "MaxExecutions").read(), "jgears itself still answers");
             }
             redis = startRedis(redisPort, dir);

@@ -240,6 +240,11 @@ class SessionLifecycleTest extends GearsTestBase {
                 + "    await asyncio.sleep(0.05)\n"
                 + "    return 'slept ' + str(x)\n"
                 + "GB('PythonReader').map(slow).sort().run(lambda: iter(range(3)))"));
+        // A coroutine awaiting only jgears' futures runs without importing asyncio (seconds in a fresh context).
+        assertEquals(List.of("None False"), results("import sys\n"
+                + "async def f(x):\n"
+                + "    return '%s %s' % (await execute_async('GET', 'no:such:key'), 'asyncio' in sys.modules)\n"
+                + "GB('ShardsIDReader').map(f).run()"));
         List<?> reply = (List<?>) py("async def bad(x):\n    raise ValueError('async boom')\nGB('ShardsIDReader').map(bad).run()");
         assertTrue(reply.get(1).toString().contains("async boom"), reply.toString());
     }

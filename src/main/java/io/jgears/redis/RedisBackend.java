@@ -244,7 +244,12 @@ public final class RedisBackend implements AutoCloseable {
             }));
         }
         try {
-            connectionFor(user).dispatch(batch);
+            StatefulRedisConnection<byte[], byte[]> connection = connectionFor(user);
+            if (!connection.isOpen()) {
+                // Redis is away: fail now rather than when the command times out (a minute).
+                throw new RedisCommandException("ERR jgears could not run the command on Redis: not connected");
+            }
+            connection.dispatch(batch);
         } catch (RuntimeException e) {
             batch.forEach(c -> c.completeExceptionally(e));
         }

@@ -1115,46 +1115,54 @@ class _Handle(object):
         return self.cancelled_
 
 
+class _JGearsLoop(object):
+    """The running loop async steps see: timers are jgears', callbacks run when the current call into
+    this context ends. Duck-typed rather than an asyncio.AbstractEventLoop, so that a coroutine awaiting
+    only gearsFutures (execute_async) does not import asyncio (2.5-5 s in a fresh context); asyncio code
+    that awaits its own futures imports asyncio itself."""
+
+    def create_future(self):
+        import asyncio
+        return asyncio.Future(loop=self)
+
+    def call_soon(self, cb, *args, context=None):
+        h = _Handle(cb, args)
+        _soon.append(h)
+        return h
+
+    def call_later(self, delay, cb, *args, context=None):
+        h = _Handle(cb, args)
+        _timer_ids[0] += 1
+        h.tid = _timer_ids[0]
+        _timers[h.tid] = h
+        _host.timer(max(0, int(delay * 1000)), h.tid)
+        return h
+
+    def call_at(self, when, cb, *args, context=None):
+        return self.call_later(when - self.time(), cb, *args, context=context)
+
+    def time(self):
+        return time.monotonic()
+
+    def get_debug(self):
+        return False
+
+    def is_running(self):
+        return True
+
+    def is_closed(self):
+        return False
+
+    def call_exception_handler(self, context):
+        pass
+
+    def _timer_handle_cancelled(self, handle):
+        pass
+
+
 def _event_loop():
     global _loop
     if _loop is None:
-        import asyncio
-
-        class _JGearsLoop(asyncio.AbstractEventLoop):
-            def create_future(self):
-                return asyncio.Future(loop=self)
-
-            def call_soon(self, cb, *args, context=None):
-                h = _Handle(cb, args)
-                _soon.append(h)
-                return h
-
-            def call_later(self, delay, cb, *args, context=None):
-                h = _Handle(cb, args)
-                _timer_ids[0] += 1
-                h.tid = _timer_ids[0]
-                _timers[h.tid] = h
-                _host.timer(max(0, int(delay * 1000)), h.tid)
-                return h
-
-            def call_at(self, when, cb, *args, context=None):
-                return self.call_later(when - self.time(), cb, *args, context=context)
-
-            def time(self):
-                return time.monotonic()
-
-            def get_debug(self):
-                return False
-
-            def is_running(self):
-                return True
-
-            def is_closed(self):
-                return False
-
-            def _timer_handle_cancelled(self, handle):
-                pass
-
         _loop = _JGearsLoop()
     return _loop
 
@@ -1167,8 +1175,11 @@ def _set_running_loop(loop):
     # through the import machinery and its module lock each time (lanes contended for it).
     global _running_loop_fns
     if _running_loop_fns is None:
-        import asyncio.events
-        _running_loop_fns = (asyncio.events._get_running_loop, asyncio.events._set_running_loop)
+        try:
+            import _asyncio as where  # the builtin module asyncio.events itself uses: no asyncio import
+        except ImportError:
+            import asyncio.events as where
+        _running_loop_fns = (where._get_running_loop, where._set_running_loop)
     get, set_ = _running_loop_fns
     prev = get()
     set_(loop)
