@@ -463,6 +463,8 @@ public final class GearsCommands implements LocalCommands {
                 "avgContextCreateMs", String.format(Locale.ROOT, "%.1f", engine.python().averageCreateMillis()),
                 "executionThreads", (long) engine.executionThreads(),
                 "memoryInterruptions", engine.memoryInterruptions(),
+                "inlineCalls", engine.inlineCalls(),
+                "inlineGateClosings", engine.inlineGateClosings(),
                 "runtime", engine.python().implementationName(),
                 "jit", engine.python().jitEnabled() ? "on" : "off"));
     }

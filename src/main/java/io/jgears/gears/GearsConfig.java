@@ -49,6 +49,13 @@ public final class GearsConfig {
      */
     public static final String KEY_EVENT_CONCURRENCY = "KeyEventConcurrency";
 
+    /**
+     * jgears: a command registration (RG.TRIGGER) or shared-mode script whose recent calls each ran under this
+     * many microseconds runs on the client's event loop thread instead of an execution thread, saving two
+     * thread hand-offs; a longer inline call sends it back (see InlineGate). 0 turns this off.
+     */
+    public static final String INLINE_EXECUTION_MICROS = "InlineExecutionMicros";
+
     /** Keys only read at start-up; RG.CONFIGSET refuses them. */
     private static final java.util.Set<String> START_ONLY = java.util.Set.of(EXECUTION_THREADS, PRE_IMPORTS);
 
@@ -72,6 +79,7 @@ public final class GearsConfig {
         builtIn.put(MEMORY_WATERMARK, "85");
         builtIn.put(DEFAULT_ISOLATION, "interpreter");
         builtIn.put(KEY_EVENT_CONCURRENCY, "4");
+        builtIn.put(INLINE_EXECUTION_MICROS, "500");
         builtIn.put(MAX_SCRIPT_SIZE, String.valueOf(16 * 1024 * 1024));
         builtIn.put(PRE_IMPORTS, "json,re,math,random,itertools,functools,collections");
         for (Map.Entry<String, String> e : builtIn.entrySet()) {

@@ -166,8 +166,74 @@ public final class GearsEngine implements AutoCloseable {
     }
 
     public CompletableFuture<RedisMessage> pyExecute(PyExecute request) {
-        return CompletableFuture.supplyAsync(() -> runScript(request, false), executionThreads)
+        long limit = config.getLong(GearsConfig.INLINE_EXECUTION_MICROS) * 1000;
+        // A one-off shared-mode script whose text ran short before runs right here, on the client's event
+        // loop, when the shared context is free: no context to create, and no thread hand-offs.
+        InlineGate gate = limit > 0 && request.shared() && request.id() == null && !request.upgrade()
+                && request.replaceWith() == null ? sharedScriptGates.of(request.code()) : null;
+        if (gate != null && gate.open()) {
+            io.jgears.python.SubInterpreter shared = sessions.sharedIfOpen();
+            if (shared != null && shared.tryHold()) {
+                inlineCalls.increment();
+                try {
+                    return timedScript(request, gate, limit, true);
+                } finally {
+                    shared.release();
+                    Thread.interrupted();  // an abort or timeout may interrupt the thread: not the event loop's
+                }
+            }
+        }
+        return CompletableFuture.supplyAsync(() -> timedScript(request, gate, limit, false), executionThreads)
                 .thenCompose(reply -> reply);
+    }
+
+    private CompletableFuture<RedisMessage> timedScript(PyExecute request, InlineGate gate, long limitNanos, boolean inline) {
+        long start = System.nanoTime();
+        CompletableFuture<RedisMessage> reply = runScript(request, false);
+        if (gate != null) {
+            inlineRan(gate, System.nanoTime() - start, limitNanos, inline);
+        }
+        return reply;
+    }
+
+    /** Calls run on a client's event loop (InlineGate), and how many times a slow one closed its gate. */
+    private final java.util.concurrent.atomic.LongAdder inlineCalls = new java.util.concurrent.atomic.LongAdder();
+    private final java.util.concurrent.atomic.LongAdder inlineGateClosings = new java.util.concurrent.atomic.LongAdder();
+
+    void inlineRan(InlineGate gate, long nanos, long limitNanos, boolean inline) {
+        if (gate.ran(nanos, limitNanos, inline)) {
+            inlineGateClosings.increment();
+        }
+    }
+
+    /** Counts a call that runs on a client's event loop. */
+    void inlineCall() {
+        inlineCalls.increment();
+    }
+
+    public long inlineCalls() {
+        return inlineCalls.sum();
+    }
+
+    public long inlineGateClosings() {
+        return inlineGateClosings.sum();
+    }
+
+    /** InlineGates of recent shared-mode script texts, the least recently used dropped past 256. */
+    private final ScriptGates sharedScriptGates = new ScriptGates();
+
+    private static final class ScriptGates {
+        private static final int MAX = 256;
+        private final java.util.LinkedHashMap<String, InlineGate> gates = new java.util.LinkedHashMap<>(64, 0.75f, true) {
+            @Override
+            protected boolean removeEldestEntry(java.util.Map.Entry<String, InlineGate> eldest) {
+                return size() > MAX;
+            }
+        };
+
+        synchronized InlineGate of(String code) {
+            return gates.computeIfAbsent(code, c -> new InlineGate());
+        }
     }
 
     /**

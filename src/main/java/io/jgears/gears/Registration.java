@@ -37,6 +37,8 @@ public final class Registration {
     private final java.util.List<Object[]> waiters = new java.util.ArrayList<>();
     /** Finished executions kept for RG.DUMPEXECUTIONS, oldest first (MaxExecutionsPerRegistration). */
     final ArrayDeque<Execution> recent = new ArrayDeque<>();
+    /** Whether RG.TRIGGER may run this registration on the client's event loop (its calls are short). */
+    final InlineGate inline = new InlineGate();
 
     private volatile boolean unregistered;
     private volatile boolean active;

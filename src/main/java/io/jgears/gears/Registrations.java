@@ -262,17 +262,26 @@ public final class Registrations implements KeyEvents.Listener {
         HostApi host = (HostApi) session.interpreter().host();
         int started = 0;
         try {
+            // A lone execution (a command trigger) is marked inside Python: RG.ABORTEXECUTION then interrupts
+            // it. The executions of a batch are not: interrupting one would end the whole batch's call.
+            Execution lone = executions.size() == 1 ? executions.getFirst() : null;
             started = engine.callPython(session, GearsConfig.REGISTRATION_TIMEOUT, () -> session.enter(si -> {
                 host.beginHook(hook);
+                if (lone != null) {
+                    lone.inPython(true);
+                }
                 try {
                     return trigger.call(si, r, executions, payload);
                 } finally {
+                    if (lone != null) {
+                        lone.inPython(false);
+                    }
                     host.endHook();
                 }
             }));
         } catch (GearsEngine.PythonCallFailed e) {
             for (Execution x : executions) {
-                engine.failed(x, e.getMessage());
+                engine.failed(x, x.abortRequested() ? "Execution was aborted" : e.getMessage());
             }
         }
         notStarted(executions, started);
@@ -615,8 +624,29 @@ public final class Registrations implements KeyEvents.Listener {
             r.triggered(1);
         }
         List<Object> payload = java.util.Collections.singletonList(args.toArray());
-        engine.submit(() -> runInPython(r, List.of(e), payload, hook, this::trigger));
+        long limit = engine.config().getLong(GearsConfig.INLINE_EXECUTION_MICROS) * 1000;
+        // RG.TRIGGER of a registration whose calls are short runs right here, on the client's event loop,
+        // when no other thread is inside its context; hooks (which call on into Redis) always hand off.
+        io.jgears.python.SubInterpreter si = r.session().interpreter();
+        if (hook == null && limit > 0 && r.inline.open() && si.tryHold()) {
+            engine.inlineCall();
+            try {
+                timedCommand(r, e, payload, null, limit, true);
+            } finally {
+                si.release();
+                Thread.interrupted();  // an abort or timeout may interrupt the thread: not the event loop's
+            }
+        } else {
+            engine.submit(() -> timedCommand(r, e, payload, hook, limit, false));
+        }
         return e.done().thenApply(x -> commandReply(x, hook));
+    }
+
+    private void timedCommand(Registration r, Execution e, List<Object> payload, HostApi.HookCall hook,
+                              long inlineLimitNanos, boolean inline) {
+        long start = System.nanoTime();
+        runInPython(r, List.of(e), payload, hook, this::trigger);
+        engine.inlineRan(r.inline, System.nanoTime() - start, inlineLimitNanos, inline);
     }
 
     private static RedisMessage commandReply(Execution e, HostApi.HookCall hook) {

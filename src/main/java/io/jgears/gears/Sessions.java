@@ -77,6 +77,11 @@ public final class Sessions {
         return shared;
     }
 
+    /** The shared context if it exists and is open, without creating it. */
+    synchronized SubInterpreter sharedIfOpen() {
+        return shared == null || shared.isClosed() ? null : shared;
+    }
+
     Session create(String id, String description, Session replacing, boolean sharedMode) {
         String sid = id != null ? id : UUID.randomUUID().toString().replace("-", "");
         Session existing = byId.get(sid);

@@ -54,6 +54,18 @@ public final class SubInterpreter implements AutoCloseable {
     }
 
     /**
+     * Takes the context for this thread if no other thread is inside it, without waiting (for a caller that
+     * must not block, such as an event loop); enter() then re-enters at no cost. Pair with {@link #release()}.
+     */
+    public boolean tryHold() {
+        return !closed && lock.tryLock();
+    }
+
+    public void release() {
+        lock.unlock();
+    }
+
+    /**
      * Runs the actions at once inside the context, the first on this thread and each other one on a thread
      * of {@code threads}, and returns their results in order once all have left. GraalPy releases its GIL
      * around calls to the host, so while one action waits on Redis in execute() another runs Python. No

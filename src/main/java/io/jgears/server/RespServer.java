@@ -6,9 +6,7 @@ import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
-import io.netty.channel.nio.NioIoHandler;
 import io.netty.channel.socket.SocketChannel;
-import io.netty.channel.socket.nio.NioServerSocketChannel;
 import io.netty.handler.codec.redis.FixedRedisMessagePool;
 import io.netty.handler.codec.redis.RedisArrayAggregator;
 import io.netty.handler.codec.redis.RedisBulkStringAggregator;
@@ -35,11 +33,12 @@ public final class RespServer implements AutoCloseable {
     }
 
     public RespServer start() throws InterruptedException {
-        boss = new MultiThreadIoEventLoopGroup(1, NioIoHandler.newFactory());
-        workers = new MultiThreadIoEventLoopGroup(NioIoHandler.newFactory());
+        Transport transport = Transport.CURRENT;
+        boss = new MultiThreadIoEventLoopGroup(1, transport.ioHandlers());
+        workers = new MultiThreadIoEventLoopGroup(transport.ioHandlers());
         ServerBootstrap b = new ServerBootstrap()
                 .group(boss, workers)
-                .channel(NioServerSocketChannel.class)
+                .channel(transport.serverChannel())
                 .option(ChannelOption.SO_BACKLOG, 511)
                 .childOption(ChannelOption.TCP_NODELAY, true)
                 .childHandler(new ChannelInitializer<SocketChannel>() {
@@ -56,8 +55,8 @@ public final class RespServer implements AutoCloseable {
                     }
                 });
         channel = b.bind(options.bind(), options.port()).sync().channel();
-        log.info("jgears listening on {}:{}, forwarding to Redis at {}:{}", options.bind(), port(),
-                options.redisHost(), options.redisPort());
+        log.info("jgears listening on {}:{} ({}), forwarding to Redis at {}:{}", options.bind(), port(),
+                transport.name().toLowerCase(java.util.Locale.ROOT), options.redisHost(), options.redisPort());
         return this;
     }
 
