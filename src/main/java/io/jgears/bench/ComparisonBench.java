@@ -385,9 +385,13 @@ public final class ComparisonBench {
         call(j, "RG.PYEXECUTE", "GB('ShardsIDReader').run()", "ISOLATION", "shared");
         run("redis-benchmark", "-p", p, "-c", "1", "-n", "60000", "--csv",
                 "RG.PYEXECUTE", "GB('ShardsIDReader').run()", "ISOLATION", "shared");
-        double[] shared = medianRun("redis-benchmark", "-p", p, "-c", "1", "-n", "20000", "--csv",
-                "RG.PYEXECUTE", "GB('ShardsIDReader').run()", "ISOLATION", "shared");
-        gearsRow("`RG.PYEXECUTE \"GB('ShardsIDReader').run()\"`, `ISOLATION shared`, sustained (after 60k warm-up calls; the median of 3 runs)", 8300, 0.12, shared);
+        long self = ProcessHandle.current().pid();
+        String[] sharedCmd = {"redis-benchmark", "-p", p, "-c", "1", "-n", "20000", "--csv",
+                "RG.PYEXECUTE", "GB('ShardsIDReader').run()", "ISOLATION", "shared"};
+        double[] shared = medianRun(sharedCmd);
+        double[] sharedCross = crossCore(self, sharedCmd);
+        gearsRow("`RG.PYEXECUTE \"GB('ShardsIDReader').run()\"`, `ISOLATION shared`, sustained (after 60k warm-up calls; "
+                + "the median of 3 runs; " + CROSS_CORE + ")", 8300, 0.12, sharedCross, shared);
         // Interpreter mode: every call a new sub-interpreter. A burst of 1,000 against a full pool of PoolSize.
         jgears.engine().pool().awaitFull(120, TimeUnit.SECONDS);
         double[] pooled = csvRow(run("redis-benchmark", "-p", p, "-c", "1", "-n", String.valueOf(jgears.engine().pool().size()),
@@ -402,8 +406,11 @@ public final class ComparisonBench {
         // RG.TRIGGER on a long-lived CommandReader registration.
         call(j, "RG.PYEXECUTE", "GB('CommandReader').map(lambda a: a[1]).register(trigger='echo')", "ID", "bench-echo");
         run("redis-benchmark", "-p", p, "-c", "1", "-n", "20000", "--csv", "RG.TRIGGER", "echo", "hi");  // warm-up
-        double[] trigger = medianRun("redis-benchmark", "-p", p, "-c", "1", "-n", "50000", "--csv", "RG.TRIGGER", "echo", "hi");
-        gearsRow("`RG.TRIGGER echo hi` on a CommandReader registration `map(lambda a: a[1])` (the median of 3 runs)", 13800, 0.071, trigger);
+        String[] triggerCmd = {"redis-benchmark", "-p", p, "-c", "1", "-n", "50000", "--csv", "RG.TRIGGER", "echo", "hi"};
+        double[] trigger = medianRun(triggerCmd);
+        double[] triggerCross = crossCore(self, triggerCmd);
+        gearsRow("`RG.TRIGGER echo hi` on a CommandReader registration `map(lambda a: a[1])` (the median of 3 runs; "
+                + CROSS_CORE + ")", 13800, 0.071, triggerCross, trigger);
         call(j, "RG.UNREGISTER", registrationOf(j, "bench-echo"));
         // Key events: part 3's workload (100k SETs, -c 4 -P 16), warm rounds.
         if (triggerWarmRate > 0) {
@@ -451,11 +458,14 @@ public final class ComparisonBench {
         }
         // The Redis Function reference on this machine.
         r.functionLoad("#!lua name=benchecho\nredis.register_function('echo', function(keys, args) return args[1] end)", true);
-        double[] fcall = csvRow(run("redis-benchmark", "-p", String.valueOf(redisPort), "-c", "1", "-n", "50000", "--csv",
-                "FCALL", "echo", "0", "hi"));
-        gearsRows.add(new String[]{"reference: Redis Function `FCALL echo 0 hi` (Lua) on this Redis, directly",
-                "20,600 calls/s, p50 0.047 ms", String.format(Locale.ROOT, "%,.0f calls/s, p50 %.3f ms", fcall[0], fcall[1]),
-                String.format(Locale.ROOT, "%.2f", fcall[0] / 20_600)});
+        String[] fcallCmd = {"redis-benchmark", "-p", String.valueOf(redisPort), "-c", "1", "-n", "50000", "--csv",
+                "FCALL", "echo", "0", "hi"};
+        double[] fcall = medianRun(fcallCmd);
+        String info = r.info("server");
+        long redisPid = Long.parseLong(info.replaceAll("(?s).*process_id:(\\d+).*", "$1"));
+        double[] fcallCross = crossCore(redisPid, fcallCmd);
+        gearsRow("reference: Redis Function `FCALL echo 0 hi` (Lua) on this Redis, directly (the median of 3 runs; "
+                + CROSS_CORE + ")", 20600, 0.047, fcallCross, fcall);
     }
 
     /**
@@ -486,6 +496,41 @@ public final class ComparisonBench {
                 min(Arrays.copyOf(rounds, 25)), max(Arrays.copyOf(rounds, 25))),
                 "~60,000 events/s (1.7 s)", String.format(Locale.ROOT, "%,.0f events/s (%.1f s)", rate, events / rate),
                 String.format(Locale.ROOT, "%.2f", rate / 60_000)});
+    }
+
+    static final String CROSS_CORE = "server and client pinned to different cores; in brackets: unpinned";
+
+    /**
+     * A one-client round trip on this VM depends on where the scheduler puts its two ends: on one core a
+     * wake-up is a context switch, across cores an inter-processor interrupt (measured: FCALL 43k calls/s
+     * with Redis and redis-benchmark on one core, 18k on two). Unpinned runs land either way from run to
+     * run. This runs the command with the server process ({@code serverPid}: jgears' JVM, or Redis) on the
+     * last core and the client on the first: the slower placement, and the one that RedisGears' own FCALL
+     * figure (20.6k calls/s) matches. Returns medianRun's result; unpinned on a single core.
+     */
+    private static double[] crossCore(long serverPid, String... cmd) throws Exception {
+        int cores = Runtime.getRuntime().availableProcessors();
+        if (cores < 2) {
+            return medianRun(cmd);
+        }
+        String all = "0-" + (cores - 1);
+        run("taskset", "-a", "-p", "-c", String.valueOf(cores - 1), String.valueOf(serverPid));
+        try {
+            String[] pinned = new String[cmd.length + 3];
+            pinned[0] = "taskset";
+            pinned[1] = "-c";
+            pinned[2] = "0";
+            System.arraycopy(cmd, 0, pinned, 3, cmd.length);
+            return medianRun(pinned);
+        } finally {
+            run("taskset", "-a", "-p", "-c", all, String.valueOf(serverPid));
+        }
+    }
+
+    private static void gearsRow(String work, double theirRate, double theirP50, double[] ours, double[] unpinned) {
+        gearsRows.add(new String[]{work, String.format(Locale.ROOT, "%,.0f calls/s, p50 %.3f ms", theirRate, theirP50),
+                String.format(Locale.ROOT, "%,.0f calls/s, p50 %.3f ms (%,.0f, p50 %.3f ms)", ours[0], ours[1], unpinned[0], unpinned[1]),
+                String.format(Locale.ROOT, "%.2f", ours[0] / theirRate)});
     }
 
     /** Runs a redis-benchmark command 3 times: the [requests/s, p50 ms] of the run with the median rate. */

@@ -224,15 +224,20 @@ public final class GearsEngine implements AutoCloseable {
 
     private static final class ScriptGates {
         private static final int MAX = 256;
-        private final java.util.LinkedHashMap<String, InlineGate> gates = new java.util.LinkedHashMap<>(64, 0.75f, true) {
+        /**
+         * Keyed by the text's hash and length, not the text (up to MaxScriptSize each). Two texts that
+         * collide share a gate: that only moves where one of them runs, until a slow call closes it.
+         */
+        private final java.util.LinkedHashMap<Long, InlineGate> gates = new java.util.LinkedHashMap<>(64, 0.75f, true) {
             @Override
-            protected boolean removeEldestEntry(java.util.Map.Entry<String, InlineGate> eldest) {
+            protected boolean removeEldestEntry(java.util.Map.Entry<Long, InlineGate> eldest) {
                 return size() > MAX;
             }
         };
 
         synchronized InlineGate of(String code) {
-            return gates.computeIfAbsent(code, c -> new InlineGate());
+            long key = ((long) code.hashCode() << 32) | (code.length() & 0xffffffffL);
+            return gates.computeIfAbsent(key, c -> new InlineGate());
         }
     }
 

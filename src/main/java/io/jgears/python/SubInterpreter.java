@@ -54,11 +54,20 @@ public final class SubInterpreter implements AutoCloseable {
     }
 
     /**
-     * Takes the context for this thread if no other thread is inside it, without waiting (for a caller that
-     * must not block, such as an event loop); enter() then re-enters at no cost. Pair with {@link #release()}.
+     * Takes the context for this thread if no other thread is inside it or waiting for it, without waiting
+     * (for a caller that must not block, such as an event loop); enter() then re-enters at no cost. Pair
+     * with {@link #release()}. Waiters go first: callers that only try would otherwise barge ahead of them
+     * for as long as they keep coming.
      */
     public boolean tryHold() {
-        return !closed && lock.tryLock();
+        if (closed || lock.hasQueuedThreads() || !lock.tryLock()) {
+            return false;
+        }
+        if (closed) {
+            lock.unlock();
+            return false;
+        }
+        return true;
     }
 
     public void release() {
