@@ -403,7 +403,9 @@ public final class ComparisonBench {
                 "RG.PYEXECUTE", "GB('ShardsIDReader').run()"));
         gearsRow("the same, `interpreter` mode, a burst of 1,000 (the pool drains: new contexts on the request path)",
                 8300, 0.12, burst);
-        // RG.TRIGGER on a long-lived CommandReader registration.
+        // RG.TRIGGER on a long-lived CommandReader registration, once the pool has refilled after the burst
+        // (context creation would take the cores meanwhile).
+        jgears.engine().pool().awaitFull(120, TimeUnit.SECONDS);
         call(j, "RG.PYEXECUTE", "GB('CommandReader').map(lambda a: a[1]).register(trigger='echo')", "ID", "bench-echo");
         run("redis-benchmark", "-p", p, "-c", "1", "-n", "20000", "--csv", "RG.TRIGGER", "echo", "hi");  // warm-up
         String[] triggerCmd = {"redis-benchmark", "-p", p, "-c", "1", "-n", "50000", "--csv", "RG.TRIGGER", "echo", "hi"};
@@ -504,9 +506,10 @@ public final class ComparisonBench {
      * A one-client round trip on this VM depends on where the scheduler puts its two ends: on one core a
      * wake-up is a context switch, across cores an inter-processor interrupt (measured: FCALL 43k calls/s
      * with Redis and redis-benchmark on one core, 18k on two). Unpinned runs land either way from run to
-     * run. This runs the command with the server process ({@code serverPid}: jgears' JVM, or Redis) on the
-     * last core and the client on the first: the slower placement, and the one that RedisGears' own FCALL
-     * figure (20.6k calls/s) matches. Returns medianRun's result; unpinned on a single core.
+     * run. This runs the command with the server ({@code serverPid}: Redis, or in jgears' own JVM its
+     * Netty event loop threads, the others left free as in production) on the last core and the client on
+     * the first: the slower placement, and the one that RedisGears' own FCALL figure (20.6k calls/s)
+     * matches. Returns medianRun's result; unpinned on a single core.
      */
     private static double[] crossCore(long serverPid, String... cmd) throws Exception {
         int cores = Runtime.getRuntime().availableProcessors();
@@ -514,7 +517,19 @@ public final class ComparisonBench {
             return medianRun(cmd);
         }
         String all = "0-" + (cores - 1);
-        run("taskset", "-a", "-p", "-c", String.valueOf(cores - 1), String.valueOf(serverPid));
+        String last = String.valueOf(cores - 1);
+        if (serverPid == ProcessHandle.current().pid()) {
+            try (var tasks = java.nio.file.Files.list(java.nio.file.Path.of("/proc/self/task"))) {
+                for (java.nio.file.Path task : tasks.toList()) {
+                    String comm = java.nio.file.Files.readString(task.resolve("comm")).trim();
+                    if (comm.startsWith("multiThreadIo")) {
+                        run("taskset", "-p", "-c", last, task.getFileName().toString());
+                    }
+                }
+            }
+        } else {
+            run("taskset", "-a", "-p", "-c", last, String.valueOf(serverPid));
+        }
         try {
             String[] pinned = new String[cmd.length + 3];
             pinned[0] = "taskset";
