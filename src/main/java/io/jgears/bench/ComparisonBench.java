@@ -380,6 +380,9 @@ public final class ComparisonBench {
                                        StatefulRedisConnection<String, String> d, int port, int redisPort, double scale)
             throws Exception {
         String p = String.valueOf(port);
+        // The parts before leave Redis rewriting its AOF (millions of keys, a 1M-entry stream): a fork that
+        // takes a core from the one-client rows, pinned or not.
+        awaitRedisIdle(d);
         // RG.PYEXECUTE, shared mode, sustained (the shared context exists after a first call). The first
         // ~50k calls run while the JIT compiles the path (about 1k calls/s at first): warmed up apart.
         call(j, "RG.PYEXECUTE", "GB('ShardsIDReader').run()", "ISOLATION", "shared");
@@ -406,6 +409,7 @@ public final class ComparisonBench {
         // RG.TRIGGER on a long-lived CommandReader registration, once the pool has refilled after the burst
         // (context creation would take the cores meanwhile).
         jgears.engine().pool().awaitFull(120, TimeUnit.SECONDS);
+        awaitRedisIdle(d);
         call(j, "RG.PYEXECUTE", "GB('CommandReader').map(lambda a: a[1]).register(trigger='echo')", "ID", "bench-echo");
         run("redis-benchmark", "-p", p, "-c", "1", "-n", "20000", "--csv", "RG.TRIGGER", "echo", "hi");  // warm-up
         String[] triggerCmd = {"redis-benchmark", "-p", p, "-c", "1", "-n", "50000", "--csv", "RG.TRIGGER", "echo", "hi"};
