@@ -173,14 +173,9 @@ public final class GearsEngine implements AutoCloseable {
                 && request.replaceWith() == null ? sharedScriptGates.of(request.code()) : null;
         if (gate != null && gate.open()) {
             io.jgears.python.SubInterpreter shared = sessions.sharedIfOpen();
-            if (shared != null && shared.tryHold()) {
-                inlineCalls.increment();
-                try {
-                    return timedScript(request, gate, limit, true);
-                } finally {
-                    shared.release();
-                    Thread.interrupted();  // an abort or timeout may interrupt the thread: not the event loop's
-                }
+            CompletableFuture<RedisMessage> reply = shared == null ? null : inline(shared, () -> timedScript(request, gate, limit, true));
+            if (reply != null) {
+                return reply;
             }
         }
         return CompletableFuture.supplyAsync(() -> timedScript(request, gate, limit, false), executionThreads)
@@ -206,9 +201,21 @@ public final class GearsEngine implements AutoCloseable {
         }
     }
 
-    /** Counts a call that runs on a client's event loop. */
-    void inlineCall() {
+    /**
+     * Runs {@code call} on this thread (a client's event loop) when no other thread is inside or waiting
+     * for {@code si}, counted in inlineCalls; null, without running it, when the context is busy.
+     */
+    <T> T inline(io.jgears.python.SubInterpreter si, Supplier<T> call) {
+        if (!si.tryHold()) {
+            return null;
+        }
         inlineCalls.increment();
+        try {
+            return call.get();
+        } finally {
+            si.release();
+            Thread.interrupted();  // an abort or a timeout may have interrupted this thread: not the event loop's
+        }
     }
 
     public long inlineCalls() {

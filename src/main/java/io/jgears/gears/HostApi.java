@@ -1,5 +1,6 @@
 package io.jgears.gears;
 
+import io.jgears.redis.GenericOutput;
 import io.jgears.readers.KeyBatches;
 import io.jgears.redis.RedisBackend;
 import io.jgears.redis.RedisCommandException;
@@ -154,7 +155,7 @@ public final class HostApi {
             } else {
                 reply = engine.redis().executeBlocking(user, command);
             }
-            Object value = toHost(reply);
+            Object value = GenericOutput.toHost(reply);
             return value instanceof Object[] ? new Object[]{Boolean.TRUE, value} : value;
         } catch (RedisCommandException e) {
             return new Object[]{Boolean.FALSE, e.getMessage()};
@@ -304,7 +305,7 @@ public final class HostApi {
                 scalar = e.message();
             } else {
                 kinds.append('o');
-                others.add(toHost(v));
+                others.add(GenericOutput.toHost(v));
                 scalar = "";
             }
             values.append(scalar);
@@ -358,7 +359,7 @@ public final class HostApi {
                     return new Object[]{Boolean.FALSE, denied};
                 }
             }
-            return new Object[]{Boolean.TRUE, toHost(RedisBackend.dispatch(engine.redis().connectionFor(user), command))};
+            return new Object[]{Boolean.TRUE, GenericOutput.toHost(RedisBackend.dispatch(engine.redis().connectionFor(user), command))};
         } catch (RedisCommandException e) {
             return new Object[]{Boolean.FALSE, e.getMessage()};
         } catch (RuntimeException e) {
@@ -463,7 +464,7 @@ public final class HostApi {
         }
         try {
             Object reply = RedisBackend.dispatch(open.connection, List.of((commit ? "EXEC" : "DISCARD").getBytes()));
-            return new Object[]{Boolean.TRUE, toHost(reply)};
+            return new Object[]{Boolean.TRUE, GenericOutput.toHost(reply)};
         } catch (RedisCommandException e) {
             return new Object[]{Boolean.FALSE, e.getMessage()};
         } finally {
@@ -625,26 +626,6 @@ public final class HostApi {
             return bytes;
         }
         return v.toString().getBytes(StandardCharsets.UTF_8);
-    }
-
-    /** Lists become arrays (readable from Python); errors inside arrays become their message. */
-    private static Object toHost(Object reply) {
-        if (reply instanceof List<?> list) {
-            Object[] out = new Object[list.size()];
-            for (int i = 0; i < out.length; i++) {
-                out[i] = toHost(list.get(i));
-            }
-            return out;
-        }
-        if (reply instanceof RedisError e) {
-            return e.message();
-        }
-        return reply;
-    }
-
-    /** A value read from Redis as Python gets it (lists as arrays). */
-    static Object toHostValue(Object reply) {
-        return toHost(reply);
     }
 
     static Object toJava(Value v) {

@@ -496,7 +496,7 @@ public final class Registrations implements KeyEvents.Listener {
                     skipped++;  // a restored session's user may not read this key: no event for it
                     continue;
                 }
-                Object value = readValue ? HostApi.toHostValue(read.get(1 + i * step + 2)) : null;
+                Object value = readValue ? io.jgears.redis.GenericOutput.toHost(read.get(1 + i * step + 2)) : null;
                 Execution e = newExecution(r);
                 e.done().whenComplete((x, error) -> r.processed(1));
                 // Events of one key share a lane, so they run in arrival order.
@@ -627,26 +627,21 @@ public final class Registrations implements KeyEvents.Listener {
         long limit = engine.config().getLong(GearsConfig.INLINE_EXECUTION_MICROS) * 1000;
         // RG.TRIGGER of a registration whose calls are short runs right here, on the client's event loop,
         // when no other thread is inside its context; hooks (which call on into Redis) always hand off.
-        io.jgears.python.SubInterpreter si = r.session().interpreter();
-        if (hook == null && limit > 0 && r.inline.open() && si.tryHold()) {
-            engine.inlineCall();
-            try {
-                timedCommand(r, e, payload, null, limit, true);
-            } finally {
-                si.release();
-                Thread.interrupted();  // an abort or timeout may interrupt the thread: not the event loop's
-            }
-        } else {
+        boolean ranInline = hook == null && limit > 0 && r.inline.open()
+                && engine.inline(r.session().interpreter(), () -> timedCommand(r, e, payload, null, limit, true)) != null;
+        if (!ranInline) {
             engine.submit(() -> timedCommand(r, e, payload, hook, limit, false));
         }
         return e.done().thenApply(x -> commandReply(x, hook));
     }
 
-    private void timedCommand(Registration r, Execution e, List<Object> payload, HostApi.HookCall hook,
-                              long inlineLimitNanos, boolean inline) {
+    /** Runs a command trigger and records its time on the registration's InlineGate; returns true. */
+    private boolean timedCommand(Registration r, Execution e, List<Object> payload, HostApi.HookCall hook,
+                                 long inlineLimitNanos, boolean inline) {
         long start = System.nanoTime();
         runInPython(r, List.of(e), payload, hook, this::trigger);
         engine.inlineRan(r.inline, System.nanoTime() - start, inlineLimitNanos, inline);
+        return true;
     }
 
     private static RedisMessage commandReply(Execution e, HostApi.HookCall hook) {

@@ -1,8 +1,8 @@
 package io.jgears.readers;
 
+import io.jgears.redis.GenericOutput;
 import io.jgears.redis.RedisBackend;
 import io.jgears.redis.RedisCommandException;
-import io.jgears.redis.RedisError;
 import io.jgears.redis.RedisUser;
 import org.graalvm.polyglot.HostAccess;
 
@@ -161,7 +161,7 @@ public final class KeyBatches {
             // Hashes, lists and the like: Python reads these element by element from a host array.
             Object[] raw = new Object[n];
             for (int k = 0; k < n; k++) {
-                raw[k] = toHost(batch.get(1 + k * step + 2));
+                raw[k] = GenericOutput.toHost(batch.get(1 + k * step + 2));
             }
             packedValues = raw;
         }
@@ -169,18 +169,4 @@ public final class KeyBatches {
                 packedValues, plain ? valueLengths.toString() : null};
     }
 
-    /** Lists become arrays (readable from Python); errors inside arrays become their message. */
-    private static Object toHost(Object reply) {
-        if (reply instanceof List<?> list) {
-            Object[] out = new Object[list.size()];
-            for (int i = 0; i < out.length; i++) {
-                out[i] = toHost(list.get(i));
-            }
-            return out;
-        }
-        if (reply instanceof RedisError e) {
-            return e.message();
-        }
-        return reply;
-    }
 }

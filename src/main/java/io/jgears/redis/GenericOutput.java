@@ -112,4 +112,19 @@ public final class GenericOutput extends CommandOutput<byte[], byte[], Object> {
     public void multiMap(int count) {
         multi(count < 0 ? count : count * 2);
     }
+
+    /** A decoded reply as Python reads it: lists become arrays, errors inside arrays become their message. */
+    public static Object toHost(Object reply) {
+        if (reply instanceof List<?> list) {
+            Object[] out = new Object[list.size()];
+            for (int i = 0; i < out.length; i++) {
+                out[i] = toHost(list.get(i));
+            }
+            return out;
+        }
+        if (reply instanceof RedisError e) {
+            return e.message();
+        }
+        return reply;
+    }
 }
