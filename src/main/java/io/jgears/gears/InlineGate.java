@@ -11,8 +11,9 @@ package io.jgears.gears;
  * does not count: it is most likely a GC pause or the JIT's threads taking the core, which stop the event
  * loop wherever the call runs (measured while warming up: 10-45 ms stalls with under 300 µs of CPU). A
  * second overrun within OVERRUN_MEMORY calls of the site does, and so does any overrun past LONG_STALL
- * (longer than those pauses): the gate closes and the streak needed to open it again doubles, so a call site that is sometimes slow blocks an event loop ever more rarely.
- * Counters are updated without locks: a lost update only shifts when the gate opens.
+ * (longer than those pauses): the gate closes and the streak needed to open it again doubles, so a call
+ * site that is sometimes slow blocks an event loop ever more rarely. Counters are updated without locks: a
+ * lost update only shifts when the gate opens.
  */
 final class InlineGate {
     static final int FIRST_STREAK = 16;

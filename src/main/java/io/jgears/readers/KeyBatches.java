@@ -168,5 +168,4 @@ public final class KeyBatches {
         return new Object[]{keys.toString(), keyLengths.toString(), types.toString(),
                 packedValues, plain ? valueLengths.toString() : null};
     }
-
 }
