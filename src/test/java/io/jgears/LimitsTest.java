@@ -20,7 +20,7 @@ class LimitsTest extends GearsTestBase {
             String e = pyError("x = []\nwhile True:\n    x.append('a' * 10**6)");
             assertTrue(e.contains("MemoryWatermark"), e);
         } finally {
-            call("RG.CONFIGSET", "ExecutionTimeout", "5000", "MemoryWatermark", "85");
+            call("RG.CONFIGSET", "ExecutionTimeout", "0", "MemoryWatermark", "85");
         }
         assertEquals(before + 1, stat("memoryInterruptions"));
         assertEquals("PONG", call("PING"));
@@ -34,7 +34,7 @@ class LimitsTest extends GearsTestBase {
 
     @Test
     void scriptsHaveATimeLimitRegistrationsDoNotByDefault() throws Exception {
-        assertEquals(List.of(5000L, 0L), call("RG.CONFIGGET", "ExecutionTimeout", "RegistrationTimeout"));
+        assertEquals(List.of(0L, 0L), call("RG.CONFIGGET", "ExecutionTimeout", "RegistrationTimeout"));
         call("RG.CONFIGSET", "ExecutionTimeout", "300");
         try {
             String e = pyError("while True:\n    pass");
@@ -61,7 +61,7 @@ class LimitsTest extends GearsTestBase {
             assertTrue(dump.contains("RegistrationTimeout (300 ms)"), dump);
             assertEquals("PONG", call("PING"));
         } finally {
-            call("RG.CONFIGSET", "ExecutionTimeout", "5000", "RegistrationTimeout", "0");
+            call("RG.CONFIGSET", "ExecutionTimeout", "0", "RegistrationTimeout", "0");
             for (Object r : (List<?>) call("RG.DUMPREGISTRATIONS")) {
                 String text = r.toString();
                 if (text.contains("'sessionName':'lim'") || text.contains("'sessionName':'lim2'")) {

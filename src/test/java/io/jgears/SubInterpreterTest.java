@@ -161,7 +161,7 @@ class SubInterpreterTest extends GearsTestBase {
             assertTrue(e.contains("timed out"), e);
             assertEquals("PONG", call("PING"));
         } finally {
-            call("RG.CONFIGSET", "ExecutionTimeout", "5000");
+            call("RG.CONFIGSET", "ExecutionTimeout", "0");
         }
     }
 

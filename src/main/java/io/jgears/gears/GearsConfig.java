@@ -20,7 +20,7 @@ public final class GearsConfig {
     public static final String POOL_SIZE = "PoolSize";
     /**
      * jgears: milliseconds one call into Python for an RG.PYEXECUTE script or its executions may run before
-     * it is interrupted; 0 is no limit.
+     * it is interrupted; 0 (default, as RedisGears has no such limit) is no limit.
      */
     public static final String EXECUTION_TIMEOUT = "ExecutionTimeout";
     /** jgears: the same limit for registration executions and time event callbacks; 0 (default) is no limit. */
@@ -74,7 +74,7 @@ public final class GearsConfig {
         builtIn.put("CreateVenv", "0");
         builtIn.put("DownloadDeps", "0");
         builtIn.put(POOL_SIZE, "4");
-        builtIn.put(EXECUTION_TIMEOUT, "5000");
+        builtIn.put(EXECUTION_TIMEOUT, "0");
         builtIn.put(REGISTRATION_TIMEOUT, "0");
         builtIn.put(MEMORY_WATERMARK, "85");
         builtIn.put(DEFAULT_ISOLATION, "interpreter");

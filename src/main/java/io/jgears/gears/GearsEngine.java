@@ -640,9 +640,13 @@ public final class GearsEngine implements AutoCloseable {
                             + config.get(GearsConfig.MEMORY_WATERMARK) + "% of " + (Runtime.getRuntime().maxMemory() >> 20)
                             + " MB) and this call had allocated the most (" + (tracked.allocated >> 20) + " MB)");
                 }
-                throw new PythonCallFailed(timed != null && timed.timedOut
-                        ? "Execution timed out: it ran longer than " + timeoutKey + " (" + timeout + " ms) and was interrupted"
-                        : "Execution was aborted");
+                if (timed != null && timed.timedOut) {
+                    // A limit the user set fired: say so in the log too, the client may be long gone.
+                    log.warn("session {}: a call ran longer than {} ({} ms) and was interrupted", session.id(), timeoutKey, timeout);
+                    throw new PythonCallFailed("Execution timed out: it ran longer than " + timeoutKey + " (" + timeout
+                            + " ms) and was interrupted");
+                }
+                throw new PythonCallFailed("Execution was aborted");
             }
             if (e.isResourceExhausted()) {
                 throw new PythonCallFailed("Execution ran out of resources: " + e.getMessage());
