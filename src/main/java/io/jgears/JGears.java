@@ -82,7 +82,16 @@ public final class JGears implements AutoCloseable {
         } else {
             uri = RedisURI.create(options.redisUri());
         }
-        redis = new RedisBackend(uri, Duration.ofSeconds(60));
+        try {
+            redis = new RedisBackend(uri, Duration.ofSeconds(60));
+        } catch (io.lettuce.core.RedisConnectionException e) {
+            Throwable root = e;
+            while (root.getCause() != null) {
+                root = root.getCause();
+            }
+            throw new IOException("Redis at " + uri.getHost() + ":" + uri.getPort() + " is unreachable ("
+                    + root.getMessage() + ")", e);
+        }
         python = new PythonRuntime(preImports(config.get(GearsConfig.PRE_IMPORTS)));
         engine = new GearsEngine(config, redis, python);
         int restored = engine.restoreSessions();

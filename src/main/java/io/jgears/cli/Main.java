@@ -109,12 +109,25 @@ public final class Main implements Runnable {
             try {
                 jgears.startParts(new JGears.Options(bind, port, redis, data, !noAppendOnly, config,
                         maxBulk, maxArray));
-            } catch (IOException e) {
-                System.err.println("jgears: " + e.getMessage());
+            } catch (IOException | RuntimeException e) {
+                System.err.println("jgears: cannot start: " + oneLine(e));
                 return 2;
             }
             stopped.await();
             return 0;
         }
+    }
+
+    /** A start-up failure as one line: the error and, where it says more, its root cause (no stack trace). */
+    static String oneLine(Throwable e) {
+        Throwable root = e;
+        while (root.getCause() != null && root.getCause() != root) {
+            root = root.getCause();
+        }
+        String top = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
+        if (root == e || root.getMessage() == null || top.contains(root.getMessage())) {
+            return top;
+        }
+        return top + ": " + root.getMessage();
     }
 }

@@ -41,4 +41,23 @@ class StartConfigTest {
         assertEquals("json, re", configOf("--set", "PreImports=json, re").get("PreImports"));
         assertEquals(2, new CommandLine(new Main.Start()).execute("--config", "/nonexistent/jgears.conf"));
     }
+
+    @Test
+    void anUnreachableRedisIsOneLineAndExitCode2() throws Exception {
+        java.io.ByteArrayOutputStream err = new java.io.ByteArrayOutputStream();
+        java.io.PrintStream saved = System.err;
+        int rc;
+        try (java.net.ServerSocket closed = new java.net.ServerSocket(0)) {
+            int port = closed.getLocalPort();
+            closed.close();
+            System.setErr(new java.io.PrintStream(err, true));
+            rc = new CommandLine(new Main.Start()).execute("--port", "0", "--redis", "redis://127.0.0.1:" + port);
+        } finally {
+            System.setErr(saved);
+        }
+        assertEquals(2, rc);
+        String printed = err.toString().strip();
+        assertTrue(printed.startsWith("jgears: cannot start: Redis at 127.0.0.1:") && printed.contains("unreachable"), printed);
+        assertEquals(1, printed.lines().count(), printed);
+    }
 }
