@@ -36,6 +36,8 @@ public final class JGears implements AutoCloseable {
     private volatile GearsEngine engine;
     private volatile RespServer server;
     private boolean closed;
+    /** Completes once jgears has stopped: closed by its owner, by SHUTDOWN, or because its Redis is gone. */
+    private final java.util.concurrent.CompletableFuture<Integer> stopped = new java.util.concurrent.CompletableFuture<>();
 
     public static JGears start(Options options) throws IOException, InterruptedException {
         JGears j = new JGears();
@@ -78,6 +80,7 @@ public final class JGears implements AutoCloseable {
         RedisURI uri;
         if (options.redisUri() == null) {
             embedded = EmbeddedRedis.start(options.dataDir(), options.appendOnly());
+            embedded.onGiveUp(() -> stop(1));
             uri = RedisURI.create("127.0.0.1", embedded.port());
         } else {
             uri = RedisURI.create(options.redisUri());
@@ -104,7 +107,7 @@ public final class JGears implements AutoCloseable {
         }
         server = new RespServer(new ServerOptions(options.bind(), options.port(), uri.getHost(), uri.getPort(),
                 options.maxBulkLength(), options.maxArrayLength(), ServerOptions.DEFAULT_MAX_INLINE, authRequired),
-                new GearsCommands(engine)).start();
+                new io.jgears.server.ShutdownCommand(new GearsCommands(engine), redis, () -> stop(0))).start();
         if (!engine.pool().awaitFull(120, TimeUnit.SECONDS)) {
             log.warn("the context pool is not full yet; sessions will create contexts on demand");
         }
@@ -116,6 +119,11 @@ public final class JGears implements AutoCloseable {
         return server.port();
     }
 
+    /** The redis-server jgears started, or null with --redis. */
+    public EmbeddedRedis embeddedRedis() {
+        return embedded;
+    }
+
     public GearsEngine engine() {
         return engine;
     }
@@ -125,8 +133,23 @@ public final class JGears implements AutoCloseable {
         return redis.uri();
     }
 
+    /** The exit code jgears stopped with (0: closed or SHUTDOWN; 1: its Redis could not be kept running). */
+    public java.util.concurrent.CompletableFuture<Integer> stopped() {
+        return stopped;
+    }
+
+    private void stop(int exitCode) {
+        close();
+        stopped.complete(exitCode);
+    }
+
     @Override
-    public synchronized void close() {
+    public void close() {
+        closeParts();
+        stopped.complete(0);
+    }
+
+    private synchronized void closeParts() {
         if (closed) {
             return;
         }

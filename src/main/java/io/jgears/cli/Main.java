@@ -14,7 +14,6 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Properties;
 import java.util.concurrent.Callable;
-import java.util.concurrent.CountDownLatch;
 
 /** The jgears command line. */
 @Command(name = "jgears", mixinStandardHelpOptions = true, version = "jgears 0.1.0",
@@ -100,12 +99,8 @@ public final class Main implements Runnable {
                 return 2;
             }
             JGears jgears = new JGears();
-            CountDownLatch stopped = new CountDownLatch(1);
             // Registered before anything starts: Ctrl-C during start-up still stops the embedded Redis.
-            Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-                jgears.close();
-                stopped.countDown();
-            }, "jgears-shutdown"));
+            Runtime.getRuntime().addShutdownHook(new Thread(jgears::close, "jgears-shutdown"));
             try {
                 jgears.startParts(new JGears.Options(bind, port, redis, data, !noAppendOnly, config,
                         maxBulk, maxArray));
@@ -113,8 +108,8 @@ public final class Main implements Runnable {
                 System.err.println("jgears: cannot start: " + oneLine(e));
                 return 2;
             }
-            stopped.await();
-            return 0;
+            // Until SIGTERM/Ctrl-C, a SHUTDOWN command, or an embedded Redis that could not be kept running.
+            return jgears.stopped().get();
         }
     }
 

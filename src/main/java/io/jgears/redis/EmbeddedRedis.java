@@ -18,18 +18,29 @@ import java.util.concurrent.TimeUnit;
 /**
  * A redis-server child process owned by jgears (the embedded default): a free loopback port, data and
  * append-only file in the data directory, stopped with SIGTERM (so Redis flushes its AOF) on close.
+ * It is supervised: a redis-server that exits while jgears runs is started again on the same port and data
+ * (clients reconnect as after a Redis restart); one that keeps dying is given up on, and jgears is told.
  */
 public final class EmbeddedRedis implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(EmbeddedRedis.class);
 
-    private final Process process;
+    /** Restarts allowed within {@link #RESTART_WINDOW_NANOS} before jgears gives up on its Redis. */
+    private static final int MAX_RESTARTS = 3;
+    private static final long RESTART_WINDOW_NANOS = TimeUnit.SECONDS.toNanos(60);
+
+    private volatile Process process;
     private final int port;
     private final Path dataDir;
+    private final List<String> command;
+    private final java.util.ArrayDeque<Long> restarts = new java.util.ArrayDeque<>();
+    private volatile boolean closed;
+    private volatile Runnable onGiveUp = () -> { };
 
-    private EmbeddedRedis(Process process, int port, Path dataDir) {
+    private EmbeddedRedis(Process process, int port, Path dataDir, List<String> command) {
         this.process = process;
         this.port = port;
         this.dataDir = dataDir;
+        this.command = command;
     }
 
     public static Optional<Path> findExecutable() {
@@ -64,18 +75,31 @@ public final class EmbeddedRedis implements AutoCloseable {
                 "--daemonize", "no",
                 "--pidfile", abs.resolve("redis.pid").toString(),
                 "--logfile", abs.resolve("redis.log").toString());
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true)
+        EmbeddedRedis redis = new EmbeddedRedis(null, port, abs, cmd);
+        try {
+            redis.launch();
+        } catch (IOException e) {
+            redis.close();
+            throw e;
+        }
+        log.info("embedded redis-server (pid {}) on 127.0.0.1:{}, data in {}, appendonly {}",
+                redis.process.pid(), port, abs, appendOnly ? "yes" : "no");
+        return redis;
+    }
+
+    /** Starts the redis-server process and waits until it answers PING; then watches for its exit. */
+    private void launch() throws IOException {
+        Process p = new ProcessBuilder(command).redirectErrorStream(true)
                 .redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
-        EmbeddedRedis redis = new EmbeddedRedis(p, port, abs);
+        process = p;
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
         while (System.nanoTime() < deadline) {
             if (!p.isAlive()) {
-                throw new IOException("redis-server exited with code " + p.exitValue() + "; see " + abs.resolve("redis.log"));
+                throw new IOException("redis-server exited with code " + p.exitValue() + "; see " + dataDir.resolve("redis.log"));
             }
             if (ping(port)) {
-                log.info("embedded redis-server (pid {}) on 127.0.0.1:{}, data in {}, appendonly {}",
-                        p.pid(), port, abs, appendOnly ? "yes" : "no");
-                return redis;
+                p.onExit().thenRun(() -> exited(p));
+                return;
             }
             try {
                 Thread.sleep(20);
@@ -84,8 +108,43 @@ public final class EmbeddedRedis implements AutoCloseable {
                 break;
             }
         }
-        redis.close();
-        throw new IOException("redis-server did not answer on port " + port + " in time; see " + abs.resolve("redis.log"));
+        throw new IOException("redis-server did not answer on port " + port + " in time; see " + dataDir.resolve("redis.log"));
+    }
+
+    /** Called once jgears must stop because its Redis cannot be kept running. */
+    public void onGiveUp(Runnable action) {
+        this.onGiveUp = action;
+    }
+
+    private synchronized void exited(Process p) {
+        if (closed || p != process) {
+            return;
+        }
+        long now = System.nanoTime();
+        restarts.addLast(now);
+        while (!restarts.isEmpty() && now - restarts.peekFirst() > RESTART_WINDOW_NANOS) {
+            restarts.removeFirst();
+        }
+        if (restarts.size() > MAX_RESTARTS) {
+            log.error("embedded redis-server exited with code {} for the {}th time within a minute; jgears stops (see {})",
+                    p.exitValue(), restarts.size(), dataDir.resolve("redis.log"));
+            giveUp();
+            return;
+        }
+        log.error("embedded redis-server (pid {}) exited with code {}; starting it again on port {} (see {})",
+                p.pid(), p.exitValue(), port, dataDir.resolve("redis.log"));
+        try {
+            launch();
+            log.info("embedded redis-server restarted (pid {})", process.pid());
+        } catch (IOException e) {
+            log.error("embedded redis-server could not be restarted: {}; jgears stops", e.getMessage());
+            giveUp();
+        }
+    }
+
+    private void giveUp() {
+        // On a thread of its own: the action stops jgears, which closes this object (and waits for its lock).
+        Thread.ofPlatform().name("jgears-redis-gone").start(onGiveUp);
     }
 
     /** A redis-server left behind by a jgears that was killed (kill -9) still holds the data directory. */
@@ -139,9 +198,16 @@ public final class EmbeddedRedis implements AutoCloseable {
         return dataDir;
     }
 
+    /** The running redis-server's pid. */
+    public long pid() {
+        return process.pid();
+    }
+
     @Override
-    public void close() {
-        if (process.isAlive()) {
+    public synchronized void close() {
+        closed = true;
+        Process process = this.process;
+        if (process != null && process.isAlive()) {
             process.destroy();
             try {
                 if (!process.waitFor(15, TimeUnit.SECONDS)) {

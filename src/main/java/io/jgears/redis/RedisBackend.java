@@ -121,6 +121,11 @@ public final class RedisBackend implements AutoCloseable {
         return user != null && !user.passwordKnown() && !isOwnUser(user);
     }
 
+    /** jgears' own ACL user and password (null password: Redis needs none). */
+    public RedisUser ownUser() {
+        return new RedisUser(ownUser, ownPassword == null ? null : new String(ownPassword));
+    }
+
     private boolean isOwnUser(RedisUser user) {
         return user.name().equals(ownUser) && (ownPassword == null
                 || (user.password() != null && java.util.Arrays.equals(ownPassword, user.password().toCharArray())));

@@ -1,0 +1,63 @@
+package io.jgears;
+
+import io.jgears.redis.EmbeddedRedis;
+import org.junit.jupiter.api.Test;
+
+import java.io.IOException;
+import java.net.Socket;
+import java.nio.file.Files;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * jgears with the redis-server it started: a Redis that dies is started again (same port and data),
+ * and SHUTDOWN through jgears stops Redis and jgears, as SHUTDOWN stops a Redis with its modules.
+ */
+class ShutdownTest {
+
+    @Test
+    void aDeadEmbeddedRedisIsRestartedAndShutdownStopsBoth() throws Exception {
+        JGears jgears = JGears.start(new JGears.Options("127.0.0.1", EmbeddedRedis.freePort(), null,
+                Files.createTempDirectory("jgears-shutdown"), true, Map.of("PoolSize", "1"), 1 << 20, 1 << 10));
+        try {
+            EmbeddedRedis redis = jgears.embeddedRedis();
+            long firstPid = redis.pid();
+            try (RawResp c = new RawResp(jgears.port())) {
+                assertEquals("OK", c.send("SET", "shutdown:k", "1").read());
+            }
+            ProcessHandle.of(firstPid).orElseThrow().destroyForcibly();
+            Object reply = null;
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+            while (System.nanoTime() < deadline) {
+                try (RawResp c = new RawResp(jgears.port())) {
+                    reply = c.send("PING").read();
+                    if ("PONG".equals(reply) && redis.pid() != firstPid) {
+                        break;
+                    }
+                }
+                Thread.sleep(100);
+            }
+            assertEquals("PONG", reply, "jgears answers through the restarted Redis");
+            assertNotEquals(firstPid, redis.pid(), "a new redis-server process");
+
+            try (RawResp c = new RawResp(jgears.port())) {
+                // Nothing to abort: Redis' own error, and both keep running.
+                assertTrue(String.valueOf(c.send("SHUTDOWN", "ABORT").read()).startsWith("-ERR"));
+                assertEquals("PONG", c.send("PING").read());
+                long redisPid = redis.pid();
+                c.send("SHUTDOWN", "NOSAVE");
+                assertEquals(0, jgears.stopped().get(60, TimeUnit.SECONDS), "jgears stopped with exit code 0");
+                assertFalse(ProcessHandle.of(redisPid).map(ProcessHandle::isAlive).orElse(false), "redis-server stopped");
+            }
+            assertThrows(IOException.class, () -> new Socket("127.0.0.1", jgears.port()).close(), "jgears no longer listens");
+        } finally {
+            jgears.close();
+        }
+    }
+}
