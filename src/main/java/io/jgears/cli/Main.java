@@ -63,6 +63,9 @@ public final class Main implements Runnable {
                 description = "Largest bulk string a client may send, in bytes (default ${DEFAULT-VALUE}).")
         int maxBulk;
 
+        @Option(names = "--metrics-port", description = "Serve Prometheus metrics on http://BIND:PORT/metrics (off by default).")
+        Integer metricsPort;
+
         @Option(names = "--max-array", defaultValue = "" + ServerOptions.DEFAULT_MAX_ARRAY,
                 description = "Most arguments one command may have (default ${DEFAULT-VALUE}).")
         int maxArray;
@@ -108,8 +111,22 @@ public final class Main implements Runnable {
                 System.err.println("jgears: cannot start: " + oneLine(e));
                 return 2;
             }
+            io.jgears.metrics.MetricsEndpoint metrics = null;
+            if (metricsPort != null) {
+                try {
+                    metrics = io.jgears.metrics.MetricsEndpoint.start(jgears.engine(), bind, metricsPort);
+                } catch (IOException e) {
+                    System.err.println("jgears: cannot start: metrics port " + metricsPort + ": " + oneLine(e));
+                    jgears.close();
+                    return 2;
+                }
+            }
             // Until SIGTERM/Ctrl-C, a SHUTDOWN command, or an embedded Redis that could not be kept running.
-            return jgears.stopped().get();
+            int exitCode = jgears.stopped().get();
+            if (metrics != null) {
+                metrics.close();
+            }
+            return exitCode;
         }
     }
 

@@ -241,4 +241,18 @@ public final class Registration {
     public synchronized String lastGap() {
         return lastGap;
     }
+
+    /** The counters metrics export: events triggered, executions by outcome, events received but not done. */
+    public record Counts(long triggered, long succeeded, long failed, long aborted, long backlog) {
+    }
+
+    public Counts counts() {
+        long backlog;
+        synchronized (waiters) {
+            backlog = Math.max(0, received.get() - processed);
+        }
+        synchronized (this) {
+            return new Counts(triggered, success, failures, aborted, backlog);
+        }
+    }
 }

@@ -1,0 +1,142 @@
+package io.jgears.metrics;
+
+import com.sun.net.httpserver.HttpServer;
+import io.jgears.gears.GearsEngine;
+import io.jgears.gears.Registration;
+import io.micrometer.core.instrument.FunctionCounter;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.Meter;
+import io.micrometer.core.instrument.Tags;
+import io.micrometer.core.instrument.binder.jvm.ClassLoaderMetrics;
+import io.micrometer.core.instrument.binder.jvm.JvmGcMetrics;
+import io.micrometer.core.instrument.binder.jvm.JvmMemoryMetrics;
+import io.micrometer.core.instrument.binder.jvm.JvmThreadMetrics;
+import io.micrometer.core.instrument.binder.system.ProcessorMetrics;
+import io.micrometer.core.instrument.binder.system.UptimeMetrics;
+import io.micrometer.prometheusmetrics.PrometheusConfig;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.function.ToDoubleFunction;
+
+/**
+ * A Prometheus endpoint ({@code GET /metrics}) for jgears: sessions, contexts and the warm pool, executions,
+ * registrations (events triggered, executions succeeded/failed/aborted and the backlog of events not done
+ * yet, per registration), time events, and the JVM's memory, GC, threads and CPU. Off unless
+ * {@code --metrics-port} is given. Registrations come and go: their meters are added and removed at each scrape.
+ */
+public final class MetricsEndpoint implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(MetricsEndpoint.class);
+
+    private final GearsEngine engine;
+    private final PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+    private final Map<String, List<Meter>> registrationMeters = new HashMap<>();
+    private final JvmGcMetrics gc = new JvmGcMetrics();
+    private final HttpServer http;
+
+    private MetricsEndpoint(GearsEngine engine, HttpServer http) {
+        this.engine = engine;
+        this.http = http;
+        gauge("jgears.sessions", "live sessions (sub-interpreters with a reference)", e -> e.sessions().count());
+        gauge("jgears.pool.ready", "warm contexts ready in the pool", e -> e.pool().ready());
+        gauge("jgears.pool.size", "warm contexts the pool keeps (PoolSize)", e -> e.pool().size());
+        gauge("jgears.executions.stored", "executions kept for RG.DUMPEXECUTIONS", e -> e.executions().stored().size());
+        gauge("jgears.registrations", "registrations", e -> e.registrations().all().size());
+        gauge("jgears.execution.threads", "threads running Python", e -> e.executionThreads());
+        FunctionCounter.builder("jgears.inline.calls", engine, e -> e.inlineCalls())
+                .description("short calls run on a client's event loop").register(registry);
+        FunctionCounter.builder("jgears.memory.interruptions", engine, e -> e.memoryInterruptions())
+                .description("Python calls interrupted by the heap guard").register(registry);
+        new JvmMemoryMetrics().bindTo(registry);
+        gc.bindTo(registry);
+        new JvmThreadMetrics().bindTo(registry);
+        new ClassLoaderMetrics().bindTo(registry);
+        new ProcessorMetrics().bindTo(registry);
+        new UptimeMetrics().bindTo(registry);
+        http.createContext("/metrics", exchange -> {
+            byte[] body;
+            int status = 200;
+            if (!exchange.getRequestMethod().equals("GET")) {
+                status = 405;
+                body = "GET only\n".getBytes(StandardCharsets.UTF_8);
+            } else {
+                body = scrape().getBytes(StandardCharsets.UTF_8);
+                exchange.getResponseHeaders().set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+            }
+            exchange.sendResponseHeaders(status, body.length);
+            try (OutputStream out = exchange.getResponseBody()) {
+                out.write(body);
+            }
+        });
+    }
+
+    /** Serves {@code /metrics} on bind:port (port 0: a free one). */
+    public static MetricsEndpoint start(GearsEngine engine, String bind, int port) throws IOException {
+        HttpServer http = HttpServer.create(new InetSocketAddress(bind, port), 16);
+        http.setExecutor(null);  // one thread: scrapes are rare and short
+        MetricsEndpoint m = new MetricsEndpoint(engine, http);
+        http.start();
+        log.info("Prometheus metrics on http://{}:{}/metrics", bind, m.port());
+        return m;
+    }
+
+    public int port() {
+        return http.getAddress().getPort();
+    }
+
+    /** The Prometheus text format of every meter, with the registrations' meters brought up to date. */
+    public synchronized String scrape() {
+        Set<String> live = new HashSet<>();
+        for (Registration r : engine.registrations().all()) {
+            live.add(r.id());
+            registrationMeters.computeIfAbsent(r.id(), id -> registrationMeters(r));
+        }
+        registrationMeters.entrySet().removeIf(e -> {
+            if (live.contains(e.getKey())) {
+                return false;
+            }
+            e.getValue().forEach(registry::remove);
+            return true;
+        });
+        return registry.scrape();
+    }
+
+    private List<Meter> registrationMeters(Registration r) {
+        Tags tags = Tags.of("id", r.id(), "reader", r.reader(), "session", r.session().id());
+        return List.of(
+                counter("jgears.registration.triggered", "events that triggered the registration", r, tags, c -> c.triggered()),
+                counter("jgears.registration.succeeded", "executions that ended without errors", r, tags, c -> c.succeeded()),
+                counter("jgears.registration.failed", "executions that ended with errors", r, tags, c -> c.failed()),
+                counter("jgears.registration.aborted", "executions aborted", r, tags, c -> c.aborted()),
+                Gauge.builder("jgears.registration.backlog", r, x -> x.counts().backlog())
+                        .description("events received and not done yet (the registration's lag, in events)")
+                        .tags(tags).register(registry));
+    }
+
+    private Meter counter(String name, String description, Registration r, Tags tags,
+                          ToDoubleFunction<Registration.Counts> value) {
+        return FunctionCounter.builder(name, r, x -> value.applyAsDouble(x.counts()))
+                .description(description).tags(tags).register(registry);
+    }
+
+    private void gauge(String name, String description, ToDoubleFunction<GearsEngine> value) {
+        Gauge.builder(name, engine, value).description(description).register(registry);
+    }
+
+    @Override
+    public void close() {
+        http.stop(0);
+        gc.close();
+        registry.close();
+    }
+}
