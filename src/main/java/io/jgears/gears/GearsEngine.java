@@ -119,6 +119,12 @@ public final class GearsEngine implements AutoCloseable {
         }
     }
 
+    private final FailureLog failureLog = new FailureLog();
+
+    FailureLog failureLog() {
+        return failureLog;
+    }
+
     public GearsConfig config() {
         return config;
     }
@@ -342,6 +348,7 @@ public final class GearsEngine implements AutoCloseable {
             error = e.getMessage();
         }
         if (error != null) {
+            failureLog.warn("session {}: the script failed to load: {}", session.id(), FailureLog.summary(error));
             // What a failed script made goes with it: queued executions never run, its time events stop.
             for (Execution e : run.started()) {
                 if (!e.isFinished()) {
@@ -585,7 +592,8 @@ public final class GearsEngine implements AutoCloseable {
         long failures = te.failures();
         if (error != null && (failures <= 3 || failures % 1000 == 0)) {
             // A callback that fails every few milliseconds must not flood the log: the count is in RG.DUMPTIMEEVENTS.
-            log.warn("time event {} of session {} failed ({} failures so far): {}", te.id(), session.id(), failures, error);
+            failureLog.warn("time event {} of session {} failed ({} failures so far): {}", te.id(), session.id(), failures,
+                    FailureLog.summary(error));
         }
         if (te.oneshot()) {
             unregisterTimeEvent(te, false);
@@ -651,7 +659,11 @@ public final class GearsEngine implements AutoCloseable {
             if (e.isResourceExhausted()) {
                 throw new PythonCallFailed("Execution ran out of resources: " + e.getMessage());
             }
-            log.warn("Python call failed in session {}", session.id(), e);
+            if (e.isInternalError()) {
+                log.warn("Python call failed in session {}", session.id(), e);  // jgears' bug: the stack helps
+            } else {
+                failureLog.warn("session {}: Python call failed: {}", session.id(), FailureLog.summary(e.getMessage()));
+            }
             throw new PythonCallFailed("Execution failed: " + e.getMessage());
         } catch (IllegalStateException e) {
             throw new PythonCallFailed("Execution failed: " + e.getMessage());

@@ -235,6 +235,10 @@ public final class Registrations implements KeyEvents.Listener {
 
     private void finished(Registration r, Execution e) {
         r.finished(e);
+        if (!e.errors().isEmpty()) {
+            engine.failureLog().warn("registration {} (session {}): execution {} failed: {}", r.id(), r.session().id(),
+                    e.id(), FailureLog.summary(String.valueOf(e.errors().getFirst())));
+        }
         List<Execution> evicted = new ArrayList<>();
         synchronized (r.recent) {
             if (r.isUnregistered()) {
