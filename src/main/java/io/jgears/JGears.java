@@ -107,7 +107,8 @@ public final class JGears implements AutoCloseable {
         }
         server = new RespServer(new ServerOptions(options.bind(), options.port(), uri.getHost(), uri.getPort(),
                 options.maxBulkLength(), options.maxArrayLength(), ServerOptions.DEFAULT_MAX_INLINE, authRequired),
-                new io.jgears.server.ShutdownCommand(new GearsCommands(engine), redis, () -> stop(0))).start();
+                new io.jgears.server.ShutdownCommand(new io.jgears.views.RedisViews(new GearsCommands(engine), engine, redis),
+                        redis, () -> stop(0))).start();
         if (!engine.pool().awaitFull(120, TimeUnit.SECONDS)) {
             log.warn("the context pool is not full yet; sessions will create contexts on demand");
         }

@@ -1,0 +1,79 @@
+package io.jgears;
+
+import org.junit.jupiter.api.Test;
+
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** INFO, MODULE LIST and COMMAND show jgears as they show the RedisGears module, merged with Redis' own. */
+class RedisViewsTest extends GearsTestBase {
+
+    @Test
+    void infoHasRedisGearsSectionsWhereRedisGearsHasThem() {
+        py("GB('CommandReader').register(trigger='views_t')", "ID", "views-info", "DESCRIPTION", "views test");
+        try {
+            call("RG.TRIGGER", "views_t");
+            String rg = String.valueOf(call("INFO", "rg"));
+            assertTrue(rg.contains("# rg\r\nrg_nexecutions:"), rg);
+            assertTrue(rg.contains("# rg_regisrations\r\nrg_"), rg);
+            assertTrue(rg.contains(",reader=CommandReader,mode=async,"), rg);
+            assertTrue(rg.contains("# rg_python_sessions\r\nrg_views-info:{'sessionName':'views-info', 'sessionDescription':'views test'"), rg);
+            assertFalse(rg.contains("# Server"), "only the sections asked for: " + rg);
+
+            String one = String.valueOf(call("INFO", "rg_python_stats"));
+            assertTrue(one.startsWith("# rg_python_stats\r\nrg_TotalAllocated:"), one);
+            assertFalse(one.contains("# rg\r\n"), one);
+
+            String plain = String.valueOf(call("INFO"));
+            assertTrue(plain.contains("# Server") && plain.contains("redis_version:"), "Redis' own sections stay");
+            assertFalse(plain.contains("# rg"), "plain INFO has no rg sections, as with RedisGears");
+
+            String modules = String.valueOf(call("INFO", "modules"));
+            assertTrue(modules.contains("module:name=rg,ver=10213,"), modules);
+            assertTrue(modules.contains("# rg_regisrations"), modules);
+
+            String stats = String.valueOf(call("INFO", "commandstats"));
+            assertTrue(stats.contains("cmdstat_rg.trigger:calls="), stats);
+            assertTrue(stats.contains("cmdstat_info:calls=") || stats.contains("cmdstat_"), "Redis' own entries stay: " + stats);
+        } finally {
+            for (Object r : (List<?>) call("RG.DUMPREGISTRATIONS")) {
+                if (String.valueOf(r).contains("views_t")) {
+                    call("RG.UNREGISTER", String.valueOf(((List<?>) r).get(1)));
+                }
+            }
+        }
+    }
+
+    @Test
+    void moduleListAndCommandKnowRg() {
+        List<?> modules = (List<?>) call("MODULE", "LIST");
+        assertTrue(modules.stream().anyMatch(m -> ((List<?>) m).subList(0, 4).equals(List.of("name", "rg", "ver", 10213L))),
+                String.valueOf(modules));
+
+        List<?> info = (List<?>) call("COMMAND", "INFO", "get", "RG.PYEXECUTE", "rg.triggeronkey");
+        assertEquals(3, info.size());
+        assertEquals("get", ((List<?>) info.get(0)).get(0));
+        List<?> pyexecute = (List<?>) info.get(1);
+        assertEquals("rg.pyexecute", pyexecute.get(0));
+        assertEquals(-1L, pyexecute.get(1));
+        assertEquals(List.of("readonly", "module"), pyexecute.get(2));
+        assertEquals(List.of(2L, 2L, 1L), ((List<?>) info.get(2)).subList(3, 6));
+
+        long count = (Long) call("COMMAND", "COUNT");
+        long redisCount = TestServer.redisDirect().commandCount();
+        assertEquals(redisCount + 24, count);  // the RG.* commands jgears serves
+
+        List<?> listed = (List<?>) call("COMMAND", "LIST", "FILTERBY", "PATTERN", "rg.py*");
+        assertTrue(listed.containsAll(List.of("rg.pyexecute", "rg.pydumpsessions")) && !listed.contains("rg.trigger"),
+                String.valueOf(listed));
+        assertEquals(List.of("mykey"), call("COMMAND", "GETKEYS", "RG.TRIGGERONKEY", "t", "mykey", "a"));
+        assertEquals(List.of("k"), call("COMMAND", "GETKEYS", "SET", "k", "v"));
+
+        List<?> docs = (List<?>) call("COMMAND", "DOCS", "RG.PYEXECUTE");
+        assertEquals("rg.pyexecute", docs.get(0));
+        assertTrue(String.valueOf(docs.get(1)).contains("module, rg"), String.valueOf(docs));
+    }
+}
