@@ -19,7 +19,6 @@ for _k, _v in list(vars(builtins).items()):
 del _k, _v
 
 
-
 class GearsError(Exception):
     """RedisGears' gears.error: what its API raises for a bad argument or a refused call."""
 
@@ -32,10 +31,12 @@ GearsError.__name__ = GearsError.__qualname__ = 'error'
 def _host_message(e):
     """The plain message of a Java exception a host call threw, without the Java class name before it."""
     text = str(e)
-    i = text.find(': ')
-    if i > 0 and '.' in text[:i] and ' ' not in text[:i]:
-        return text[i + 2:]
-    return 'internal error in jgears (see its log)' if '.' in text and ' ' not in text else text
+    name, sep, message = text.partition(': ')
+    if sep and '.' in name and ' ' not in name:  # 'java.lang.IllegalStateException: <message>'
+        return message
+    if '.' in text and ' ' not in text:  # a Java exception without a message
+        return 'internal error in jgears (see its log)'
+    return text
 
 
 class _HostCalls(object):
