@@ -17,8 +17,8 @@ class BadInputTest extends GearsTestBase {
         assertEquals("ERR wrong number of arguments for 'rg.getresults' command", error("RG.GETRESULTS"));
         assertEquals("ERR wrong number of arguments for 'rg.configset' command", error("RG.CONFIGSET", "MaxExecutions"));
         assertTrue(error("RG.NOSUCH").startsWith("ERR unknown command 'RG.NOSUCH'"));
-        assertTrue(error("RG.PYEXECUTE", "x=1", "BOGUS").contains("unknown RG.PYEXECUTE argument"));
-        assertTrue(error("RG.PYEXECUTE", "x=1", "ID").contains("ID needs a value"));
+        assertEquals("Unknown arguments were given: BOGUS", error("RG.PYEXECUTE", "x=1", "BOGUS"));
+        assertEquals("ID is missing", error("RG.PYEXECUTE", "x=1", "ID"));
         assertTrue(error("RG.PYEXECUTE", "x=1", "REQUIREMENTS", "numpy").contains("not supported"));
         assertEquals("execution plan does not exist", error("RG.GETRESULTS", "nosuch"));
         assertEquals("execution does not exist", error("RG.DROPEXECUTION", "nosuch"));
@@ -65,8 +65,8 @@ class BadInputTest extends GearsTestBase {
         String deep = pyError("import sys\nsys.setrecursionlimit(1000000)\ndef f(n):\n  return f(n + 1)\nf(0)");
         assertTrue(deep.contains("RecursionError"), "a raised recursion limit still ends in a Python error: " + deep);
         assertTrue(pyError("import sys\nsys.exit(3)").contains("SystemExit"));
-        assertTrue(pyError("GB('NoSuchReader').run()").contains("Unknown reader"));
-        assertTrue(pyError("GB('CommandReader').run()").contains("CommandReader can only be used with register()"));
+        assertTrue(pyError("GB('NoSuchReader').run()").contains("gears.error: The given reader does not exists"));
+        assertTrue(pyError("GB('CommandReader').run()").contains("gears.error: Given reader do not support run or not exists"));
         awaitSessions(sessions);
         assertEquals("PONG", call("PING"));
     }

@@ -401,7 +401,7 @@ class RegistrationsTest extends GearsTestBase {
 
     @Test
     void registerBadInputIsAClearError() {
-        assertTrue(pyError("GB().register(mode='sometimes')").contains("mode must be"));
+        assertTrue(pyError("GB().register(mode='sometimes')").contains("unknown execution mode"));
         assertTrue(pyError("GB('StreamReader').register(onFailedPolicy='panic')").contains("onFailedPolicy"));
         assertTrue(pyError("GB('StreamReader').register(batch=0)").contains("batch"));
         assertTrue(pyError("GB('ShardsIDReader').register()").contains("can not be used with register()"));

@@ -133,7 +133,7 @@ class SessionLifecycleTest extends GearsTestBase {
     @Test
     void timeEventBadInputIsAClearError() {
         assertTrue(pyError("registerTE(-5, lambda: None)").contains("positive number of milliseconds"));
-        assertTrue(pyError("registerTE(10, 'not callable')").contains("callback must be callable"));
+        assertTrue(pyError("registerTE(10, 'not callable')").contains("callback must be a function"));
         assertEquals("OK", py("assert unregisterTE('te-999999') is False"));
         assertEquals("time event does not exist", error("RG.UNREGISTERTE", "nosuch"));
         assertTrue(error("RG.UNREGISTERTE").contains("wrong number of arguments"));
@@ -182,7 +182,7 @@ class SessionLifecycleTest extends GearsTestBase {
         await("up freed", () -> session("up") == null);
         TestServer.redisDirect().del("up:v");
         await("v3 ticking", () -> "v3".equals(direct("up:v")));
-        assertEquals("Session nosuch does not exist", pyError("x = 1", "REPLACE_WITH", "nosuch"));
+        assertEquals("Can not replace with nosuch, session does not exists.", pyError("x = 1", "REPLACE_WITH", "nosuch"));
         String te = session("up-next").get("timeEvents").toString().replaceAll("[\\[\\]]", "");
         assertEquals("OK", call("RG.UNREGISTERTE", te));
         await("up-next freed", () -> session("up-next") == null);

@@ -97,6 +97,9 @@ public final class GearsCommands implements LocalCommands {
 
     // ------------------------------------------------------------------ RG.PYEXECUTE
 
+    /** The characters RedisGears allows in a session ID. */
+    private static final java.util.regex.Pattern SESSION_ID = java.util.regex.Pattern.compile("[A-Za-z0-9_-]*");
+
     private CompletableFuture<RedisMessage> pyExecute(List<byte[]> args, ClientInfo client) {
         arity(args, 2, Integer.MAX_VALUE);
         long max = engine.config().getLong(GearsConfig.MAX_SCRIPT_SIZE);
@@ -133,21 +136,29 @@ public final class GearsCommands implements LocalCommands {
                 }
                 case "ID", "DESCRIPTION", "REPLACE_WITH" -> {
                     if (i + 1 >= args.size()) {
-                        return done(Replies.error("ERR " + opt + " needs a value"));
+                        return done(Replies.error(opt + " is missing"));
                     }
                     String value = str(args.get(++i));
                     switch (opt) {
-                        case "ID" -> id = value;
+                        case "ID" -> {
+                            if (!SESSION_ID.matcher(value).matches()) {
+                                return done(Replies.error("ID must be compose of: ['A'-'Z' | 'a'-'z' | '0' - '9' | '-' | '_']"));
+                            }
+                            id = value;
+                        }
                         case "DESCRIPTION" -> description = value;
                         default -> replaceWith = value;
                     }
                 }
                 case "REQUIREMENTS" -> {
-                    return done(Replies.error("ERR REQUIREMENTS are not supported: jgears sub-interpreters are "
-                            + "sandboxed and install no packages"));
+                    // The rest are package names, as in RedisGears; none at all is no requirement.
+                    if (i + 1 < args.size()) {
+                        return done(Replies.error("ERR REQUIREMENTS are not supported: jgears sub-interpreters are "
+                                + "sandboxed and install no packages"));
+                    }
                 }
                 default -> {
-                    return done(Replies.error("ERR unknown RG.PYEXECUTE argument '" + str(args.get(i)) + "'"));
+                    return done(Replies.error("Unknown arguments were given: " + str(args.get(i))));
                 }
             }
         }
@@ -304,7 +315,7 @@ public final class GearsCommands implements LocalCommands {
                 }
                 break;
             } else {
-                return Replies.error("ERR unknown RG.PYDUMPSESSIONS argument '" + str(args.get(i)) + "'");
+                return Replies.error("Unknown option " + str(args.get(i)));
             }
         }
         List<RedisMessage> out = new ArrayList<>();
@@ -479,13 +490,16 @@ public final class GearsCommands implements LocalCommands {
         }
     }
 
+    /** RedisGears starts each RG.CONFIGGET / RG.CONFIGSET error element with this. */
+    private static final String CONFIG_ERROR = "(error) ";
+
     private RedisMessage configGet(List<byte[]> args) {
         arity(args, 2, Integer.MAX_VALUE);
         List<RedisMessage> out = new ArrayList<>();
         for (int i = 1; i < args.size(); i++) {
             String key = str(args.get(i));
             String value = engine.config().get(key);
-            out.add(value == null ? Replies.error("Unsupported config parameter: " + key) : Replies.of(asNumberIfInt(value)));
+            out.add(value == null ? Replies.error(CONFIG_ERROR + "Unsupported config parameter: " + key) : Replies.of(asNumberIfInt(value)));
         }
         return Replies.array(out);
     }
@@ -512,7 +526,7 @@ public final class GearsCommands implements LocalCommands {
                     engine.pool().resize(Integer.parseInt(value));
                 }
             } catch (IllegalArgumentException e) {
-                out.add(Replies.error("ERR " + e.getMessage()));
+                out.add(Replies.error(CONFIG_ERROR + e.getMessage()));
             }
         }
         return Replies.array(out);

@@ -58,6 +58,12 @@ public final class GearsConfig {
 
     /** Keys only read at start-up; RG.CONFIGSET refuses them. */
     private static final java.util.Set<String> START_ONLY = java.util.Set.of(EXECUTION_THREADS, PRE_IMPORTS);
+    /**
+     * RedisGears' Python plugin keys about installing Python and its packages: readable, never settable at
+     * runtime (RedisGears refuses them with its own text). jgears installs nothing: their values are empty.
+     */
+    private static final java.util.Set<String> PLUGIN_READ_ONLY = java.util.Set.of("CreateVenv", "DownloadDeps",
+            "ForeceDownloadDepsOnEnterprise", "DependenciesUrl", "DependenciesSha256", "PythonInstallationDir");
 
     private final Map<String, String> builtIn = new LinkedHashMap<>();
     private final Map<String, String> values = new ConcurrentHashMap<>();
@@ -73,6 +79,10 @@ public final class GearsConfig {
         builtIn.put("PythonInstallReqMaxIdleTime", "30000");
         builtIn.put("CreateVenv", "0");
         builtIn.put("DownloadDeps", "0");
+        builtIn.put("ForeceDownloadDepsOnEnterprise", "0");
+        builtIn.put("DependenciesUrl", "");
+        builtIn.put("DependenciesSha256", "");
+        builtIn.put("PythonInstallationDir", "");
         builtIn.put(POOL_SIZE, "4");
         builtIn.put(EXECUTION_TIMEOUT, "0");
         builtIn.put(REGISTRATION_TIMEOUT, "0");
@@ -121,7 +131,10 @@ public final class GearsConfig {
             return "OK - value was saved in extra config dictionary";
         }
         if (START_ONLY.contains(name)) {
-            throw new IllegalArgumentException(name + " can only be set at start-up");
+            throw new IllegalArgumentException("Config value " + name + " not modifiable at runtime");
+        }
+        if (PLUGIN_READ_ONLY.contains(name)) {
+            throw new IllegalArgumentException(name + " is not configurable at runtime");
         }
         validate(name, value);
         values.put(name, value);

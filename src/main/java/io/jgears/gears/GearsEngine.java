@@ -319,8 +319,11 @@ public final class GearsEngine implements AutoCloseable {
         if (request.replaceWith() != null || request.upgrade()) {
             String oldId = request.replaceWith() != null ? request.replaceWith() : request.id();
             replaced = oldId == null ? null : sessions.get(oldId);
+            if (request.replaceWith() != null && request.id() != null && sessions.get(request.id()) != null) {
+                return done(Replies.error("Can not replace an existing session " + request.id() + " with " + request.replaceWith()));
+            }
             if (request.replaceWith() != null && replaced == null) {
-                return done(Replies.error("Session " + request.replaceWith() + " does not exist"));
+                return done(Replies.error("Can not replace with " + request.replaceWith() + ", session does not exists."));
             }
         }
         Session session;

@@ -343,7 +343,7 @@ public final class HostApi {
     @HostAccess.Export
     public Object[] callNext(Value args) {
         if (hook == null) {
-            return new Object[]{Boolean.FALSE, "call_next() can only be called inside a command hook"};
+            return new Object[]{Boolean.FALSE, "Can not get CommandHook ctx"};
         }
         int n = (int) args.getArraySize();
         List<byte[]> command = new ArrayList<>(n + 1);
@@ -370,7 +370,7 @@ public final class HostApi {
     @HostAccess.Export
     public Object[] overrideReply(Value value) {
         if (hook == null) {
-            return new Object[]{Boolean.FALSE, "override_reply() can only be called inside a command hook"};
+            return new Object[]{Boolean.FALSE, "Can not get command ctx"};
         }
         hook.override = toJava(value);
         hook.overridden = true;
@@ -490,6 +490,10 @@ public final class HostApi {
     public Object[] newExecution(String reader, Value desc, Value plan) {
         if (run != null && run.restoring()) {
             return new Object[]{null, false, false};
+        }
+        if (run != null && !run.started().isEmpty()) {
+            // Python raises this as a gears.error (the runtime turns host exceptions into Python ones).
+            throw new IllegalStateException("Can not run more then 1 executions in a single script");
         }
         boolean unblocking = run != null && run.unblocking();
         Execution execution = engine.executions().create(session, reader, unblocking, planOf(plan));

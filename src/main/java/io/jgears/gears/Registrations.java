@@ -63,7 +63,8 @@ public final class Registrations implements KeyEvents.Listener {
             for (Registration r : all()) {
                 if (r.session() != session.replacing() && r.kind() == Registration.Kind.COMMAND
                         && trigger.equals(r.stringArg("trigger"))) {
-                    throw new IllegalArgumentException("trigger '" + trigger + "' is already registered (" + r.id() + ")");
+                    throw new IllegalArgumentException(r.session() == session
+                            ? "trigger already registered in this session" : "trigger already registered");
                 }
             }
         }

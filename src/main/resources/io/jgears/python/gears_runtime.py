@@ -18,7 +18,57 @@ for _k, _v in list(vars(builtins).items()):
         globals()[_k] = _v
 del _k, _v
 
-_host = polyglot.import_value('jgears')
+
+class GearsError(Exception):
+    """RedisGears' gears.error: what its API raises for a bad argument or a refused call."""
+
+
+# Named as RedisGears names it, so tracebacks and type() show 'gears.error'.
+GearsError.__module__ = 'gears'
+GearsError.__name__ = GearsError.__qualname__ = 'error'
+
+
+def _host_message(e):
+    """The plain message of a Java exception a host call threw, without the Java class name before it."""
+    text = str(e)
+    name, sep, message = text.partition(': ')
+    if sep and '.' in name and ' ' not in name:  # 'java.lang.IllegalStateException: <message>'
+        return message
+    if '.' in text and ' ' not in text:  # a Java exception without a message
+        return 'internal error in jgears (see its log)'
+    return text
+
+
+class _HostCalls(object):
+    """jgears' host object, whose calls raise a Java exception as a GearsError with the plain message: a
+    polyglot.ForeignException is a BaseException that `except Exception` does not catch, and its text names
+    Java classes. The hot calls that answer errors as values (execute, the batched hand-overs) go straight
+    to the host; every other method is wrapped once, on first use."""
+
+    _DIRECT = frozenset(('executeArgs', 'execute', 'executeAsync', 'takeReplies', 'registrationActive',
+                         'finishBatch', 'finish', 'resume', 'timer'))
+
+    def __init__(self, raw):
+        self._raw = raw
+
+    def __getattr__(self, name):
+        fn = getattr(self._raw, name)
+        if name not in _HostCalls._DIRECT:
+            fn = _raising_gears_errors(fn)
+        setattr(self, name, fn)  # found as a plain attribute from now on
+        return fn
+
+
+def _raising_gears_errors(fn):
+    def call(*args):
+        try:
+            return fn(*args)
+        except polyglot.ForeignException as e:
+            raise GearsError(_host_message(e)) from None
+    return call
+
+
+_host = _HostCalls(polyglot.import_value('jgears'))
 SHARD_ID = '0000000000000000000000000000000000000000'
 _READ_BATCH = 1000
 
@@ -44,6 +94,8 @@ def execute(command, *args):
     """Runs a Redis command; returns its reply as Python values and raises on an error reply."""
     argv = [command]
     plain = type(command) is str
+    if not plain and not isinstance(command, str):
+        raise GearsError('the given command must be a string')
     for a in args:
         t = type(a)
         if t is str:
@@ -62,7 +114,7 @@ def execute(command, *args):
         return r
     ok, value = r
     if not ok:
-        raise Exception(value)
+        raise GearsError(value)
     return _to_py(value)
 
 
@@ -143,7 +195,9 @@ def log(msg, level='notice'):
 
 
 def configGet(key):
-    return _host.configGet(str(key))
+    if not isinstance(key, str):
+        raise GearsError('get_config key must be a string')
+    return _host.configGet(key)
 
 
 def gearsConfigGet(key, default=None):
@@ -222,13 +276,20 @@ _time_events = {}
 def registerTE(interval, callback, desc=None, oneshot=False):
     """Calls callback() every `interval` ms (once with oneshot=True) in this session; returns its id.
     The time event holds a reference on the session until unregisterTE(id) or the one shot fired."""
-    if not callable(callback):
-        raise TypeError('registerTE: callback must be callable')
-    if type(interval) not in (int, float) or interval <= 0:
+    _check_time_event_args(interval, callback)
+    if interval <= 0:
         raise ValueError('registerTE: interval must be a positive number of milliseconds')
     tid = _host.registerTimeEvent(int(max(1, interval)), None if desc is None else str(desc), bool(oneshot))
     _time_events[tid] = callback
     return tid
+
+
+def _check_time_event_args(interval, callback):
+    """registerTE()'s argument types as RedisGears checks them (a function, then a whole number)."""
+    if not isinstance(callback, types.FunctionType):
+        raise GearsError('callback must be a function')
+    if not isinstance(interval, int):
+        raise GearsError('time argument must be a long')
 
 
 def unregisterTE(tid):
@@ -260,11 +321,12 @@ def _forget_te(tid):
 
 # ---------------------------------------------------------------- readers
 
-def _keys_records(pattern, no_scan, read_value, keys_only):
+def _keys_records(pattern, no_scan, read_value, keys_only, count=_READ_BATCH):
     with_values = read_value and not keys_only
-    batches = _host.keyBatches(pattern, _READ_BATCH, with_values, no_scan)
+    batches = _host.keyBatches(pattern, count, with_values, no_scan)
+    next_batch = _reader_call(batches.next)
     while True:
-        batch = batches.next()
+        batch = next_batch()
         if batch is None:
             return
         keys, key_lens, types, values, value_lens = batch
@@ -282,6 +344,53 @@ def _keys_records(pattern, no_scan, read_value, keys_only):
                 for i in range(len(ks)):
                     t = ts[i]
                     yield {'event': None, 'key': ks[i], 'type': t, 'value': _value_of(t, vs[i])}
+
+
+class _ReaderError(Exception):
+    """A failure of a reader RedisGears implements in C (KeysReader, StreamReader): its error record is
+    the plain message, without a traceback."""
+
+
+def _reader_call(fn):
+    """A host call of a reader, failing with a _ReaderError."""
+    def call(*args):
+        try:
+            return fn(*args)
+        except polyglot.ForeignException as e:
+            raise _ReaderError(_host_message(e)) from None
+    return call
+
+
+def _reader_errors_plain(records):
+    try:
+        for r in records:
+            yield r
+    except Exception as e:
+        raise _ReaderError(str(e)) from None
+
+
+def _keys_only_records(pattern, kwargs):
+    """KeysOnlyReader's run(pattern, count=1000, noScan=False, patternGenerator=None), as RedisGears'
+    reader takes them: patternGenerator() gives (pattern, noScan) at read time; count is SCAN's COUNT."""
+    no_scan = kwargs.get('noScan', False)
+    generator = kwargs.get('patternGenerator')
+    if generator is not None:
+        pattern, no_scan = generator()
+    count = kwargs.get('count', _READ_BATCH)
+    if type(count) is not int:
+        # RedisGears passes str(count) on to SCAN: Redis judges it.
+        return _scanned_keys(str(pattern), str(count))
+    return _keys_records(str(pattern), bool(no_scan), False, True, count)
+
+
+def _scanned_keys(pattern, count):
+    cursor = '0'
+    while True:
+        cursor, keys = execute('SCAN', cursor, 'MATCH', pattern, 'COUNT', count)
+        for k in keys:
+            yield k
+        if cursor == '0':
+            return
 
 
 def _value_of(t, raw):
@@ -321,6 +430,7 @@ class GearsBuilder(object):
     """Builds a pipeline of steps over the records of a reader; run() executes it, register() comes later."""
 
     def __init__(self, reader='KeysReader', defaultArg='*', desc=None, *args, **kwargs):
+        _check_builder_args(reader, desc)
         self.reader = reader
         self.defaultArg = defaultArg
         self.desc = desc
@@ -331,31 +441,31 @@ class GearsBuilder(object):
         return self
 
     # per-record operations
-    def map(self, f):
-        return self._add('map', f)
+    def map(self, *args):
+        return self._add('map', *_step_functions('map', args))
 
-    def flatmap(self, f):
-        return self._add('flatmap', f)
+    def flatmap(self, *args):
+        return self._add('flatmap', *_step_functions('flatmap', args))
 
-    def foreach(self, f):
-        return self._add('foreach', f)
+    def foreach(self, *args):
+        return self._add('foreach', *_step_functions('foreach', args))
 
-    def filter(self, f):
-        return self._add('filter', f)
+    def filter(self, *args):
+        return self._add('filter', *_step_functions('filter', args))
 
     # whole-set operations
-    def accumulate(self, f):
-        return self._add('accumulate', f)
+    def accumulate(self, *args):
+        return self._add('accumulate', *_step_functions('accumulate', args))
 
-    def localgroupby(self, extractor, reducer):
-        return self._add('groupby', extractor, reducer)
+    def localgroupby(self, *args):
+        return self._add('groupby', *_step_functions('groupby', args, _EXTRACTOR_REDUCER))
 
-    def groupby(self, extractor, reducer):
+    def groupby(self, *args):
         # One shard: repartition is the identity, so groupby is localgroupby.
-        return self._add('groupby', extractor, reducer)
+        return self._add('groupby', *_step_functions('groupby', args, _EXTRACTOR_REDUCER))
 
-    def batchgroupby(self, extractor, reducer):
-        return self._add('batchgroupby', extractor, reducer)
+    def batchgroupby(self, *args):
+        return self._add('batchgroupby', *_step_functions('batchgroupby', args, _EXTRACTOR_REDUCER))
 
     def aggregate(self, zero, seqOp, combOp):
         return self._add('aggregate', zero, seqOp, combOp)
@@ -363,13 +473,14 @@ class GearsBuilder(object):
     def aggregateby(self, extractor, zero, seqOp, combOp):
         return self._add('aggregateby', extractor, zero, seqOp, combOp)
 
-    def repartition(self, extractor):
-        return self._add('repartition', extractor)
+    def repartition(self, *args):
+        return self._add('repartition', *_step_functions('repartition', args))
 
-    def collect(self):
-        return self._add('collect')
+    def collect(self, *args):
+        return self._add('collect', *_step_functions('collect', args, ()))
 
-    def limit(self, length, start=0):
+    def limit(self, *args):
+        length, start = _limit_args(args)
         return self._add('limit', length, start)
 
     def sort(self, reverse=True):
@@ -386,17 +497,15 @@ class GearsBuilder(object):
         return self._add('countby', extractor)
 
     def avg(self, extractor=lambda r: float(r)):
-        return self._add('avg', extractor)
+        # RedisGears' avg() maps with the extractor first, so a bad one is a bad map argument.
+        return self._add('avg', *_step_functions('map', (extractor,)))
 
     # actions
     def run(self, arg=None, convertToStr=True, collect=True, **kwargs):
         reader = self.reader
-        if reader not in _BATCH_READERS:
-            if reader == 'CommandReader':
-                raise Exception('CommandReader can only be used with register()')
-            raise Exception('Unknown reader: %s' % (reader,))
         if arg is None:
             arg = self.defaultArg
+        _check_run_args(reader, arg, kwargs)
         steps = list(self.steps)
         eid, run_now, profile = _host.newExecution(reader, self.desc, _describe(reader, arg, steps))
         if eid is None:
@@ -415,6 +524,7 @@ class GearsBuilder(object):
         """Runs the pipeline on every event of the reader (key events, stream entries, RG.TRIGGER or a
         hooked command) until RG.UNREGISTER; returns the registration id. The registration holds a
         reference on this session, and so does each execution it triggers."""
+        prefix = _check_register_args(self.reader, locals())
         reader = self.reader
         if mode not in ('async', 'async_local', 'sync'):
             raise ValueError("register: mode must be 'async', 'async_local' or 'sync'")
@@ -452,8 +562,142 @@ class GearsBuilder(object):
 
 
 GB = GearsBuilder
+
+
+def shardReaderCallback():
+    """The PythonReader generator behind ShardsIDReader; RedisGears gives it to scripts as a global too."""
+    yield SHARD_ID
+
+
+builtins.shardReaderCallback = shardReaderCallback
 _pending = {}
 _registrations = {}
+
+
+_READERS = ('KeysReader', 'KeysOnlyReader', 'StreamReader', 'CommandReader', 'ShardsIDReader', 'PythonReader')
+_EXTRACTOR_REDUCER = ('extractor', 'reducer')
+
+
+def _check_builder_args(reader, desc):
+    """GB(reader, defaultArg, desc) as RedisGears checks it."""
+    if not isinstance(reader, str):
+        raise GearsError('reader argument must be a string')
+    if desc is not None and not isinstance(desc, str):
+        raise GearsError('desc argument must be a string')
+    if reader not in _READERS:
+        raise GearsError('The given reader does not exists')
+
+
+def _step_functions(name, args, roles=('',)):
+    """A step's arguments as RedisGears checks them: one Python function per role; returns them."""
+    if len(args) != len(roles):
+        raise GearsError('wrong number of args to %s function' % (name,))
+    for role, f in zip(roles, args):
+        if not isinstance(f, types.FunctionType):
+            raise GearsError('%s %sargument must be a function' % (name, role + ' ' if role else ''))
+    return args
+
+
+def _limit_args(args):
+    """limit(length[, start]) as RedisGears checks it; returns (length, start)."""
+    if not 1 <= len(args) <= 2:
+        raise GearsError('wrong number of args to limit function')
+    for n in args:
+        if not isinstance(n, int):
+            raise GearsError('limit argument must be a number')
+    return args[0], args[1] if len(args) > 1 else 0
+
+
+def _check_run_args(reader, arg, kwargs):
+    """run()'s reader argument and options as RedisGears checks them, before anything runs."""
+    if reader == 'PythonReader':
+        if not isinstance(arg, types.FunctionType):
+            raise GearsError('pyreader argument must be a function')
+    elif reader in ('KeysReader', 'StreamReader'):
+        if not isinstance(arg, str):
+            raise GearsError('regex argument must be a string')
+        if reader == 'StreamReader':
+            if 'fromId' in kwargs and not isinstance(kwargs['fromId'], str):
+                raise GearsError('fromId argument must be a string')
+        else:
+            if 'noScan' in kwargs and type(kwargs['noScan']) is not bool:
+                raise GearsError('exactMatch value is not boolean')
+            if 'readValue' in kwargs and type(kwargs['readValue']) is not bool:
+                raise GearsError('readValue value is not boolean')
+    elif reader not in ('KeysOnlyReader', 'ShardsIDReader'):
+        raise GearsError('Given reader do not support run or not exists')
+
+
+def _check_register_args(reader, a):
+    """register()'s arguments (its locals) as RedisGears checks them, with its texts; returns the prefix
+    (a regex= argument, deprecated, replaces it). The reader branches of register() then read them."""
+    kwargs = a['kwargs']
+    prefix = a['prefix']
+    if 'regex' in kwargs:
+        log('Using regex argument with register is deprecated and missleading, use prefix instead.', 'warning')
+        prefix = kwargs['regex']
+    mode = a['mode']
+    if not isinstance(mode, str):
+        raise GearsError('execution mode must be a string')
+    if mode not in ('async', 'async_local', 'sync'):
+        raise GearsError('unknown execution mode')
+    if a['onRegistered'] is not None and not isinstance(a['onRegistered'], types.FunctionType):
+        raise GearsError('OnRegistered argument must be a function')
+    if reader == 'CommandReader':
+        trigger, hook, keyprefix = a['trigger'], a['hook'], a['keyprefix']
+        for name, v in (('trigger', trigger), ('keyprefix', keyprefix), ('hook', hook)):
+            if v is not None and not isinstance(v, str):
+                raise GearsError('%s argument is not string' % (name,))
+        if 'inorder' in kwargs and type(kwargs['inorder']) is not bool:
+            raise GearsError('inorder argument is be boolean')
+        if trigger is not None and (keyprefix is not None or hook is not None):
+            raise GearsError('trigger argument can not be given with keyprefix or hook')
+        if trigger is None and hook is None:
+            raise GearsError('no trigger or hook argument was given')
+        return prefix
+    if not isinstance(prefix, str):
+        raise GearsError('regex argument must be a string')
+    if reader in ('KeysReader', 'KeysOnlyReader'):
+        _check_str_items(a['eventTypes'], 'eventTypes', 'event type')
+        _check_str_items(a['keyTypes'], 'keyTypes', 'key type')
+        for t in a['keyTypes'] or ():
+            if t not in _KEY_TYPES:
+                raise GearsError('unknown key type')
+        if type(a['readValue']) is not bool:
+            raise GearsError('readValue is not boolean')
+        _check_str_items(kwargs.get('commands'), 'commands', 'command type')
+    elif reader == 'StreamReader':
+        for name, what in (('batch', 'batch'), ('duration', 'duration'), ('onFailedRetryInterval', 'retryInterval')):
+            if type(a[name]) is bool or not isinstance(a[name], (int, float)):
+                raise GearsError('%s argument must be a number' % (what,))
+        policy = a['onFailedPolicy']
+        if not isinstance(policy, str):
+            raise GearsError('onFailedPolicy must be a string (Continue/Abort/Retry)')
+        if policy.lower() not in ('continue', 'abort', 'retry'):
+            raise GearsError('onFailedPolicy must be Continue/Abort/Retry')
+        if mode == 'sync' and policy.lower() != 'continue':
+            raise GearsError('ExecutionMode sync can only be combined with OnFailedPolicy Continue')
+        if type(a['trimStream']) is not bool:
+            raise GearsError('pyTrimmStream argument must be a boolean')
+    else:
+        raise GearsError('given reader does not exists or does not support register')
+    return prefix
+
+
+_KEY_TYPES = ('empty', 'string', 'list', 'hash', 'set', 'zset', 'module', 'stream')
+
+
+def _check_str_items(v, name, item):
+    """An optional iterable of str (eventTypes, keyTypes, commands), with RedisGears' texts."""
+    if v is None:
+        return
+    try:
+        items = iter(v)
+    except TypeError:
+        raise GearsError('given %s is not iterable' % (name,)) from None
+    for x in items:
+        if not isinstance(x, str):
+            raise GearsError('given %s is not string' % (item,))
 
 
 def _str_list(v, name):
@@ -466,10 +710,12 @@ _BATCH_READERS = ('KeysReader', 'KeysOnlyReader', 'ShardsIDReader', 'PythonReade
 
 
 def _records(reader, arg, kwargs):
-    if reader == 'KeysReader' or reader == 'KeysOnlyReader':
+    if reader == 'KeysOnlyReader':
+        return _keys_only_records(arg, kwargs)
+    if reader == 'KeysReader':
         no_scan = bool(kwargs.get('noScan', False))
         read_value = bool(kwargs.get('readValue', True))
-        return _keys_records(str(arg), no_scan, read_value, reader == 'KeysOnlyReader')
+        return _keys_records(str(arg), no_scan, read_value, False)
     if reader == 'ShardsIDReader':
         return iter([SHARD_ID])
     if reader == 'PythonReader':
@@ -477,7 +723,7 @@ def _records(reader, arg, kwargs):
             raise Exception('PythonReader needs a callable (a generator function) as the run() argument')
         return iter(arg())
     if reader == 'StreamReader':
-        return _stream_records(str(arg), kwargs.get('fromId', '0-0'))
+        return _reader_errors_plain(_stream_records(str(arg), kwargs.get('fromId', '0-0')))
     raise Exception('Unknown reader: %s' % (reader,))
 
 
@@ -874,6 +1120,8 @@ def _drive(run):
                 results.append(r)
             else:
                 break
+    except _ReaderError as e:
+        run.errors.append(str(e))
     except Exception as e:
         # A reader failure (a bad argument, Redis gone) ends the execution; what was read so far stays.
         run.errors.append(_format_exception(e))
@@ -1059,7 +1307,7 @@ def call_next(*args):
     hooked one) and returns its reply, raising on an error reply."""
     ok, value = _host.callNext([a if type(a) is bytes else str(a) for a in args])
     if not ok:
-        raise Exception(value)
+        raise GearsError(value)
     return _to_py(value)
 
 
@@ -1067,7 +1315,7 @@ def override_reply(value):
     """Inside a command hook: the client gets this reply instead of the execution's result."""
     ok, why = _host.overrideReply(_plain(value))
     if not ok:
-        raise Exception(why)
+        raise GearsError(why)
 
 
 def _resume(eid):
@@ -1272,7 +1520,20 @@ def _run_parsed(module):
 
 
 def _load_error(e):
+    if isinstance(e, SyntaxError) and not isinstance(e, IndentationError):
+        _as_plain_invalid_syntax(e)
     return 'Error type: %s, Value: %s' % (type(e), e)
+
+
+# The parser's messages of Python 3.10 and later that refine what RedisGears' CPython 3.7 called just
+# 'invalid syntax': scripts and clients look for that text.
+_REFINED_INVALID_SYNTAX = ('invalid syntax.', 'expected ', 'unmatched ', 'closing parenthesis ')
+
+
+def _as_plain_invalid_syntax(e):
+    msg = e.msg or ''
+    if msg.startswith(_REFINED_INVALID_SYNTAX) or (msg.startswith('invalid ') and msg.endswith(' literal')):
+        e.msg = 'invalid syntax'
 
 
 def _exec_script(code, session_key=None):
@@ -1291,7 +1552,7 @@ def _exec_script(code, session_key=None):
         try:
             compiled = compile(code, '<string>', 'exec')
         except SyntaxError as e:
-            return 'Error type: %s, Value: %s' % (type(e), e)
+            return _load_error(e)
         if len(_compiled) >= 256:
             _compiled.clear()  # a bounded cache: shared-mode callers that send ever-new code do not grow it
         _compiled[code] = compiled
