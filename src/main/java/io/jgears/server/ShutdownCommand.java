@@ -22,13 +22,12 @@ import java.util.concurrent.CompletableFuture;
  * and nothing stops. With an external Redis (--redis) that is that Redis' shutdown too, as it is for a
  * module inside it. Every other command goes to the wrapped {@link LocalCommands}.
  */
-public final class ShutdownCommand implements LocalCommands {
-    private final LocalCommands next;
+public final class ShutdownCommand extends DelegatingLocalCommands {
     private final RedisBackend redis;
     private final Runnable stopJgears;
 
     public ShutdownCommand(LocalCommands next, RedisBackend redis, Runnable stopJgears) {
-        this.next = next;
+        super(next);
         this.redis = redis;
         this.stopJgears = stopJgears;
     }
@@ -112,18 +111,6 @@ public final class ShutdownCommand implements LocalCommands {
         return out.toByteArray();
     }
 
-    @Override
-    public boolean hooks(String upperName) {
-        return next.hooks(upperName);
-    }
 
-    @Override
-    public CompletableFuture<RedisMessage> hook(ClientInfo client, List<byte[]> args) {
-        return next.hook(client, args);
-    }
 
-    @Override
-    public CompletableFuture<Void> afterForwardedReply() {
-        return next.afterForwardedReply();
-    }
 }

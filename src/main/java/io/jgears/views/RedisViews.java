@@ -7,6 +7,7 @@ import io.jgears.redis.RedisBackend;
 import io.jgears.redis.RedisCommandException;
 import io.jgears.redis.RedisUser;
 import io.jgears.server.ClientInfo;
+import io.jgears.server.DelegatingLocalCommands;
 import io.jgears.server.LocalCommands;
 import io.jgears.server.Replies;
 import io.netty.handler.codec.redis.RedisMessage;
@@ -34,11 +35,10 @@ import java.util.concurrent.atomic.LongAdder;
  * Redis' part of each reply comes from Redis, run as the client's ACL user; jgears' part is merged in.
  * Every other command goes to the wrapped {@link LocalCommands}, timed for commandstats when it is an RG.* one.
  */
-public final class RedisViews implements LocalCommands {
+public final class RedisViews extends DelegatingLocalCommands {
     /** RedisGears' version as its module reports it (1.2.13). */
     public static final long MODULE_VERSION = 10213;
 
-    private final LocalCommands next;
     private final GearsEngine engine;
     private final RedisBackend redis;
     private final Map<String, CallStats> stats = new ConcurrentHashMap<>();
@@ -51,7 +51,7 @@ public final class RedisViews implements LocalCommands {
     }
 
     public RedisViews(LocalCommands next, GearsEngine engine, RedisBackend redis) {
-        this.next = next;
+        super(next);
         this.engine = engine;
         this.redis = redis;
     }
@@ -95,20 +95,8 @@ public final class RedisViews implements LocalCommands {
         });
     }
 
-    @Override
-    public boolean hooks(String upperName) {
-        return next.hooks(upperName);
-    }
 
-    @Override
-    public CompletableFuture<RedisMessage> hook(ClientInfo client, List<byte[]> args) {
-        return next.hook(client, args);
-    }
 
-    @Override
-    public CompletableFuture<Void> afterForwardedReply() {
-        return next.afterForwardedReply();
-    }
 
     // ------------------------------------------------------------------ INFO
 

@@ -1,0 +1,43 @@
+package io.jgears.server;
+
+import io.netty.handler.codec.redis.RedisMessage;
+
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+
+/**
+ * A {@link LocalCommands} that hands everything to the next one: the base of the decorators that add a
+ * few commands of their own in front of the RG.* family (SHUTDOWN, Redis' INFO/COMMAND views).
+ */
+public abstract class DelegatingLocalCommands implements LocalCommands {
+    protected final LocalCommands next;
+
+    protected DelegatingLocalCommands(LocalCommands next) {
+        this.next = next;
+    }
+
+    @Override
+    public boolean handles(String upperName) {
+        return next.handles(upperName);
+    }
+
+    @Override
+    public CompletableFuture<RedisMessage> execute(ClientInfo client, List<byte[]> args) {
+        return next.execute(client, args);
+    }
+
+    @Override
+    public boolean hooks(String upperName) {
+        return next.hooks(upperName);
+    }
+
+    @Override
+    public CompletableFuture<RedisMessage> hook(ClientInfo client, List<byte[]> args) {
+        return next.hook(client, args);
+    }
+
+    @Override
+    public CompletableFuture<Void> afterForwardedReply() {
+        return next.afterForwardedReply();
+    }
+}
