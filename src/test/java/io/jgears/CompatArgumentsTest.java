@@ -180,6 +180,16 @@ class CompatArgumentsTest extends GearsTestBase {
     }
 
     @Test
+    void tracebacksHaveNoDidYouMeanHints() {
+        String e = errors("x_value = 1\nGB('ShardsIDReader').map(lambda r: x_valu).run()").getFirst().toString();
+        assertTrue(e.contains("NameError: name 'x_valu' is not defined\\n"), e);
+        assertFalse(e.contains("Did you mean"), e);
+        e = pyError("GearsBuilder().mapp(lambda r: r)");
+        assertTrue(e.contains("AttributeError: 'GearsBuilder' object has no attribute 'mapp'\\n"), e);
+        assertFalse(e.contains("Did you mean"), e);
+    }
+
+    @Test
     void readerErrorsArePlainMessages() {
         call("XADD", "ca:stream", "1-1", "f", "v");
         try {

@@ -84,6 +84,10 @@ def _to_py(v):
 def _format_exception(e):
     """RedisGears' error text: str() of the traceback's line list, without jgears' own frames."""
     import traceback
+    if isinstance(e, (AttributeError, NameError)) and getattr(e, 'name', None) is not None:
+        # Python 3.7 (RedisGears') adds no "Did you mean" hint; working one out over an object's
+        # attributes costs a second or more in a fresh context.
+        e.name = None
     lines = traceback.format_exception(type(e), e, e.__traceback__)
     return str([line for line in lines if not line.startswith('  File "_jgears.py"')])
 
