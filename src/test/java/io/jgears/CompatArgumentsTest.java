@@ -1,7 +1,5 @@
 package io.jgears;
 
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 import java.util.List;
@@ -15,19 +13,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * Python); no Java class name ever reaches a reply.
  */
 class CompatArgumentsTest extends GearsTestBase {
-    private Object executionTimeout;
-
-    /** Argument errors come back at once; a loaded machine must not turn a slow first call into a timeout. */
-    @BeforeEach
-    void generousTimeout() {
-        executionTimeout = ((List<?>) call("RG.CONFIGGET", "ExecutionTimeout")).getFirst();
-        call("RG.CONFIGSET", "ExecutionTimeout", "120000");
-    }
-
-    @AfterEach
-    void restoreTimeout() {
-        call("RG.CONFIGSET", "ExecutionTimeout", executionTimeout.toString());
-    }
 
     /** A script's load error: its last line is {@code gears.error: <text>}. */
     private void assertGearsError(String text, String code) {
