@@ -19,11 +19,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /** The whole life of a session over RESP: names, upgrades, reference counts, executions, time events. */
 class SessionLifecycleTest extends GearsTestBase {
 
-    /** One session's RG.PYDUMPSESSIONS VERBOSE entry as a map, or null when it is gone. */
+    /** One session's RG.PYDUMPSESSIONS VERBOSE HOLDERS entry as a map, or null when it is gone. */
     private Map<String, Object> session(String id) {
-        List<?> dump = (List<?>) call("RG.PYDUMPSESSIONS", "VERBOSE", "SESSIONS", id);
-        if (dump.isEmpty()) {
-            return null;
+        List<?> dump = (List<?>) call("RG.PYDUMPSESSIONS", "VERBOSE", "HOLDERS", "SESSIONS", id);
+        if (!(dump.getFirst() instanceof List)) {
+            return null;  // "Session <id> does not exists"
         }
         return pairs((List<?>) dump.getFirst());
     }
