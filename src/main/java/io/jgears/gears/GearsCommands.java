@@ -27,18 +27,42 @@ public final class GearsCommands implements LocalCommands {
     /** For commands that may block briefly (abort waits for the interrupt to land). */
     private final ExecutorService control = Executors.newVirtualThreadPerTaskExecutor();
 
+    private final SlowLog slowLog;
+
     public GearsCommands(GearsEngine engine) {
         this.engine = engine;
+        this.slowLog = new SlowLog(engine.redis());
     }
 
     @Override
     public boolean handles(String upperName) {
-        return upperName.startsWith("RG.");
+        // SLOWLOG too: jgears' own slow RG.* commands are merged into Redis' entries.
+        return upperName.startsWith("RG.") || upperName.equals("SLOWLOG");
     }
 
     @Override
     public CompletableFuture<RedisMessage> execute(ClientInfo client, List<byte[]> args) {
         String name = str(args.getFirst()).toUpperCase(Locale.ROOT);
+        if (slowLog.stale()) {
+            control.execute(slowLog::refresh);
+        }
+        if (name.equals("SLOWLOG")) {
+            return CompletableFuture.supplyAsync(() -> slowLog.command(args), control);
+        }
+        long start = System.nanoTime();
+        CompletableFuture<RedisMessage> reply = run(client, args, name);
+        String address = clientAddress(client);
+        reply.whenComplete((r, e) -> slowLog.record(args, (System.nanoTime() - start) / 1000, address));
+        return reply;
+    }
+
+    /** "ip:port" as Redis shows a client (Netty gives "/ip:port" or "host/ip:port"). */
+    private static String clientAddress(ClientInfo client) {
+        String a = client.remoteAddress();
+        return a == null ? "" : a.substring(a.indexOf('/') + 1);
+    }
+
+    private CompletableFuture<RedisMessage> run(ClientInfo client, List<byte[]> args, String name) {
         try {
             return switch (name) {
                 case "RG.PYEXECUTE" -> pyExecute(args, client);
@@ -51,6 +75,7 @@ public final class GearsCommands implements LocalCommands {
                 case "RG.UNREGISTERTE" -> done(unregisterTimeEvent(args));
                 case "RG.ABORTEXECUTION" -> abortExecution(args);
                 case "RG.PYDUMPSESSIONS" -> done(dumpSessions(args));
+                case "RG.PYPROFILE" -> profile(args);
                 case "RG.PYSTATS" -> done(pyStats(args));
                 case "RG.PYDUMPREQS" -> done(noArgs(args, Replies.array(List.of())));
                 case "RG.CONFIGGET" -> done(configGet(args));
@@ -368,6 +393,42 @@ public final class GearsCommands implements LocalCommands {
                     "created", s.created().toString()));
         }
         return Replies.of(entry);
+    }
+
+    /**
+     * RG.PYPROFILE STATS|RESET session: the pstats report of the session's profiled step calls
+     * (ProfileExecutions), or a fresh profile. As in RedisGears, a sort order after the id is accepted
+     * and ignored, and STATS with nothing profiled is pstats' error.
+     */
+    private CompletableFuture<RedisMessage> profile(List<byte[]> args) {
+        arity(args, 2, Integer.MAX_VALUE);
+        String sub = str(args.get(1)).toUpperCase(Locale.ROOT);
+        boolean reset = sub.equals("RESET");
+        if (!reset && !sub.equals("STATS")) {
+            return done(Replies.error("Wrong subcommand given to RG.PYPROFILE"));
+        }
+        arity(args, 3, reset ? 3 : 4);
+        Session s = engine.sessions().get(str(args.get(2)));
+        if (s == null || s.isDead()) {
+            return done(Replies.error("session does not exists"));
+        }
+        CompletableFuture<RedisMessage> reply = new CompletableFuture<>();
+        engine.submit(() -> {
+            try {
+                reply.complete(s.enter(si -> {
+                    if (reset) {
+                        si.call("_profile_reset");
+                        return Replies.OK;
+                    }
+                    org.graalvm.polyglot.Value r = si.call("_profile_stats");
+                    String text = r.getArrayElement(1).asString();
+                    return r.getArrayElement(0).asBoolean() ? Replies.bulk(text) : Replies.error(text);
+                }));
+            } catch (RuntimeException e) {
+                reply.complete(Replies.error("session does not exists"));  // freed meanwhile
+            }
+        });
+        return reply;
     }
 
     private List<Object> registrationsOf(Session s, boolean verbose) {

@@ -1099,6 +1099,114 @@ _STEP = {
 }
 
 
+# ---------------------------------------------------------------- RG.PYPROFILE
+# With ProfileExecutions, RedisGears runs each step function of a session's executions under that
+# session's cProfile profiler, and RG.PYPROFILE STATS prints it with pstats. GraalPy's cProfile records
+# nothing, so jgears gathers the same figures with sys.setprofile and hands them to pstats in cProfile's
+# format. One profile per context: a shared-isolation context's sessions share one.
+
+class _Profile(object):
+    """Call counts and times of the functions run while enabled, per (file, line, name), as pstats reads
+    them from cProfile: stats[func] = (primitive calls, calls, own time, cumulative time, callers)."""
+
+    def __init__(self):
+        self.data = {}
+        self.stats = {}
+        self._stacks = {}
+
+    def enable(self):
+        sys.setprofile(self._event)
+
+    def disable(self):
+        sys.setprofile(None)
+        self._stacks.pop(_thread_id(), None)
+
+    def _event(self, frame, event, arg):
+        if event == 'call':
+            code = frame.f_code
+            self._stacks.setdefault(_thread_id(), []).append(
+                [(code.co_filename, code.co_firstlineno, code.co_name), time.perf_counter(), 0.0])
+        elif event == 'return':
+            stack = self._stacks.get(_thread_id())
+            if not stack:
+                return
+            func, start, inner = stack.pop()
+            total = time.perf_counter() - start
+            recursive = False
+            for f in stack:
+                if f[0] == func:
+                    recursive = True
+                    break
+            d = self.data.get(func)
+            if d is None:
+                d = self.data[func] = [0, 0, 0.0, 0.0, {}]
+            d[1] += 1
+            d[2] += total - inner
+            if not recursive:
+                d[0] += 1
+                d[3] += total
+            if stack:
+                caller = stack[-1]
+                caller[2] += total
+                c = d[4].get(caller[0])
+                if c is None:
+                    c = d[4][caller[0]] = [0, 0, 0.0, 0.0]
+                c[0] += 1
+                c[1] += 0 if recursive else 1
+                c[2] += total - inner
+                c[3] += total
+
+    def create_stats(self):
+        self.stats = {}
+        for func, d in self.data.items():
+            self.stats[func] = (d[0], d[1], d[2], d[3], {c: tuple(v) for c, v in d[4].items()})
+
+
+def _thread_id():
+    import _thread
+    return _thread.get_ident()
+
+
+_profile = _Profile()
+
+
+def _profiled(fn):
+    def profiled(*args):
+        p = _profile
+        p.enable()
+        try:
+            return fn(*args)
+        finally:
+            p.disable()
+    return profiled
+
+
+def _profiled_steps(steps):
+    return [(step[0],) + tuple(_profiled(x) if callable(x) else x for x in step[1:]) for step in steps]
+
+
+def _profile_stats():
+    """RG.PYPROFILE STATS: pstats' report (stats, callers, callees) by internal time, as RedisGears
+    prints it (its order argument never takes effect); [False, error] when nothing was profiled."""
+    import io
+    import pstats
+    try:
+        out = io.StringIO()
+        ps = pstats.Stats(_profile, stream=out)
+        ps.sort_stats('tottime')
+        ps.print_stats()
+        ps.print_callers()
+        ps.print_callees()
+        return [True, out.getvalue()]
+    except Exception as e:
+        return [False, _format_exception(e)]
+
+
+def _profile_reset():
+    global _profile
+    _profile = _Profile()
+
+
 class _Run(object):
     """One execution in progress: its record iterator, what it gathered, and what it waits on."""
     __slots__ = ('eid', 'records', 'results', 'errors', 'convert', 'prof', 'waiting', 'done')
@@ -1122,6 +1230,8 @@ def _start(eid, steps, convert, profile, done, records_of, *args):
     run.errors = []
     run.convert = convert
     run.prof = [0] * (len(steps) + 1) if profile else None
+    if profile:
+        steps = _profiled_steps(steps)  # RG.PYPROFILE: the step functions' calls, as cProfile would count them
     run.waiting = None
     run.done = done
     try:
