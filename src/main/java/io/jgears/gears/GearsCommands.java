@@ -43,7 +43,7 @@ public final class GearsCommands implements LocalCommands {
     @Override
     public CompletableFuture<RedisMessage> execute(ClientInfo client, List<byte[]> args) {
         String name = str(args.getFirst()).toUpperCase(Locale.ROOT);
-        if (slowLog.stale()) {
+        if (slowLog.claimRefresh()) {
             control.execute(slowLog::refresh);
         }
         if (name.equals("SLOWLOG")) {

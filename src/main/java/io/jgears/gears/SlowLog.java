@@ -33,7 +33,7 @@ final class SlowLog {
     private long nextId;
     private volatile long slowerThanMicros = 10_000;
     private volatile long maxLen = 128;
-    private volatile long readAt;
+    private final java.util.concurrent.atomic.AtomicLong readAt = new java.util.concurrent.atomic.AtomicLong(System.nanoTime() - 2 * REFRESH_NANOS);
 
     SlowLog(RedisBackend redis) {
         this.redis = redis;
@@ -65,14 +65,15 @@ final class SlowLog {
         }
     }
 
-    /** Whether Redis' threshold and length were read more than a second ago. */
-    boolean stale() {
-        return System.nanoTime() - readAt > REFRESH_NANOS;
+    /** True (once) when Redis' threshold and length were read more than a second ago: the caller refreshes. */
+    boolean claimRefresh() {
+        long last = readAt.get();
+        long now = System.nanoTime();
+        return now - last > REFRESH_NANOS && readAt.compareAndSet(last, now);
     }
 
     /** Re-reads Redis' threshold and length (off the event loop: it is a round trip). */
     void refresh() {
-        readAt = System.nanoTime();
         try {
             slowerThanMicros = Long.parseLong(configGet("slowlog-log-slower-than"));
             maxLen = Long.parseLong(configGet("slowlog-max-len"));
