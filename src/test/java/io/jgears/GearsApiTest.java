@@ -49,7 +49,7 @@ class GearsApiTest extends GearsTestBase {
         assertEquals(List.of("set None"), results("GB().map(lambda r: r['type'] + ' ' + str(r['value'])).run('api:s')"));
         assertEquals(List.of("zset None"), results("GB().map(lambda r: r['type'] + ' ' + str(r['value'])).run('api:z')"));
         assertEquals(List.of("unknown None"), results("GB().map(lambda r: r['type'] + ' ' + str(r['value'])).run('api:st')"));
-        assertEquals(List.of("{'event': None, 'key': 'api:n:2', 'type': 'string'}"),
+        assertEquals(List.of("{'event': None, 'key': 'api:n:2'}"),
                 results("GB().run('api:n:2', readValue=False)"));
     }
 
