@@ -117,9 +117,15 @@ class RestartTest {
             await("the upgraded registration runs", 10_000, () -> parse(direct.get("v2seen")) > v2);
             Thread.sleep(200);
             assertEquals(v1, parse(direct.get("v1seen")), "the replaced version did not come back");
-            assertEquals(List.of("keys", "orders", "ticker"),
-                    direct.zrange("{jgears}:sessions", 0, -1).stream().sorted().toList(), "stored sessions");
-            assertEquals("second version", direct.hget("{jgears}:session:keys", "description"));
+            try (StatefulRedisConnection<String, String> sc = redisClient.connect(
+                    RedisURI.builder().withHost("127.0.0.1").withPort(redis.port()).withDatabase(15).build())) {
+                // jgears' own state is in its state database (StateDatabase 15), not among the clients' keys.
+                var state = sc.sync();
+                assertEquals(List.of("keys", "orders", "ticker"),
+                        state.zrange("{jgears}:sessions", 0, -1).stream().sorted().toList(), "stored sessions");
+                assertEquals("second version", state.hget("{jgears}:session:keys", "description"));
+            }
+            assertEquals(List.of(), direct.keys("{jgears}*"), "nothing of jgears' in the clients' database");
         } finally {
             for (Process p : new Process[]{first, second}) {
                 if (p != null) {

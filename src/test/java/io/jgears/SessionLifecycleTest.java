@@ -19,11 +19,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /** The whole life of a session over RESP: names, upgrades, reference counts, executions, time events. */
 class SessionLifecycleTest extends GearsTestBase {
 
-    /** One session's RG.PYDUMPSESSIONS VERBOSE entry as a map, or null when it is gone. */
+    /** One session's RG.PYDUMPSESSIONS VERBOSE HOLDERS entry as a map, or null when it is gone. */
     private Map<String, Object> session(String id) {
-        List<?> dump = (List<?>) call("RG.PYDUMPSESSIONS", "VERBOSE", "SESSIONS", id);
-        if (dump.isEmpty()) {
-            return null;
+        List<?> dump = (List<?>) call("RG.PYDUMPSESSIONS", "VERBOSE", "HOLDERS", "SESSIONS", id);
+        if (!(dump.getFirst() instanceof List)) {
+            return null;  // "Session <id> does not exists"
         }
         return pairs((List<?>) dump.getFirst());
     }
@@ -195,14 +195,27 @@ class SessionLifecycleTest extends GearsTestBase {
         await("parked", () -> "running".equals(statusOf(eid)));
         assertEquals("1 [execution, 1]", refs("old"));
         assertEquals("OK", py("x = 1", "ID", "new", "REPLACE_WITH", "old"));
-        Map<String, Object> old = session("old");
+        Map<String, Object> old = deadSession("old");
         assertEquals("true", old.get("dead"), old.toString());
+        assertEquals("Session old does not exists", ((List<?>) call("RG.PYDUMPSESSIONS", "SESSIONS", "old")).getFirst(),
+                "a replaced session is listed only with DEAD, as in RedisGears");
         assertEquals(List.of(eid), old.get("executions"));
         assertEquals("OK", call("RG.ABORTEXECUTION", eid));
         List<?> r = (List<?>) call("RG.GETRESULTSBLOCKING", eid);
         assertTrue(r.get(1).toString().contains("aborted"), r.toString());
         assertEquals("OK", call("RG.DROPEXECUTION", eid));
-        await("old freed", () -> session("old") == null);
+        await("old freed", () -> deadSession("old") == null);
+    }
+
+    /** A replaced session still running, from RG.PYDUMPSESSIONS DEAD HOLDERS, or null. */
+    private Map<String, Object> deadSession(String id) {
+        for (Object e : (List<?>) call("RG.PYDUMPSESSIONS", "DEAD", "HOLDERS")) {
+            Map<String, Object> m = pairs((List<?>) e);
+            if (id.equals(m.get("ID"))) {
+                return m;
+            }
+        }
+        return null;
     }
 
     private String statusOf(String eid) {

@@ -36,7 +36,7 @@ class SharedModeTest extends GearsTestBase {
         long sessions = stat("sessions");
         String eid = (String) py("GB('ShardsIDReader').map(lambda x: 'kept').run()", "UNBLOCKING", "ID", "sh1", "ISOLATION", "shared");
         assertEquals(List.of(List.of("kept"), List.of()), call("RG.GETRESULTSBLOCKING", eid));
-        List<?> s = (List<?>) ((List<?>) call("RG.PYDUMPSESSIONS", "VERBOSE", "SESSIONS", "sh1")).getFirst();
+        List<?> s = (List<?>) ((List<?>) call("RG.PYDUMPSESSIONS", "VERBOSE", "HOLDERS", "SESSIONS", "sh1")).getFirst();
         assertEquals("shared", s.get(s.indexOf("isolation") + 1));
         assertEquals(1L, s.get(s.indexOf("refCount") + 1));
         // Registrations and time events work in shared sessions too.

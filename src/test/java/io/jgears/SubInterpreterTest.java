@@ -70,7 +70,7 @@ class SubInterpreterTest extends GearsTestBase {
         long sessions = stat("sessions");
         String id = (String) py("GB('ShardsIDReader').map(lambda x: 'kept').run()", "UNBLOCKING", "ID", "refcounted");
         assertEquals(List.of(List.of("kept"), List.of()), call("RG.GETRESULTSBLOCKING", id));
-        List<?> mine = (List<?>) ((List<?>) call("RG.PYDUMPSESSIONS", "VERBOSE", "SESSIONS", "refcounted")).getFirst();
+        List<?> mine = (List<?>) ((List<?>) call("RG.PYDUMPSESSIONS", "VERBOSE", "HOLDERS", "SESSIONS", "refcounted")).getFirst();
         assertEquals(1L, mine.get(mine.indexOf("refCount") + 1), "the stored execution holds the only reference");
         assertEquals(List.of("execution", 1L), mine.get(mine.indexOf("holders") + 1));
         assertEquals(sessions + 1, stat("sessions"));
@@ -181,9 +181,10 @@ class SubInterpreterTest extends GearsTestBase {
 
     private void awaitSessionGone(String id) throws InterruptedException {
         long deadline = System.currentTimeMillis() + 10_000;
-        while (!((List<?>) call("RG.PYDUMPSESSIONS", "SESSIONS", id)).isEmpty() && System.currentTimeMillis() < deadline) {
+        List<String> gone = List.of("Session " + id + " does not exists");
+        while (!gone.equals(call("RG.PYDUMPSESSIONS", "SESSIONS", id)) && System.currentTimeMillis() < deadline) {
             Thread.sleep(20);
         }
-        assertEquals(List.of(), call("RG.PYDUMPSESSIONS", "SESSIONS", id));
+        assertEquals(gone, call("RG.PYDUMPSESSIONS", "SESSIONS", id));
     }
 }

@@ -27,18 +27,42 @@ public final class GearsCommands implements LocalCommands {
     /** For commands that may block briefly (abort waits for the interrupt to land). */
     private final ExecutorService control = Executors.newVirtualThreadPerTaskExecutor();
 
+    private final SlowLog slowLog;
+
     public GearsCommands(GearsEngine engine) {
         this.engine = engine;
+        this.slowLog = new SlowLog(engine.redis());
     }
 
     @Override
     public boolean handles(String upperName) {
-        return upperName.startsWith("RG.");
+        // SLOWLOG too: jgears' own slow RG.* commands are merged into Redis' entries.
+        return upperName.startsWith("RG.") || upperName.equals("SLOWLOG");
     }
 
     @Override
     public CompletableFuture<RedisMessage> execute(ClientInfo client, List<byte[]> args) {
         String name = str(args.getFirst()).toUpperCase(Locale.ROOT);
+        if (slowLog.claimRefresh()) {
+            control.execute(slowLog::refresh);
+        }
+        if (name.equals("SLOWLOG")) {
+            return CompletableFuture.supplyAsync(() -> slowLog.command(args), control);
+        }
+        long start = System.nanoTime();
+        CompletableFuture<RedisMessage> reply = run(client, args, name);
+        String address = clientAddress(client);
+        reply.whenComplete((r, e) -> slowLog.record(args, (System.nanoTime() - start) / 1000, address));
+        return reply;
+    }
+
+    /** "ip:port" as Redis shows a client (Netty gives "/ip:port" or "host/ip:port"). */
+    private static String clientAddress(ClientInfo client) {
+        String a = client.remoteAddress();
+        return a == null ? "" : a.substring(a.indexOf('/') + 1);
+    }
+
+    private CompletableFuture<RedisMessage> run(ClientInfo client, List<byte[]> args, String name) {
         try {
             return switch (name) {
                 case "RG.PYEXECUTE" -> pyExecute(args, client);
@@ -51,6 +75,7 @@ public final class GearsCommands implements LocalCommands {
                 case "RG.UNREGISTERTE" -> done(unregisterTimeEvent(args));
                 case "RG.ABORTEXECUTION" -> abortExecution(args);
                 case "RG.PYDUMPSESSIONS" -> done(dumpSessions(args));
+                case "RG.PYPROFILE" -> profile(args);
                 case "RG.PYSTATS" -> done(pyStats(args));
                 case "RG.PYDUMPREQS" -> done(noArgs(args, Replies.array(List.of())));
                 case "RG.CONFIGGET" -> done(configGet(args));
@@ -236,16 +261,13 @@ public final class GearsCommands implements LocalCommands {
         }
         long[] prof = e.profileNanos();
         List<Object> steps = new ArrayList<>();
+        List<Object> stepMicros = new ArrayList<>();
         List<List<String>> plan = e.plan();
         for (int i = plan.size() - 1; i >= 0; i--) {
             List<String> step = plan.get(i);
             long nanos = prof != null && i + 1 < prof.length ? prof[i + 1] : 0;
-            List<Object> entry = new ArrayList<>(List.of("type", step.get(0), "duration", nanos / 1_000_000,
-                    "name", step.get(1), "arg", step.get(2)));
-            if (prof != null) {
-                entry.addAll(List.of("duration_us", nanos / 1000));
-            }
-            steps.add(entry);
+            steps.add(List.of("type", step.get(0), "duration", nanos / 1_000_000, "name", step.get(1), "arg", step.get(2)));
+            stepMicros.add(nanos / 1000);
         }
         List<Object> errors = new ArrayList<>(e.errors());
         List<Object> details = new ArrayList<>(List.of(
@@ -255,11 +277,12 @@ public final class GearsCommands implements LocalCommands {
                 "results", (long) e.results().size(),
                 "errors", errors,
                 "total_duration", e.durationMillis(),
-                "read_duration", prof != null && prof.length > 0 ? prof[0] / 1_000_000 : 0L));
+                "read_duration", prof != null && prof.length > 0 ? prof[0] / 1_000_000 : 0L,
+                "steps", steps));
         if (prof != null) {
-            details.addAll(List.of("read_duration_us", prof.length > 0 ? prof[0] / 1000 : 0L));
+            // jgears: the same durations in µs (ms are too coarse for most steps), after RedisGears' fields.
+            details.addAll(List.of("read_duration_us", prof.length > 0 ? prof[0] / 1000 : 0L, "steps_duration_us", stepMicros));
         }
-        details.addAll(List.of("steps", steps));
         return Replies.of(List.of(List.of("shard_id", Executions.SHARD_ID, "execution_plan", details)));
     }
 
@@ -301,54 +324,111 @@ public final class GearsCommands implements LocalCommands {
 
     // ------------------------------------------------------------------ sessions, stats, config
 
+    /**
+     * RedisGears' form: {@code [VERBOSE] [DEAD] [SESSIONS id ...]}, options first, SESSIONS last. Live
+     * sessions by default, replaced ones still running with DEAD; a SESSIONS id that is not live is the
+     * text "Session x does not exists". jgears' {@code HOLDERS} option adds, after RedisGears' fields, what
+     * holds each session (isolation, holders, executions, timeEvents, created).
+     */
     private RedisMessage dumpSessions(List<byte[]> args) {
         boolean verbose = false;
-        Set<String> only = null;
-        for (int i = 1; i < args.size(); i++) {
+        boolean dead = false;
+        boolean holders = false;
+        int i = 1;
+        for (; i < args.size(); i++) {
             String a = str(args.get(i)).toUpperCase(Locale.ROOT);
-            if (a.equals("VERBOSE") && only == null) {
+            if (a.equals("VERBOSE")) {
                 verbose = true;
-            } else if (a.equals("SESSIONS")) {
-                only = new HashSet<>();
-                for (int j = i + 1; j < args.size(); j++) {
-                    only.add(str(args.get(j)));
-                }
-                break;
+            } else if (a.equals("DEAD")) {
+                dead = true;
+            } else if (a.equals("HOLDERS")) {
+                holders = true;
             } else {
-                return Replies.error("Unknown option " + str(args.get(i)));
+                break;
             }
         }
         List<RedisMessage> out = new ArrayList<>();
-        for (Session s : engine.sessions().all()) {
-            if (only != null && !only.contains(s.id())) {
-                continue;
+        if (i < args.size()) {
+            if (!str(args.get(i)).equalsIgnoreCase("SESSIONS")) {
+                return Replies.error("Unknown option " + str(args.get(i)));
             }
+            for (int j = i + 1; j < args.size(); j++) {
+                String id = str(args.get(j));
+                Session s = engine.sessions().get(id);
+                out.add(s == null || s.isDead() ? Replies.bulk("Session " + id + " does not exists")
+                        : sessionEntry(s, verbose, holders));
+            }
+            return Replies.array(out);
+        }
+        for (Session s : engine.sessions().all()) {
+            if (s.isDead() == dead) {
+                out.add(sessionEntry(s, verbose, holders));
+            }
+        }
+        return Replies.array(out);
+    }
+
+    private RedisMessage sessionEntry(Session s, boolean verbose, boolean withHolders) {
+        List<Object> entry = new ArrayList<>(List.of(
+                "ID", s.id(),
+                "sessionDescription", s.description() == null ? Replies.bulk(null) : s.description(),
+                "refCount", (long) s.refCount(),
+                "linked", s.isDead() ? "None" : "primary",
+                "dead", s.isDead() ? "true" : "false",
+                "requirementInstallationNeeded", 0L,
+                "requirements", List.of(),
+                "registrations", registrationsOf(s, verbose)));
+        if (withHolders) {
             List<Object> holders = new ArrayList<>();
             for (Map.Entry<Session.Holder, Integer> h : s.holders().entrySet()) {
                 holders.add(h.getKey().name().toLowerCase(Locale.ROOT));
                 holders.add((long) h.getValue());
             }
-            List<Object> entry = new ArrayList<>(List.of(
-                    "ID", s.id(),
-                    "sessionDescription", s.description() == null ? "" : s.description(),
-                    "refCount", (long) s.refCount(),
-                    "linked", "primary",
-                    "dead", s.isDead() ? "true" : "false",
-                    "requirementInstallationNeeded", 0L,
-                    "requirements", List.of(),
-                    "registrations", registrationsOf(s, verbose)));
-            if (verbose) {
-                List<Object> tes = new ArrayList<>();
-                engine.timeEvents().of(s).forEach(te -> tes.add(te.id()));
-                List<Object> execs = new ArrayList<>();
-                engine.executions().of(s).forEach(e -> execs.add(e.id()));
-                entry.addAll(List.of("isolation", s.isShared() ? "shared" : "interpreter",
-                        "holders", holders, "executions", execs, "timeEvents", tes,
-                        "created", s.created().toString()));
-            }
-            out.add(Replies.of(entry));
+            List<Object> tes = new ArrayList<>();
+            engine.timeEvents().of(s).forEach(te -> tes.add(te.id()));
+            List<Object> execs = new ArrayList<>();
+            engine.executions().of(s).forEach(e -> execs.add(e.id()));
+            entry.addAll(List.of("isolation", s.isShared() ? "shared" : "interpreter",
+                    "holders", holders, "executions", execs, "timeEvents", tes,
+                    "created", s.created().toString()));
         }
-        return Replies.array(out);
+        return Replies.of(entry);
+    }
+
+    /**
+     * RG.PYPROFILE STATS|RESET session: the pstats report of the session's profiled step calls
+     * (ProfileExecutions), or a fresh profile. As in RedisGears, a sort order after the id is accepted
+     * and ignored, and STATS with nothing profiled is pstats' error.
+     */
+    private CompletableFuture<RedisMessage> profile(List<byte[]> args) {
+        arity(args, 2, Integer.MAX_VALUE);
+        String sub = str(args.get(1)).toUpperCase(Locale.ROOT);
+        boolean reset = sub.equals("RESET");
+        if (!reset && !sub.equals("STATS")) {
+            return done(Replies.error("Wrong subcommand given to RG.PYPROFILE"));
+        }
+        arity(args, 3, reset ? 3 : 4);
+        Session s = engine.sessions().get(str(args.get(2)));
+        if (s == null || s.isDead()) {
+            return done(Replies.error("session does not exists"));
+        }
+        CompletableFuture<RedisMessage> reply = new CompletableFuture<>();
+        engine.submit(() -> {
+            try {
+                reply.complete(s.enter(si -> {
+                    if (reset) {
+                        si.call("_profile_reset");
+                        return Replies.OK;
+                    }
+                    org.graalvm.polyglot.Value r = si.call("_profile_stats");
+                    String text = r.getArrayElement(1).asString();
+                    return r.getArrayElement(0).asBoolean() ? Replies.bulk(text) : Replies.error(text);
+                }));
+            } catch (RuntimeException e) {
+                reply.complete(Replies.error("session does not exists"));  // freed meanwhile
+            }
+        });
+        return reply;
     }
 
     private List<Object> registrationsOf(Session s, boolean verbose) {
@@ -453,6 +533,11 @@ public final class GearsCommands implements LocalCommands {
     @Override
     public CompletableFuture<Void> afterForwardedReply() {
         return engine.registrations().syncBarrier();
+    }
+
+    @Override
+    public void afterFlushAll() {
+        control.execute(engine::storeSessionsAgain);
     }
 
     private RedisMessage pyStats(List<byte[]> args) {

@@ -56,8 +56,14 @@ public final class GearsConfig {
      */
     public static final String INLINE_EXECUTION_MICROS = "InlineExecutionMicros";
 
+    /**
+     * jgears: the Redis database (SELECT index) where jgears keeps its own state, the stored sessions, out
+     * of the keyspace clients use; it must differ from that one.
+     */
+    public static final String STATE_DATABASE = "StateDatabase";
+
     /** Keys only read at start-up; RG.CONFIGSET refuses them. */
-    private static final java.util.Set<String> START_ONLY = java.util.Set.of(EXECUTION_THREADS, PRE_IMPORTS);
+    private static final java.util.Set<String> START_ONLY = java.util.Set.of(EXECUTION_THREADS, PRE_IMPORTS, STATE_DATABASE);
     /**
      * RedisGears' Python plugin keys about installing Python and its packages: readable, never settable at
      * runtime (RedisGears refuses them with its own text). jgears installs nothing: their values are empty.
@@ -92,6 +98,7 @@ public final class GearsConfig {
         builtIn.put(INLINE_EXECUTION_MICROS, "500");
         builtIn.put(MAX_SCRIPT_SIZE, String.valueOf(16 * 1024 * 1024));
         builtIn.put(PRE_IMPORTS, "json,re,math,random,itertools,functools,collections");
+        builtIn.put(STATE_DATABASE, "15");
         for (Map.Entry<String, String> e : builtIn.entrySet()) {
             values.put(e.getKey(), e.getValue());
             canonical.put(e.getKey().toLowerCase(Locale.ROOT), e.getKey());
@@ -147,6 +154,9 @@ public final class GearsConfig {
         }
         if (name.equals(PRE_IMPORTS) && !value.matches("\\s*([A-Za-z_][A-Za-z0-9_.]*\\s*(,\\s*[A-Za-z_][A-Za-z0-9_.]*\\s*)*)?")) {
             throw new IllegalArgumentException("bad value for " + name + ": '" + value + "' (module names, comma separated)");
+        }
+        if (name.equals(STATE_DATABASE) && !value.matches("\\d{1,5}")) {
+            throw new IllegalArgumentException("bad value for " + name + ": '" + value + "' (a database index)");
         }
         if (name.equals(MEMORY_WATERMARK) && !value.matches("\\d{1,2}|0")) {
             throw new IllegalArgumentException("bad value for " + name + ": '" + value + "' (a percent of the heap, 0-99)");

@@ -59,7 +59,7 @@ public final class GearsEngine implements AutoCloseable {
         this.pool = new ContextPool(python, () -> new HostApi(this), (int) config.getLong(GearsConfig.POOL_SIZE));
         this.sessions = new Sessions(pool, this::sessionFreed);
         this.registrations = new Registrations(this);
-        this.store = new SessionStore(redis);
+        this.store = new SessionStore(redis, (int) config.getLong(GearsConfig.STATE_DATABASE));
         this.executions = new Executions(config);
         int threads = (int) Math.max(1, config.getLong(GearsConfig.EXECUTION_THREADS));
         AtomicInteger n = new AtomicInteger();
@@ -302,6 +302,24 @@ public final class GearsEngine implements AutoCloseable {
         }
     }
 
+    /** After a FLUSHALL (which empties jgears' state database too): the live stored sessions are written again. */
+    public void storeSessionsAgain() {
+        int n = 0;
+        for (Session s : sessions.all()) {
+            if (s.persisted() && !s.isDead() && !s.isFreed()) {
+                try {
+                    store.save(s);
+                    n++;
+                } catch (RuntimeException e) {
+                    log.warn("could not store session {} again after FLUSHALL: {}", s.id(), e.getMessage());
+                }
+            }
+        }
+        if (n > 0) {
+            log.info("FLUSHALL: stored {} sessions again", n);
+        }
+    }
+
     private void sessionFreed(Session session) {
         // Freed because nothing holds it any more (not because jgears stops): it is not restored either,
         // unless a newer session owns its id now.
@@ -531,7 +549,7 @@ public final class GearsEngine implements AutoCloseable {
     public static RedisMessage resultsReply(Execution execution) {
         List<RedisMessage> results = new ArrayList<>(execution.results().size());
         for (Object r : execution.results()) {
-            results.add(Replies.of(r));
+            results.add(Replies.record(r));
         }
         List<RedisMessage> errors = new ArrayList<>(execution.errors().size());
         for (String e : execution.errors()) {
@@ -687,5 +705,6 @@ public final class GearsEngine implements AutoCloseable {
         timer.shutdownNow();
         pool.close();
         sessions.close();
+        store.close();
     }
 }

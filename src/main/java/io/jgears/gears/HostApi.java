@@ -164,13 +164,8 @@ public final class HostApi {
         }
     }
 
-    /** Why a command may not run from a script (reserved keys, connection state, ACL), or null. */
+    /** Why a command may not run from a script (connection state, ACL), or null. */
     private String refusal(String name, List<byte[]> command, String function) {
-        for (int i = 1; i < command.size(); i++) {
-            if (reserved(command.get(i))) {
-                return "ERR keys under " + Registrations.RESERVED_PREFIX + " are reserved for jgears";
-            }
-        }
         if (CONNECTION_STATE.contains(name)) {
             return "ERR " + name + " is not allowed in " + function + ": it would change the "
                     + "connection jgears shares between sessions (use atomic() for a transaction)";
@@ -332,11 +327,6 @@ public final class HostApi {
             }
         }
         return out;
-    }
-
-    private static boolean reserved(byte[] arg) {
-        byte[] p = Registrations.RESERVED_PREFIX.getBytes(StandardCharsets.US_ASCII);
-        return arg.length >= p.length && java.util.Arrays.equals(arg, 0, p.length, p, 0, p.length);
     }
 
     /** call_next(*args) in a command hook: the hooked command with these arguments, straight to Redis. */
@@ -644,6 +634,12 @@ public final class HostApi {
         }
         if (v.isNumber()) {
             return v.fitsInLong() ? (Object) v.asLong() : v.toString();
+        }
+        if (v.hasBufferElements()) {
+            // Python bytes (convertToStr=False, override_reply): sent as they are.
+            byte[] raw = new byte[(int) v.getBufferSize()];
+            v.readBuffer(0, raw, 0, raw.length);
+            return raw;
         }
         if (v.hasArrayElements()) {
             int n = (int) v.getArraySize();

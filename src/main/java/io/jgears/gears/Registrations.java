@@ -25,7 +25,6 @@ import java.util.concurrent.atomic.AtomicInteger;
  */
 public final class Registrations implements KeyEvents.Listener {
     private static final Logger log = LoggerFactory.getLogger(Registrations.class);
-    public static final String RESERVED_PREFIX = "{jgears}:";
     /** Events handed to Python in one crossing. */
     private static final int KEY_EVENT_BATCH = 256;
 
@@ -390,15 +389,13 @@ public final class Registrations implements KeyEvents.Listener {
 
     @Override
     public void onKeyEvent(String prefix, String event, byte[] key) {
-        if (startsWithReserved(key)) {
-            return;
-        }
         for (Registration r : keyRegistrationsByPrefix.getOrDefault(prefix, List.of())) {
             if (r.isPaused()) {
                 continue;
             }
             List<String> types = r.listArg("eventTypes");
-            if (types == null || types.contains(event)) {
+            // RedisGears matches eventTypes case-insensitively (['SET'] fires on set).
+            if (types == null || types.stream().anyMatch(event::equalsIgnoreCase)) {
                 r.received.incrementAndGet();
                 r.events.add(new Object[]{event, key});
                 if (r.draining.compareAndSet(false, true)) {
@@ -423,18 +420,6 @@ public final class Registrations implements KeyEvents.Listener {
         }
     }
 
-    private static boolean startsWithReserved(byte[] key) {
-        byte[] p = RESERVED_PREFIX.getBytes(StandardCharsets.US_ASCII);
-        if (key.length < p.length) {
-            return false;
-        }
-        for (int i = 0; i < p.length; i++) {
-            if (key[i] != p[i]) {
-                return false;
-            }
-        }
-        return true;
-    }
 
     /** Runs a key registration's queued events, a batch per call into Python, until the queue is empty. */
     private void drain(Registration r) {
@@ -651,16 +636,16 @@ public final class Registrations implements KeyEvents.Listener {
 
     private static RedisMessage commandReply(Execution e, HostApi.HookCall hook) {
         if (hook != null && hook.overridden()) {
-            return Replies.of(hook.override());
+            return Replies.record(hook.override());
         }
         if (!e.errors().isEmpty()) {
             return Replies.error(e.errors().getFirst());
         }
         if (hook != null && e.results().size() == 1) {
-            return Replies.of(e.results().getFirst());
+            return Replies.record(e.results().getFirst());
         }
         List<RedisMessage> out = new ArrayList<>(e.results().size());
-        e.results().forEach(x -> out.add(Replies.of(x)));
+        e.results().forEach(x -> out.add(Replies.record(x)));
         return Replies.array(out);
     }
 

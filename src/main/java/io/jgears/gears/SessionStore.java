@@ -1,54 +1,91 @@
 package io.jgears.gears;
 
 import io.jgears.redis.RedisBackend;
+import io.lettuce.core.api.StatefulRedisConnection;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Sessions that outlive their script (they hold registrations or time events) are stored in Redis under
- * the reserved prefix, so that jgears restores them when it starts: a hash per session (code,
- * description, created) and a sorted set of ids by creation time (restored in that order).
+ * Sessions that outlive their script (they hold registrations or time events) are stored in Redis, so
+ * that jgears restores them when it starts: a hash per session (code, description, created) and a sorted
+ * set of ids by creation time (restored in that order). They live in a database of their own
+ * ({@link GearsConfig#STATE_DATABASE}), never in the keyspace clients use: KEYS, SCAN, DBSIZE and KeysReader
+ * runs do not see them, and clients may use any key name. Redis persists that database with the rest
+ * (AOF/RDB). FLUSHALL empties it too: jgears writes its sessions back after a FLUSHALL it forwards.
  */
-final class SessionStore {
-    static final String INDEX = Registrations.RESERVED_PREFIX + "sessions";
-    static final String SESSION = Registrations.RESERVED_PREFIX + "session:";
+final class SessionStore implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(SessionStore.class);
+    /** Key names inside the state database; older jgears kept them in the clients' database (migrated). */
+    static final String INDEX = "{jgears}:sessions";
+    static final String SESSION = "{jgears}:session:";
 
     /** {@code user}: the ACL user name the session ran as (never its password), or null. */
     record Stored(String id, String code, String description, String user, boolean shared) {
     }
 
-    private final RedisBackend redis;
+    private final StatefulRedisConnection<byte[], byte[]> state;
 
-    SessionStore(RedisBackend redis) {
-        this.redis = redis;
+    SessionStore(RedisBackend redis, int database) {
+        if (database == redis.database()) {
+            throw new IllegalArgumentException(GearsConfig.STATE_DATABASE + " " + database
+                    + " is the database clients use: choose another one for jgears' state");
+        }
+        this.state = redis.connectDatabase(database);
+        migrateFrom(redis, database);
+    }
+
+    private Object run(String... args) {
+        List<byte[]> argv = new ArrayList<>(args.length);
+        for (String a : args) {
+            argv.add(a.getBytes(StandardCharsets.UTF_8));
+        }
+        return RedisBackend.dispatch(state, argv);
+    }
+
+    /** Sessions an older jgears stored among the clients' keys move to the state database (MOVE). */
+    private static void migrateFrom(RedisBackend redis, int database) {
+        List<?> ids;
+        try {
+            ids = (List<?>) redis.execute(List.of("ZRANGE".getBytes(), INDEX.getBytes(), "0".getBytes(), "-1".getBytes()));
+        } catch (RuntimeException e) {
+            return;  // a client's own key of that name (not a sorted set): nothing of jgears' to move
+        }
+        if (ids.isEmpty()) {
+            return;
+        }
+        String db = String.valueOf(database);
+        for (Object id : ids) {
+            redis.execute(List.of("MOVE".getBytes(), (SESSION + id).getBytes(StandardCharsets.UTF_8), db.getBytes()));
+        }
+        redis.execute(List.of("MOVE".getBytes(), INDEX.getBytes(), db.getBytes()));
+        log.info("moved {} stored sessions out of the clients' database into database {}", ids.size(), database);
     }
 
     void save(Session s) {
-        byte[] key = (SESSION + s.id()).getBytes(StandardCharsets.UTF_8);
-        redis.execute(List.of("HSET".getBytes(), key,
-                "code".getBytes(), s.code().getBytes(StandardCharsets.UTF_8),
-                "description".getBytes(), (s.description() == null ? "" : s.description()).getBytes(StandardCharsets.UTF_8),
-                "hasDescription".getBytes(), (s.description() == null ? "0" : "1").getBytes(),
-                "created".getBytes(), s.created().toString().getBytes(),
-                "user".getBytes(), (s.user() == null ? "" : s.user().name()).getBytes(StandardCharsets.UTF_8),
-                "isolation".getBytes(), (s.isShared() ? "shared" : "interpreter").getBytes()));
-        redis.execute(List.of("ZADD".getBytes(), INDEX.getBytes(), "NX".getBytes(),
-                String.valueOf(s.created().toEpochMilli()).getBytes(), s.id().getBytes(StandardCharsets.UTF_8)));
+        run("HSET", SESSION + s.id(),
+                "code", s.code(),
+                "description", s.description() == null ? "" : s.description(),
+                "hasDescription", s.description() == null ? "0" : "1",
+                "created", s.created().toString(),
+                "user", s.user() == null ? "" : s.user().name(),
+                "isolation", s.isShared() ? "shared" : "interpreter");
+        run("ZADD", INDEX, "NX", String.valueOf(s.created().toEpochMilli()), s.id());
     }
 
     void delete(String id) {
-        redis.execute(List.of("ZREM".getBytes(), INDEX.getBytes(), id.getBytes(StandardCharsets.UTF_8)));
-        redis.execute(List.of("DEL".getBytes(), (SESSION + id).getBytes(StandardCharsets.UTF_8)));
+        run("ZREM", INDEX, id);
+        run("DEL", SESSION + id);
     }
 
     List<Stored> loadAll() {
         List<Stored> out = new ArrayList<>();
-        for (Object id : (List<?>) redis.execute(List.of("ZRANGE".getBytes(), INDEX.getBytes(), "0".getBytes(), "-1".getBytes()))) {
+        for (Object id : (List<?>) run("ZRANGE", INDEX, "0", "-1")) {
             String sid = String.valueOf(id);
-            List<?> h = (List<?>) redis.execute(List.of("HMGET".getBytes(), (SESSION + sid).getBytes(StandardCharsets.UTF_8),
-                    "code".getBytes(), "description".getBytes(), "hasDescription".getBytes(), "user".getBytes(), "isolation".getBytes()));
+            List<?> h = (List<?>) run("HMGET", SESSION + sid, "code", "description", "hasDescription", "user", "isolation");
             if (h.get(0) == null) {
                 continue;
             }
@@ -57,5 +94,10 @@ final class SessionStore {
                     "shared".equals(String.valueOf(h.get(4)))));
         }
         return out;
+    }
+
+    @Override
+    public void close() {
+        state.close();
     }
 }

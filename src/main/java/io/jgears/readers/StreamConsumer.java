@@ -158,10 +158,7 @@ public final class StreamConsumer implements Runnable {
                     "TYPE".getBytes(), "stream".getBytes()));
             cursor = String.valueOf(r.get(0));
             for (Object k : (List<?>) r.get(1)) {
-                String key = String.valueOf(k);
-                if (!key.startsWith("{jgears}:")) {
-                    streams.add(key);
-                }
+                streams.add(String.valueOf(k));
             }
         } while (!cursor.equals("0"));
     }

@@ -96,6 +96,16 @@ public final class RedisBackend implements AutoCloseable {
         return client.connect(ByteArrayCodec.INSTANCE);
     }
 
+    /** A connection of its own to another database of the same Redis (jgears' own state, see SessionStore). */
+    public StatefulRedisConnection<byte[], byte[]> connectDatabase(int database) {
+        return client.connect(ByteArrayCodec.INSTANCE, RedisURI.builder(uri).withDatabase(database).build());
+    }
+
+    /** The database clients use (the one in jgears' Redis URL). */
+    public int database() {
+        return uri.getDatabase();
+    }
+
     /** A connection of its own authenticated as {@code user} (jgears' own when null or without password). */
     public StatefulRedisConnection<byte[], byte[]> connectDedicated(RedisUser user) {
         if (!needsOwnConnection(user)) {

@@ -134,9 +134,6 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
                 return;
             }
             runLocal(() -> local.execute(info, args));
-        } else if (reservesKey(command)) {
-            command.release();
-            reply(Replies.error("ERR keys under " + RESERVED_PREFIX + " are reserved for jgears"));
         } else if (info.authenticated() && local.hooks(name)) {
             // A command hook registration may answer this command instead of Redis.
             List<byte[]> args = argsOf(command);
@@ -150,22 +147,6 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
         } else {
             forward(command, name);
         }
-    }
-
-    private static final String RESERVED_PREFIX = "{jgears}:";
-    private static final byte[] RESERVED = RESERVED_PREFIX.getBytes(StandardCharsets.US_ASCII);
-
-    /** jgears stores sessions under {jgears}: in Redis; clients may not touch them through jgears. */
-    private static boolean reservesKey(ArrayRedisMessage command) {
-        List<RedisMessage> children = command.children();
-        for (int i = 1; i < children.size(); i++) {
-            ByteBuf arg = ((FullBulkStringRedisMessage) children.get(i)).content();
-            if (arg.readableBytes() >= RESERVED.length && arg.getByte(arg.readerIndex()) == '{'
-                    && ByteBufUtil.equals(arg, arg.readerIndex(), Unpooled.wrappedBuffer(RESERVED), 0, RESERVED.length)) {
-                return true;
-            }
-        }
-        return false;
     }
 
     private static List<byte[]> argsOf(ArrayRedisMessage command) {
@@ -193,7 +174,7 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
     private void forward(ArrayRedisMessage command, String name) {
         if (expectsReply(name, command)) {
             Slot slot = new Slot();
-            slot.onReply = authWatcher(name, command);
+            slot.onReply = name.equals("FLUSHALL") ? flushWatcher() : authWatcher(name, command);
             queue.add(slot);
             awaiting.add(slot);
         }
@@ -210,6 +191,15 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
         if (!connecting) {
             connectUpstream();
         }
+    }
+
+    /** FLUSHALL: once Redis has done it (not just queued it in MULTI), jgears stores its state again. */
+    private java.util.function.Consumer<ByteBuf> flushWatcher() {
+        return frame -> {
+            if (frame.readableBytes() == 5 && frame.toString(StandardCharsets.US_ASCII).equals("+OK\r\n")) {
+                local.afterFlushAll();
+            }
+        };
     }
 
     /**

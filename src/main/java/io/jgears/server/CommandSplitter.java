@@ -15,7 +15,7 @@ import java.util.Set;
  * The fast path of forwarding: cuts a client's byte stream into whole command frames and lets those that
  * jgears only forwards go to Redis as they arrived, as one {@link Raw} slice each, with no decoding into
  * messages and encoding back. Everything else (RG.* commands, hooked commands, commands whose replies or
- * arguments jgears watches, {jgears}: keys) goes down the pipeline as bytes to the full RESP decoder, in
+ * arguments jgears watches) goes down the pipeline as bytes to the full RESP decoder, in
  * order. Anything unusual (inline commands, non-bulk arguments, sizes over the limits) switches the
  * connection to the full decoder for good, which then answers as it always did.
  */
@@ -26,9 +26,7 @@ final class CommandSplitter extends ByteToMessageDecoder {
 
     /** Commands whose replies or arguments ClientHandler must see (auth, reply modes, subscriptions). */
     private static final Set<String> WATCHED = Set.of("QUIT", "AUTH", "HELLO", "CLIENT", "RESET", "SUBSCRIBE",
-            "PSUBSCRIBE", "SSUBSCRIBE", "MONITOR");
-    private static final ByteBuf RESERVED = Unpooled.unreleasableBuffer(
-            Unpooled.wrappedBuffer("{jgears}:".getBytes(StandardCharsets.US_ASCII)));
+            "PSUBSCRIBE", "SSUBSCRIBE", "MONITOR", "FLUSHALL");
     private static final int INCOMPLETE = -1;
     private static final int MALFORMED = -2;
 
@@ -113,8 +111,7 @@ final class CommandSplitter extends ByteToMessageDecoder {
             return false;
         }
         String name = in.toString(nameStart, nameLength, StandardCharsets.US_ASCII).toUpperCase(Locale.ROOT);
-        return !WATCHED.contains(name) && !local.handles(name) && !local.hooks(name)
-                && ByteBufUtil.indexOf(RESERVED, frame) < 0;
+        return !WATCHED.contains(name) && !local.handles(name) && !local.hooks(name);
     }
 
     /** The decimal number at {@code at} up to CRLF, or INCOMPLETE / MALFORMED; sets {@link #numberEnd}. */

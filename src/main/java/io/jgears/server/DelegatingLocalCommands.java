@@ -40,4 +40,9 @@ public abstract class DelegatingLocalCommands implements LocalCommands {
     public CompletableFuture<Void> afterForwardedReply() {
         return next.afterForwardedReply();
     }
+
+    @Override
+    public void afterFlushAll() {
+        next.afterFlushAll();
+    }
 }

@@ -33,4 +33,8 @@ public interface LocalCommands {
     default CompletableFuture<Void> afterForwardedReply() {
         return null;
     }
+
+    /** Called when Redis accepted a forwarded FLUSHALL (which also empties jgears' state database). */
+    default void afterFlushAll() {
+    }
 }

@@ -46,6 +46,30 @@ public final class Replies {
     }
 
     /**
+     * A record of an execution as RedisGears replies with it: a string longer than one character that
+     * starts with '+' or '-' is a status or error reply (without that character), a list an array of
+     * records, anything else as {@link #of}.
+     */
+    public static RedisMessage record(Object value) {
+        if (value instanceof String s && s.length() > 1) {
+            if (s.charAt(0) == '+') {
+                return simple(s.substring(1));
+            }
+            if (s.charAt(0) == '-') {
+                return error(s.substring(1));
+            }
+        }
+        if (value instanceof List<?> list) {
+            List<RedisMessage> children = new ArrayList<>(list.size());
+            for (Object o : list) {
+                children.add(record(o));
+            }
+            return array(children);
+        }
+        return of(value);
+    }
+
+    /**
      * Converts plain Java values (String, Number, Boolean, List, Map, null, RedisMessage) into a reply:
      * strings are bulk strings, integers are integers, lists arrays, maps flat key/value arrays.
      */

@@ -336,18 +336,20 @@ def _keys_records(pattern, no_scan, read_value, keys_only, count=_READ_BATCH):
         keys, key_lens, types, values, value_lens = batch
         ks = _split_lens(keys, key_lens)
         if keys_only:
+            ts = types.split(',')
+            for i in range(len(ks)):
+                if ts[i] != 'none':  # noScan on a missing key: RedisGears checks EXISTS first
+                    yield ks[i]
+        elif not read_value:
+            # RedisGears' records without the value have no type either.
             for key in ks:
-                yield key
+                yield {'event': None, 'key': key}
         else:
             ts = types.split(',')
-            if not with_values:
-                for i in range(len(ks)):
-                    yield {'event': None, 'key': ks[i], 'type': ts[i]}
-            else:
-                vs = _split_lens(values, value_lens) if value_lens is not None else [_to_py(v) for v in values]
-                for i in range(len(ks)):
-                    t = ts[i]
-                    yield {'event': None, 'key': ks[i], 'type': t, 'value': _value_of(t, vs[i])}
+            vs = _split_lens(values, value_lens) if value_lens is not None else [_to_py(v) for v in values]
+            for i in range(len(ks)):
+                t = ts[i]
+                yield {'event': None, 'key': ks[i], 'type': _rg_type(t), 'value': _value_of(t, vs[i])}
 
 
 class _ReaderError(Exception):
@@ -398,21 +400,25 @@ def _scanned_keys(pattern, count):
 
 
 def _value_of(t, raw):
+    """A KeysReader record's value, as RedisGears reads it: only strings, hashes and lists have one."""
     if t == 'string' or raw is None:
         return raw
     if t == 'hash':
         it = iter(raw)
         return dict(zip(it, it))
-    if t == 'zset':
-        it = iter(raw)
-        return [(m, float(s)) for m, s in zip(it, it)]
-    if t == 'stream':
-        out = []
-        for entry in raw:
-            it = iter(entry[1])
-            out.append({'id': entry[0], 'value': dict(zip(it, it))})
-        return out
-    return [x for x in raw]
+    if t == 'list':
+        return [x for x in raw]
+    return None
+
+
+# Redis' TYPE names as RedisGears' KeysReader reports them: a missing key is 'empty', a stream 'unknown',
+# any module type 'module'.
+_RG_TYPES = {'string': 'string', 'hash': 'hash', 'list': 'list', 'set': 'set', 'zset': 'zset',
+             'none': 'empty', 'stream': 'unknown', 'denied': 'denied'}
+
+
+def _rg_type(t):
+    return _RG_TYPES.get(t, 'module')
 
 
 def _stream_records(stream, from_id):
@@ -476,6 +482,10 @@ class GearsBuilder(object):
 
     def aggregateby(self, extractor, zero, seqOp, combOp):
         return self._add('aggregateby', extractor, zero, seqOp, combOp)
+
+    def __localAggregateby__(self, extractor, zero, aggregator):
+        # RedisGears' building block of aggregateby: group and aggregate on this shard, no combine step.
+        return self._add('aggregateby', extractor, zero, aggregator, None, 'local')
 
     def repartition(self, *args):
         return self._add('repartition', *_step_functions('repartition', args))
@@ -721,7 +731,7 @@ def _records(reader, arg, kwargs):
         read_value = bool(kwargs.get('readValue', True))
         return _keys_records(str(arg), no_scan, read_value, False)
     if reader == 'ShardsIDReader':
-        return iter([SHARD_ID])
+        return iter(['1'])  # RedisGears outside a cluster: the one shard is '1'
     if reader == 'PythonReader':
         if not callable(arg):
             raise Exception('PythonReader needs a callable (a generator function) as the run() argument')
@@ -813,8 +823,9 @@ def _flatmap(step, records, errors):
                 errors.append(w.error)
                 continue
             out = w.value
-        if isinstance(out, (list, tuple)):
-            for x in out:
+        if type(out) is list:
+            # RedisGears flattens only a list, and gives its items last first.
+            for x in reversed(out):
                 yield x
         else:
             yield out
@@ -887,7 +898,7 @@ def _groupby(step, records, errors):
             yield r
             continue
         try:
-            k = extractor(r)
+            k = _group_key(extractor(r))
             groups[k] = reducer(k, groups.get(k), r)
         except Exception as e:
             errors.append(_format_exception(e))
@@ -903,7 +914,7 @@ def _batchgroupby(step, records, errors):
             yield r
             continue
         try:
-            groups.setdefault(extractor(r), []).append(r)
+            groups.setdefault(_group_key(extractor(r)), []).append(r)
         except Exception as e:
             errors.append(_format_exception(e))
     for k, rs in groups.items():
@@ -913,27 +924,42 @@ def _batchgroupby(step, records, errors):
             errors.append(_format_exception(e))
 
 
-def _aggregate(step, records, errors):
+def _group_key(k):
+    """RedisGears' group keys are strings: an extractor's non-str result becomes its repr()."""
+    return k if type(k) is str else repr(k)
+
+
+def _or_zero(a, zero):
+    """RedisGears' aggregate operations start from zero whenever the accumulator is falsy (not just None)."""
+    if a:
+        return a
     import copy
+    return copy.deepcopy(zero)
+
+
+def _aggregate(step, records, errors):
     zero, seq, comb = step[1], step[2], step[3]
-    local = copy.deepcopy(zero)
+    local = None
+    seen = False
     for r in records:
         if r.__class__ is _Wait:
             yield r
             continue
         try:
-            local = seq(local, r)
+            local = seq(_or_zero(local, zero), r)
+            seen = True
         except Exception as e:
             errors.append(_format_exception(e))
+    if not seen:
+        return  # as in RedisGears: no record in, no result (not zero)
     # The shards' partial results are combined; on one shard that is one combine with zero.
     try:
-        yield comb(copy.deepcopy(zero), local)
+        yield comb(_or_zero(None, zero), local)
     except Exception as e:
         errors.append(_format_exception(e))
 
 
 def _aggregateby(step, records, errors):
-    import copy
     extractor, zero, seq, comb = step[1], step[2], step[3], step[4]
     groups = {}
     for r in records:
@@ -941,14 +967,18 @@ def _aggregateby(step, records, errors):
             yield r
             continue
         try:
-            k = extractor(r)
-            a = groups[k] if k in groups else copy.deepcopy(zero)
-            groups[k] = seq(k, a, r)
+            k = _group_key(extractor(r))
+            groups[k] = seq(k, _or_zero(groups.get(k), zero), r)
         except Exception as e:
             errors.append(_format_exception(e))
+    if len(step) > 5 and step[5] == 'local':
+        # __localAggregateby__: this shard's groups only, without the combine.
+        for k, local in groups.items():
+            yield {'key': k, 'value': local}
+        return
     for k, local in groups.items():
         try:
-            yield {'key': k, 'value': comb(k, copy.deepcopy(zero), local)}
+            yield {'key': k, 'value': comb(k, _or_zero(None, zero), local)}
         except Exception as e:
             errors.append(_format_exception(e))
 
@@ -1027,7 +1057,8 @@ def _count(step, records, errors):
             yield r
             continue
         n += 1
-    yield n
+    if n:
+        yield n  # as in RedisGears: no record in, no count
 
 
 def _countby(step, records, errors):
@@ -1038,7 +1069,7 @@ def _countby(step, records, errors):
             yield r
             continue
         try:
-            k = extractor(r)
+            k = _group_key(extractor(r))
             counts[k] = counts.get(k, 0) + 1
         except Exception as e:
             errors.append(_format_exception(e))
@@ -1072,6 +1103,114 @@ _STEP = {
 }
 
 
+# ---------------------------------------------------------------- RG.PYPROFILE
+# With ProfileExecutions, RedisGears runs each step function of a session's executions under that
+# session's cProfile profiler, and RG.PYPROFILE STATS prints it with pstats. GraalPy's cProfile records
+# nothing, so jgears gathers the same figures with sys.setprofile and hands them to pstats in cProfile's
+# format. One profile per context: a shared-isolation context's sessions share one.
+
+class _Profile(object):
+    """Call counts and times of the functions run while enabled, per (file, line, name), as pstats reads
+    them from cProfile: stats[func] = (primitive calls, calls, own time, cumulative time, callers)."""
+
+    def __init__(self):
+        self.data = {}
+        self.stats = {}
+        self._stacks = {}
+
+    def enable(self):
+        sys.setprofile(self._event)
+
+    def disable(self):
+        sys.setprofile(None)
+        self._stacks.pop(_thread_id(), None)
+
+    def _event(self, frame, event, arg):
+        if event == 'call':
+            code = frame.f_code
+            self._stacks.setdefault(_thread_id(), []).append(
+                [(code.co_filename, code.co_firstlineno, code.co_name), time.perf_counter(), 0.0])
+        elif event == 'return':
+            stack = self._stacks.get(_thread_id())
+            if not stack:
+                return
+            func, start, inner = stack.pop()
+            total = time.perf_counter() - start
+            recursive = False
+            for f in stack:
+                if f[0] == func:
+                    recursive = True
+                    break
+            d = self.data.get(func)
+            if d is None:
+                d = self.data[func] = [0, 0, 0.0, 0.0, {}]
+            d[1] += 1
+            d[2] += total - inner
+            if not recursive:
+                d[0] += 1
+                d[3] += total
+            if stack:
+                caller = stack[-1]
+                caller[2] += total
+                c = d[4].get(caller[0])
+                if c is None:
+                    c = d[4][caller[0]] = [0, 0, 0.0, 0.0]
+                c[0] += 1
+                c[1] += 0 if recursive else 1
+                c[2] += total - inner
+                c[3] += total
+
+    def create_stats(self):
+        self.stats = {}
+        for func, d in self.data.items():
+            self.stats[func] = (d[0], d[1], d[2], d[3], {c: tuple(v) for c, v in d[4].items()})
+
+
+def _thread_id():
+    import _thread
+    return _thread.get_ident()
+
+
+_profile = _Profile()
+
+
+def _profiled(fn):
+    def profiled(*args):
+        p = _profile
+        p.enable()
+        try:
+            return fn(*args)
+        finally:
+            p.disable()
+    return profiled
+
+
+def _profiled_steps(steps):
+    return [(step[0],) + tuple(_profiled(x) if callable(x) else x for x in step[1:]) for step in steps]
+
+
+def _profile_stats():
+    """RG.PYPROFILE STATS: pstats' report (stats, callers, callees) by internal time, as RedisGears
+    prints it (its order argument never takes effect); [False, error] when nothing was profiled."""
+    import io
+    import pstats
+    try:
+        out = io.StringIO()
+        ps = pstats.Stats(_profile, stream=out)
+        ps.sort_stats('tottime')
+        ps.print_stats()
+        ps.print_callers()
+        ps.print_callees()
+        return [True, out.getvalue()]
+    except Exception as e:
+        return [False, _format_exception(e)]
+
+
+def _profile_reset():
+    global _profile
+    _profile = _Profile()
+
+
 class _Run(object):
     """One execution in progress: its record iterator, what it gathered, and what it waits on."""
     __slots__ = ('eid', 'records', 'results', 'errors', 'convert', 'prof', 'waiting', 'done')
@@ -1095,6 +1234,8 @@ def _start(eid, steps, convert, profile, done, records_of, *args):
     run.errors = []
     run.convert = convert
     run.prof = [0] * (len(steps) + 1) if profile else None
+    if profile:
+        steps = _profiled_steps(steps)  # RG.PYPROFILE: the step functions' calls, as cProfile would count them
     run.waiting = None
     run.done = done
     try:
@@ -1250,11 +1391,12 @@ def _trigger_keys(rid, ids, events, keys, key_lens, types, values, value_lens, h
             break  # unregistered meanwhile: the rest of the batch never runs (jgears ends them)
         if keys_only:
             record = ks[i]
+        elif vs is None:
+            record = {'event': evs[i], 'key': ks[i]}  # readValue=False: RedisGears gives no type either
         else:
             t = ts[i]
-            record = {'event': evs[i], 'key': ks[i], 'type': t}
-            if vs is not None:
-                record['value'] = _value_of(t, vs[i] if value_lens is not None else _to_py(vs[i]))
+            record = {'event': evs[i], 'key': ks[i], 'type': _rg_type(t),
+                      'value': _value_of(t, vs[i] if value_lens is not None else _to_py(vs[i]))}
         _start(eids[i], steps, convert, profile, done, iter, (record,))
         started += 1
         if len(done) >= _FLUSH_EVERY:
@@ -1285,10 +1427,9 @@ def _flush_done(done):
 def _event_records(reader, data):
     if reader == 'KeysReader':
         event, key, t, raw, has_value = data[0], data[1], data[2], data[3], data[4]
-        r = {'event': event, 'key': key, 'type': t}
-        if has_value:
-            r['value'] = _value_of(t, raw)
-        return [r]
+        if not has_value:
+            return [{'event': event, 'key': key}]
+        return [{'event': event, 'key': key, 'type': _rg_type(t), 'value': _value_of(t, raw)}]
     if reader == 'KeysOnlyReader':
         return [data[1]]
     if reader == 'StreamReader':
@@ -1487,19 +1628,17 @@ def _safe_repr(x):
 
 
 def _plain(r):
-    """convertToStr=False: str, int, float, None, lists and dicts go as RESP values; others as str()."""
+    """convertToStr=False, as RedisGears replies with a record: str (a '+'/'-' prefix makes a status or
+    error reply, see the host), int and bool as integers, float as '%f' text, bytes as they are, list as
+    an array; anything else (None, dict, tuple, set, bytearray) is the text 'PY RECORD'."""
     t = type(r)
-    if t is str or t is int or t is float or r is None or t is bool:
+    if t is str or t is int or t is bool or t is bytes:
         return r
-    if t is list or t is tuple:
+    if t is float:
+        return '%f' % r
+    if t is list:
         return [_plain(x) for x in r]
-    if t is dict:
-        out = []
-        for k, v in r.items():
-            out.append(str(k))
-            out.append(_plain(v))
-        return out
-    return str(r)
+    return 'PY RECORD'
 
 
 def _run_pending(eid):

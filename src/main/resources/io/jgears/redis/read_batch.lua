@@ -1,5 +1,6 @@
 -- One KeysReader batch: ARGV = mode ('scan'|'key'|'keys'), cursor, pattern, readValue ('1'|'0'), count,
--- then for 'keys' the keys to read (key events: a missing key is kept, as type 'none').
+-- then for 'keys' the keys to read (key events: a missing key is kept, as type 'none'; so is the one key
+-- of 'key' mode, noScan, which RedisGears reports as a record of type 'empty').
 -- Returns {next_cursor, key1, type1, value1, key2, ...}; the value is left out when readValue is '0'.
 local mode, cursor, pattern, read_value, count = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1', ARGV[5]
 local keys
@@ -12,13 +13,13 @@ elseif mode == 'keys' then
 else
   cursor, keys = '0', {pattern}
 end
-local keep_missing = mode == 'keys'
+local keep_missing = mode == 'keys' or mode == 'key'
 local out = {cursor}
 for _, k in ipairs(keys) do
   -- The caller's ACL user may not read every key: those are left out (a key event gets type 'denied').
   local t
   if redis.acl_check_cmd('GET', k) then t = redis.call('TYPE', k)['ok'] else t = 'denied' end
-  if (t ~= 'none' and t ~= 'denied') or keep_missing then
+  if (t ~= 'none' and t ~= 'denied') or (keep_missing and (mode == 'keys' or t == 'none')) then
     out[#out + 1] = k
     out[#out + 1] = t
     if read_value then
@@ -26,11 +27,7 @@ for _, k in ipairs(keys) do
       if t == 'string' then v = redis.call('GET', k)
       elseif t == 'hash' then v = redis.call('HGETALL', k)
       elseif t == 'list' then v = redis.call('LRANGE', k, 0, -1)
-      elseif t == 'set' then v = redis.call('SMEMBERS', k)
-      elseif t == 'zset' then v = redis.call('ZRANGE', k, 0, -1, 'WITHSCORES')
-      elseif t == 'stream' then v = redis.call('XRANGE', k, '-', '+')
-      elseif t == 'none' or t == 'denied' then v = false
-      else v = false end
+      else v = false end  -- as in RedisGears: sets, zsets, streams and module types have no value
       out[#out + 1] = v
     end
   end
