@@ -107,6 +107,8 @@ public final class StreamConsumer {
     /** Notifications whose handling is done once no execution is queued or running (sync mode). */
     private final List<Runnable> idleWaiters = new ArrayList<>();
     private StatefulRedisConnection<byte[], byte[]> conn;
+    /** The worker thread's connection (reads run there while the control thread acknowledges). */
+    private StatefulRedisConnection<byte[], byte[]> readConn;
 
     public StreamConsumer(RedisBackend redis, io.jgears.redis.RedisUser user, Settings settings, Host host,
                           ScheduledExecutorService timers, String name) {
@@ -189,9 +191,21 @@ public final class StreamConsumer {
             status = Status.UNREGISTERED;
             forgetStreams();
             releaseIdleWaiters();
+            close(conn);
         });
         control.shutdown();
+        try {
+            worker.execute(() -> close(readConn));  // after the running execution, if any
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+            // already stopped
+        }
         worker.shutdown();
+    }
+
+    private static void close(StatefulRedisConnection<byte[], byte[]> c) {
+        if (c != null) {
+            c.closeAsync();
+        }
     }
 
     private void post(Runnable task) {
@@ -504,9 +518,10 @@ public final class StreamConsumer {
     private void runJob(Job job) {
         List<String> ids = new ArrayList<>();
         Outcome outcome;
-        StatefulRedisConnection<byte[], byte[]> readConn = null;
         try {
-            readConn = redis.connectDedicated(user);
+            if (readConn == null || !readConn.isOpen()) {
+                readConn = redis.connectDedicated(user);
+            }
             List<Object[]> entries = read(readConn, job);
             List<Object[]> live = new ArrayList<>(entries.size());
             for (Object[] e : entries) {
@@ -520,10 +535,6 @@ public final class StreamConsumer {
             log.warn("stream reader {}: a batch of {} failed: {}", settings.group(), job.stream().name, e.getMessage());
             host.abortNotStarted(job.execution());
             outcome = new Outcome(true, null);
-        } finally {
-            if (readConn != null) {
-                readConn.closeAsync();
-            }
         }
         Outcome result = outcome;
         post(() -> done(job, ids, result));
