@@ -132,13 +132,8 @@ class SessionLifecycleTest extends GearsTestBase {
 
     @Test
     void timeEventBadInputIsAClearError() {
-<<<<<<< HEAD
-        assertTrue(pyError("registerTE(-5, lambda: None)").contains("positive number of milliseconds"));
-        assertTrue(pyError("registerTE(10, 'not callable')").contains("callback must be a function"));
-=======
         assertTrue(pyError("registerTimer(-5, lambda: None)").contains("positive number of milliseconds"));
         assertTrue(pyError("registerTimer(10, 'not callable')").contains("callback must be callable"));
->>>>>>> 2e8047e (StreamReader as RedisGears 1.2: XADD-driven triggers with per-stream counts, one execution at a time per registration, pending read on first sight of a stream, pause/unpause by registration id (Reader X does not support pause), PAUSE errors, abort of not-started executions, no triggers on a replica, lag fields, lastError nil, sync mode before the XADD's reply; redisgears module as a global; registerTE in RedisGears' form (seconds, key-backed) and registerTimer for jgears' millisecond timers; flat_error; fromId exclusive; KeysReader readValue=False records)
         assertEquals("OK", py("assert unregisterTE('te-999999') is False"));
         assertEquals("time event does not exist", error("RG.UNREGISTERTE", "nosuch"));
         assertTrue(error("RG.UNREGISTERTE").contains("wrong number of arguments"));
