@@ -559,10 +559,6 @@ class GearsBuilder(object):
         reader = self.reader
         if mode not in ('async', 'async_local', 'sync'):
             raise ValueError("register: mode must be 'async', 'async_local' or 'sync'")
-        if 'regex' in kwargs:
-            # RedisGears' deprecated name for prefix: it wins over prefix=.
-            log('GEARS: Using regex argument with register is deprecated and missleading, use prefix instead.', level='warning')
-            prefix = kwargs.pop('regex')
         if reader in ('KeysReader', 'KeysOnlyReader'):
             args = ['prefix', str(prefix), 'eventTypes', _str_list(eventTypes, 'eventTypes'),
                     'keyTypes', _str_list(keyTypes, 'keyTypes'), 'readValue', bool(readValue),
@@ -760,10 +756,7 @@ def _records(reader, arg, kwargs):
             raise Exception('PythonReader needs a callable (a generator function) as the run() argument')
         return iter(arg())
     if reader == 'StreamReader':
-        from_id = kwargs.get('fromId', '0-0')
-        if type(from_id) is not str:
-            raise GearsError('fromId argument must be a string')
-        return _reader_errors_plain(_stream_records(str(arg), from_id))
+        return _reader_errors_plain(_stream_records(str(arg), kwargs.get('fromId', '0-0')))
     raise Exception('Unknown reader: %s' % (reader,))
 
 
