@@ -28,7 +28,7 @@ class IsolationTest extends GearsTestBase {
                 class Thing:
                     who = '%1$s'
                 secret = '%1$s-secret'
-                te = registerTE(3600000, lambda: None)
+                te = registerTimer(3600000, lambda: None)
                 def probe(args):
                     global draws
                     r = random.Random(%2$d)

@@ -291,15 +291,15 @@ class RegistrationsTest extends GearsTestBase {
         py("GB().foreach(lambda r: execute('INCR', 'pa:n')).register(prefix='pa:k:*')", "ID", "pa");
         direct().set("pa:k:1", "x");
         await("one", () -> "1".equals(direct().get("pa:n")));
-        assertEquals("OK", call("RG.PAUSEREGISTRATIONS", "pa"));
+        assertEquals("OK", call("RG.PAUSEREGISTRATIONS", "SESSIONS", "pa"));
         assertEquals("paused", registrationData("pa").get("status"));
         direct().set("pa:k:2", "x");
         Thread.sleep(200);
         assertEquals("1", direct().get("pa:n"), "paused: no execution");
-        assertEquals("OK", call("RG.UNPAUSEREGISTRATIONS", "pa"));
+        assertEquals("OK", call("RG.UNPAUSEREGISTRATIONS", "SESSIONS", "pa"));
         direct().set("pa:k:3", "x");
         await("two", () -> "2".equals(direct().get("pa:n")));
-        assertTrue(error("RG.PAUSEREGISTRATIONS", "nosuch").contains("does not exist"));
+        assertTrue(error("RG.PAUSEREGISTRATIONS", "SESSIONS", "nosuch").contains("does not exist"));
         assertTrue(error("RG.PAUSEREGISTRATIONS").contains("wrong number of arguments"));
         unregisterAll("pa");
     }
@@ -337,7 +337,7 @@ class RegistrationsTest extends GearsTestBase {
         // abort: the registration stops and the entries stay pending.
         py("GB('StreamReader').map(lambda r: 1 / 0).register(prefix='sp:a', onFailedPolicy='abort', trimStream=False)", "ID", "spa");
         direct().xadd("sp:a", Map.of("f", "v"));
-        await("aborted", () -> "aborted".equals(registrationData("spa").get("status")));
+        await("aborted", () -> "ABORTED".equals(registrationData("spa").get("status")));
         String agroup = (String) pairs((List<?>) registrationData("spa").get("args")).get("consumerGroup");
         assertEquals(1L, direct().xpending("sp:a", agroup).getCount(), "left pending");
         // retry: the same batch runs again until it succeeds.

@@ -89,7 +89,7 @@ class RestartTest {
                 assertEquals("OK", pyexecute(j, "GB().foreach(lambda r: execute('INCR', 'v1seen')).register(prefix='user:*')", "ID", "keys"));
                 assertEquals("OK", pyexecute(j, "GB().foreach(lambda r: execute('INCR', 'v2seen')).register(prefix='user:*')",
                         "ID", "keys", "DESCRIPTION", "second version", "UPGRADE"));
-                assertEquals("OK", pyexecute(j, "registerTE(50, lambda: execute('INCR', 'ticks'))", "ID", "ticker"));
+                assertEquals("OK", pyexecute(j, "registerTimer(50, lambda: execute('INCR', 'ticks'))", "ID", "ticker"));
             }
             jg.shutdown();
             List<String> ids = new ArrayList<>();

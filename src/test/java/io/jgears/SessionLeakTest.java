@@ -78,7 +78,7 @@ class SessionLeakTest extends GearsTestBase {
                 TestServer.call(conn, "RG.GETRESULTSBLOCKING", eid);
                 TestServer.call(conn, "RG.DROPEXECUTION", eid);
             }
-            case 2 -> TestServer.call(conn, "RG.PYEXECUTE", "registerTE(1, lambda: None, oneshot=True)");
+            case 2 -> TestServer.call(conn, "RG.PYEXECUTE", "registerTimer(1, lambda: None, oneshot=True)");
             default -> TestServer.call(conn, "RG.PYEXECUTE", "x = [str(n) for n in range(1000)]", "ID", "leak-" + i);
         }
     }

@@ -73,7 +73,7 @@ class SessionLifecycleTest extends GearsTestBase {
             // While the script loads it holds a reference, and so does each thing it has made so far.
             CompletableFuture<Object> loading = CompletableFuture.supplyAsync(() -> TestServer.call(other,
                     "RG.PYEXECUTE", "import time\n"
-                            + "te = registerTE(3600000, lambda: None, desc='hourly')\n"
+                            + "te = registerTimer(3600000, lambda: None, desc='hourly')\n"
                             + "GB('ShardsIDReader').map(lambda x: 'v').run()\n"
                             + "time.sleep(1.5)",
                     "ID", "rc", "DESCRIPTION", "refcount walk", "UNBLOCKING"));
@@ -109,9 +109,9 @@ class SessionLifecycleTest extends GearsTestBase {
                         + "    execute('SET', 'te:n', state['n'])\n"
                         + "    if state['n'] == 3:\n"
                         + "        unregisterTE(me)\n"
-                        + "me = registerTE(20, tick, desc='counter')\n"
-                        + "registerTE(10, lambda: execute('INCR', 'te:once'), oneshot=True)\n"
-                        + "registerTE(15, lambda: 1 / 0, desc='broken')",
+                        + "me = registerTimer(20, tick, desc='counter')\n"
+                        + "registerTimer(10, lambda: execute('INCR', 'te:once'), oneshot=True)\n"
+                        + "registerTimer(15, lambda: 1 / 0, desc='broken')",
                 "ID", "tes");
         await("three ticks", () -> "3".equals(direct("te:n")));
         await("the one shot", () -> "1".equals(direct("te:once")));
@@ -132,8 +132,8 @@ class SessionLifecycleTest extends GearsTestBase {
 
     @Test
     void timeEventBadInputIsAClearError() {
-        assertTrue(pyError("registerTE(-5, lambda: None)").contains("positive number of milliseconds"));
-        assertTrue(pyError("registerTE(10, 'not callable')").contains("callback must be a function"));
+        assertTrue(pyError("registerTimer(-5, lambda: None)").contains("positive number of milliseconds"));
+        assertTrue(pyError("registerTimer(10, 'not callable')").contains("callback must be callable"));
         assertEquals("OK", py("assert unregisterTE('te-999999') is False"));
         assertEquals("time event does not exist", error("RG.UNREGISTERTE", "nosuch"));
         assertTrue(error("RG.UNREGISTERTE").contains("wrong number of arguments"));
@@ -143,7 +143,7 @@ class SessionLifecycleTest extends GearsTestBase {
     @Test
     void aFailedScriptLeavesNoTimeEventBehind() throws Exception {
         long before = ((List<?>) call("RG.DUMPTIMEEVENTS")).size();
-        pyError("registerTE(10, lambda: execute('INCR', 'te:ghost'))\nraise Exception('no')", "ID", "failing");
+        pyError("registerTimer(10, lambda: execute('INCR', 'te:ghost'))\nraise Exception('no')", "ID", "failing");
         assertNull(session("failing"));
         assertEquals(before, ((List<?>) call("RG.DUMPTIMEEVENTS")).size());
     }
@@ -151,21 +151,21 @@ class SessionLifecycleTest extends GearsTestBase {
     @Test
     void upgradeReplacesTheSessionOnlyWhenTheNewCodeLoads() throws Exception {
         TestServer.redisDirect().del("up:v");
-        py("registerTE(20, lambda: execute('SET', 'up:v', 'v1'))", "ID", "up", "DESCRIPTION", "first");
+        py("registerTimer(20, lambda: execute('SET', 'up:v', 'v1'))", "ID", "up", "DESCRIPTION", "first");
         await("v1 ticking", () -> "v1".equals(direct("up:v")));
         Session v1 = TestServer.get().engine().sessions().get("up");
 
         // Same id without UPGRADE: an error, nothing changes.
         assertEquals("Session up already exists", pyError("x = 1", "ID", "up"));
         // A failing upgrade leaves the old session fully working.
-        String e = pyError("registerTE(20, lambda: execute('SET', 'up:v', 'bad'))\nraise Exception('broken v2')", "ID", "up", "UPGRADE");
+        String e = pyError("registerTimer(20, lambda: execute('SET', 'up:v', 'bad'))\nraise Exception('broken v2')", "ID", "up", "UPGRADE");
         assertTrue(e.contains("broken v2"), e);
         assertEquals("1 [time_event, 1]", refs("up"));
         TestServer.redisDirect().del("up:v");
         await("v1 still ticking", () -> "v1".equals(direct("up:v")));
 
         // A good upgrade: the new session owns the id, the old one's time event ends and it is freed.
-        assertEquals("OK", py("registerTE(20, lambda: execute('SET', 'up:v', 'v2'))", "ID", "up", "DESCRIPTION", "second", "UPGRADE"));
+        assertEquals("OK", py("registerTimer(20, lambda: execute('SET', 'up:v', 'v2'))", "ID", "up", "DESCRIPTION", "second", "UPGRADE"));
         await("v1 freed", () -> v1.isFreed());
         await("v1 closed", () -> v1.interpreter().isClosed());
         Map<String, Object> s = session("up");
@@ -178,7 +178,7 @@ class SessionLifecycleTest extends GearsTestBase {
         assertEquals("v2", direct("up:v"), "v1's time event no longer fires");
 
         // REPLACE_WITH: the same under a new id.
-        assertEquals("OK", py("registerTE(20, lambda: execute('SET', 'up:v', 'v3'))", "ID", "up-next", "REPLACE_WITH", "up"));
+        assertEquals("OK", py("registerTimer(20, lambda: execute('SET', 'up:v', 'v3'))", "ID", "up-next", "REPLACE_WITH", "up"));
         await("up freed", () -> session("up") == null);
         TestServer.redisDirect().del("up:v");
         await("v3 ticking", () -> "v3".equals(direct("up:v")));

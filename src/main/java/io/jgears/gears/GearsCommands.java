@@ -451,9 +451,9 @@ public final class GearsCommands implements LocalCommands {
                     "keyTypes", r.listArg("keyTypes") == null ? List.of() : r.listArg("keyTypes"),
                     "hookCommands", List.of()));
             case STREAM -> args.addAll(List.of("batchSize", r.longArg("batch"), "durationMS", r.longArg("duration"),
-                    "stream", r.stringArg("prefix"), "onFailedPolicy", r.stringArg("onFailedPolicy"),
-                    "onFailedRetryInterval", r.longArg("onFailedRetryInterval") / 1000, "trimStream", r.boolArg("trimStream") ? 1L : 0L,
-                    "consumerGroup", Registrations.groupName(r)));
+                    "stream", r.stringArg("prefix"), "trimStream", r.boolArg("trimStream") ? 1L : 0L,
+                    "onFailedPolicy", r.stringArg("onFailedPolicy"), "retryInterval", r.longArg("onFailedRetryInterval") / 1000,
+                    "consumerGroup", Registrations.groupName(r)));  // consumerGroup: jgears' addition
             case COMMAND -> {
                 if (r.stringArg("trigger") != null) {
                     args.addAll(List.of("trigger", r.stringArg("trigger")));
@@ -501,13 +501,27 @@ public final class GearsCommands implements LocalCommands {
         return Replies.OK;
     }
 
+    /**
+     * RedisGears' form: one registration id (ABORTPENDING alone is parsed, and finds nothing to pause).
+     * jgears' own form, {@code SESSIONS <session id> ...}, pauses every registration of those sessions.
+     */
     private RedisMessage pause(List<byte[]> args, boolean pause) {
         arity(args, 2, Integer.MAX_VALUE);
-        List<String> ids = new ArrayList<>();
-        for (int i = 1; i < args.size(); i++) {
-            ids.add(str(args.get(i)));
+        String first = str(args.get(1));
+        if (first.equalsIgnoreCase("SESSIONS")) {
+            arity(args, 3, Integer.MAX_VALUE);
+            List<String> ids = new ArrayList<>();
+            for (int i = 2; i < args.size(); i++) {
+                ids.add(str(args.get(i)));
+            }
+            String error = engine.registrations().pause(ids, pause);
+            return error == null ? Replies.OK : Replies.error(error);
         }
-        String error = engine.registrations().pause(ids, pause);
+        arity(args, 2, 2);
+        if (first.equalsIgnoreCase("ABORTPENDING")) {
+            return Replies.error("ERR no registration to " + (pause ? "pause" : "unpause"));
+        }
+        String error = engine.registrations().pauseRegistration(first, pause);
         return error == null ? Replies.OK : Replies.error(error);
     }
 

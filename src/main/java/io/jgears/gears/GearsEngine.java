@@ -129,6 +129,11 @@ public final class GearsEngine implements AutoCloseable {
         return config;
     }
 
+    /** jgears' timer thread: short tasks only (they hand work to other threads). */
+    java.util.concurrent.ScheduledExecutorService scheduler() {
+        return timer;
+    }
+
     public RedisBackend redis() {
         return redis;
     }
@@ -587,6 +592,36 @@ public final class GearsEngine implements AutoCloseable {
         return te;
     }
 
+    /**
+     * RedisGears' registerTE: with a key, the key is created holding the session's marker (null when the
+     * key exists, unless it holds this session's marker and no live event owns it: a restored session
+     * takes its event back). Period 0 fires as often as jgears can (every millisecond).
+     */
+    TimeEvent registerKeyedTimeEvent(Session session, long periodMillis, String key) {
+        if (key != null) {
+            byte[] k = key.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+            byte[] marker = TimeEvent.marker(session).getBytes(java.nio.charset.StandardCharsets.UTF_8);
+            Object set = redis.execute(List.of("SET".getBytes(), k, marker, "NX".getBytes()));
+            if (set == null && !(ownsKey(key, session) && timeEvents.byKey(key) == null)) {
+                return null;
+            }
+        }
+        TimeEvent te = timeEvents.create(session, Math.max(1, periodMillis), null, false, key, true);
+        scheduleTimeEvent(te);
+        return te;
+    }
+
+    /** Whether {@code key} still holds the marker of this session's time event (not deleted or overwritten). */
+    private boolean ownsKey(String key, Session session) {
+        try {
+            Object v = redis.execute(List.of("GET".getBytes(), key.getBytes(java.nio.charset.StandardCharsets.UTF_8)));
+            return v != null && TimeEvent.marker(session).equals(v instanceof byte[] b
+                    ? new String(b, java.nio.charset.StandardCharsets.UTF_8) : String.valueOf(v));
+        } catch (RuntimeException e) {
+            return false;  // another type now (WRONGTYPE), or Redis unreachable: the event stops
+        }
+    }
+
     private void scheduleTimeEvent(TimeEvent te) {
         te.schedule(() -> timer.schedule(() -> submit(() -> fireTimeEvent(te)), te.intervalMillis(), TimeUnit.MILLISECONDS));
     }
@@ -596,6 +631,10 @@ public final class GearsEngine implements AutoCloseable {
             return;
         }
         Session session = te.session();
+        if (te.key() != null && !ownsKey(te.key(), session)) {
+            unregisterTimeEvent(te, true);  // its key was deleted or overwritten: the event ends
+            return;
+        }
         long start = System.nanoTime();
         String error;
         try {
@@ -616,7 +655,10 @@ public final class GearsEngine implements AutoCloseable {
             failureLog.warn("time event {} of session {} failed ({} failures so far): {}", te.id(), session.id(), failures,
                     FailureLog.summary(error));
         }
-        if (te.oneshot()) {
+        if (error != null && te.stopsOnError()) {
+            log.warn("Error occured on TimeEvent_Callback, error={}", error);
+            unregisterTimeEvent(te, true);
+        } else if (te.oneshot()) {
             unregisterTimeEvent(te, false);
         } else {
             scheduleTimeEvent(te);

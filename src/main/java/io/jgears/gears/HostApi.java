@@ -575,6 +575,13 @@ public final class HostApi {
         return engine.registerTimeEvent(session, intervalMillis, description, oneshot).id();
     }
 
+    /** RedisGears' registerTE: null when {@code key} (if any) already exists in Redis. */
+    @HostAccess.Export
+    public String registerKeyedTimeEvent(long periodMillis, String key) {
+        TimeEvent te = engine.registerKeyedTimeEvent(session, periodMillis, key);
+        return te == null ? null : te.id();
+    }
+
     @HostAccess.Export
     public boolean unregisterTimeEvent(String id) {
         TimeEvent te = engine.timeEvents().find(id);

@@ -50,7 +50,12 @@ public final class Registration {
     private long aborted;
     private long lastRunMicros;
     private long totalRunMicros;
-    private String lastError = "";
+    /** The last error, null until there is one (and, for StreamReader, again after a success). */
+    private String lastError;
+    private long lastLagNanos;
+    private long totalLagNanos;
+    /** A StreamReader registration's status is its consumer's (OK, PAUSED, ABORTED, ...). */
+    private volatile java.util.function.Supplier<Object> streamStatus;
     private long notificationGaps;
     private String lastGap = "";
 
@@ -155,7 +160,17 @@ public final class Registration {
     }
 
     public String status() {
-        return status;
+        java.util.function.Supplier<Object> s = streamStatus;
+        return s != null ? s.get().toString() : status;
+    }
+
+    void streamStatus(java.util.function.Supplier<Object> consumerStatus) {
+        streamStatus = consumerStatus;
+    }
+
+    synchronized void lag(long nanos) {
+        lastLagNanos = nanos;
+        totalLagNanos += nanos;
     }
 
     void status(String s) {
@@ -172,12 +187,14 @@ public final class Registration {
         totalRunMicros += micros;
         if (e.status() == Execution.Status.ABORTED) {
             aborted++;
-            lastError = e.errors().isEmpty() ? "aborted" : e.errors().getLast();
         } else if (!e.errors().isEmpty()) {
             failures++;
             lastError = e.errors().getFirst();
         } else {
             success++;
+            if (kind == Kind.STREAM) {
+                lastError = null;  // RedisGears: a StreamReader registration's error clears once a batch succeeds
+            }
         }
     }
 
@@ -187,18 +204,25 @@ public final class Registration {
     }
 
     synchronized void clearStats() {
-        triggered = success = failures = aborted = lastRunMicros = totalRunMicros = 0;
-        lastError = "";
+        triggered = success = failures = aborted = lastRunMicros = totalRunMicros = lastLagNanos = totalLagNanos = 0;
+        lastError = null;
     }
 
     /** The RedisGears RegistrationData counters, in its order. */
     public synchronized List<Object> stats() {
         long done = success + failures + aborted;
-        return List.of("numTriggered", triggered, "numSuccess", success, "numFailures", failures,
+        List<Object> out = new java.util.ArrayList<>(List.of("numTriggered", triggered, "numSuccess", success, "numFailures", failures,
                 "numAborted", aborted, "lastRunDurationMS", lastRunMicros / 1000,
                 "totalRunDurationMS", totalRunMicros / 1000,
-                "avgRunDurationMS", done == 0 ? "0" : String.format(java.util.Locale.ROOT, "%.3f", totalRunMicros / 1000.0 / done),
-                "lastError", lastError);
+                "avgRunDurationMS", done == 0 ? "0" : String.format(java.util.Locale.ROOT, "%.3f", totalRunMicros / 1000.0 / done)));
+        if (kind == Kind.STREAM) {
+            // RedisGears' StreamReader adds the batches' estimated lag (from the first entry's xadd to the end).
+            out.addAll(List.of("lastEstimatedLagMS", lastLagNanos / 1_000_000, "avgEstimatedLagMS",
+                    done == 0 ? "0" : String.format(java.util.Locale.ROOT, "%.3f", totalLagNanos / 1_000_000.0 / done)));
+        }
+        out.add("lastError");
+        out.add(lastError);  // nil until the first error
+        return out;
     }
 
     /** {@code n} more events are done with. */

@@ -92,7 +92,7 @@ public final class Registrations implements KeyEvents.Listener {
         if (r.kind() == Registration.Kind.STREAM) {
             startConsumer(r);
         }
-        if (isSyncKeys(r)) {
+        if (needsBarrier(r)) {
             syncCount.incrementAndGet();
         }
         if (r.kind() != Registration.Kind.COMMAND) {
@@ -103,6 +103,15 @@ public final class Registrations implements KeyEvents.Listener {
 
     private static boolean isSyncKeys(Registration r) {
         return "sync".equals(r.mode()) && (r.kind() == Registration.Kind.KEYS || r.kind() == Registration.Kind.KEYS_ONLY);
+    }
+
+    /**
+     * Whether a command through jgears waits for this registration to handle its notifications: sync key
+     * registrations run them first, and stream registrations count their triggers before the XADD's
+     * reply, as RedisGears does inside the XADD (sync ones also run the executions).
+     */
+    private static boolean needsBarrier(Registration r) {
+        return isSyncKeys(r) || r.kind() == Registration.Kind.STREAM;
     }
 
     private synchronized void refreshIndexes() {
@@ -152,25 +161,70 @@ public final class Registrations implements KeyEvents.Listener {
                 (int) r.longArg("batch"), r.longArg("duration"),
                 StreamConsumer.Policy.valueOf(r.stringArg("onFailedPolicy").toUpperCase(Locale.ROOT)),
                 r.longArg("onFailedRetryInterval"), r.boolArg("trimStream"));
-        StreamConsumer consumer = new StreamConsumer(engine.redis(), r.session().user(), settings, new StreamConsumer.BatchRunner() {
+        StreamConsumer consumer = new StreamConsumer(engine.redis(), r.session().user(), settings, new StreamConsumer.Host() {
             @Override
-            public CompletableFuture<Boolean> run(String stream, List<Object[]> entries) {
-                return runStreamBatch(r, stream, entries);
+            public Object trigger() {
+                return triggerStreamExecution(r);
             }
 
             @Override
-            public void aborted(String why) {
-                r.status("aborted");
-                log.warn("registration {} of session {} aborted: {}", r.id(), r.session().id(), why);
+            public CompletableFuture<StreamConsumer.Outcome> run(Object execution, String stream, List<Object[]> entries) {
+                return runStreamBatch(r, (Execution) execution, stream, entries);
             }
 
             @Override
-            public boolean paused() {
-                return r.isPaused();
+            public void abortNotStarted(Object execution) {
+                ((Execution) execution).abort("Execution was aborted");
             }
-        });
+
+            @Override
+            public boolean master() {
+                return master;
+            }
+
+            @Override
+            public void lag(long nanos) {
+                r.lag(nanos);
+            }
+        }, engine.scheduler(), r.id());
         consumers.put(r, consumer);
-        consumer.start(r.id());
+        r.streamStatus(consumer::status);
+        ensureRoleWatch();
+        consumer.start();
+    }
+
+    /** Whether Redis is a master, checked every second while stream registrations exist. */
+    private volatile boolean master = true;
+    private java.util.concurrent.ScheduledFuture<?> roleWatch;
+
+    private synchronized void ensureRoleWatch() {
+        if (roleWatch == null) {
+            master = isMaster();
+            roleWatch = engine.scheduler().scheduleWithFixedDelay(this::checkRole, 1, 1, java.util.concurrent.TimeUnit.SECONDS);
+        }
+    }
+
+    private boolean isMaster() {
+        try {
+            List<?> role = (List<?>) engine.redis().execute(List.of("ROLE".getBytes()));
+            Object first = role.getFirst();
+            String kind = first instanceof byte[] b ? new String(b, StandardCharsets.UTF_8) : String.valueOf(first);
+            return kind.equals("master");
+        } catch (RuntimeException e) {
+            return master;  // Redis unreachable: keep the last answer
+        }
+    }
+
+    private void checkRole() {
+        if (consumers.isEmpty()) {
+            return;
+        }
+        boolean was = master;
+        master = isMaster();
+        if (master && !was) {
+            log.info("Redis became a master: stream registrations look for their streams again");
+            consumers.values().forEach(StreamConsumer::becameMaster);
+        }
     }
 
     /** Stable across restarts and upgrades (same session id, same register() position): pending entries survive. */
@@ -198,7 +252,7 @@ public final class Registrations implements KeyEvents.Listener {
         if (consumer != null) {
             consumer.stop();
         }
-        if (isSyncKeys(r) && r.isActive()) {
+        if (needsBarrier(r) && r.isActive()) {
             syncCount.decrementAndGet();
         }
         List<Execution> kept;
@@ -407,7 +461,8 @@ public final class Registrations implements KeyEvents.Listener {
             for (Registration r : streamRegistrationsByPrefix.getOrDefault(prefix, List.of())) {
                 StreamConsumer c = consumers.get(r);
                 if (c != null) {
-                    c.discovered(new String(key, StandardCharsets.UTF_8));
+                    r.received.incrementAndGet();
+                    c.xadd(new String(key, StandardCharsets.UTF_8), "sync".equals(r.mode()), () -> r.processed(1));
                 }
             }
         }
@@ -540,24 +595,32 @@ public final class Registrations implements KeyEvents.Listener {
                     waits.add(r.processedUpTo(r.received.get()));
                 }
             }
+            for (Registration r : streamRegistrations) {
+                waits.add(r.processedUpTo(r.received.get()));
+            }
             return CompletableFuture.allOf(waits.toArray(CompletableFuture[]::new));
         });
     }
 
     // ------------------------------------------------------------------ streams
 
-    private CompletableFuture<Boolean> runStreamBatch(Registration r, String stream, List<Object[]> entries) {
-        Execution e;
-        synchronized (r) {
-            if (r.isUnregistered()) {
-                return CompletableFuture.completedFuture(false);
-            }
-            e = newExecution(r);
-            r.triggered(1);
+    /** A stream execution, counted as triggered; it starts when the consumer's earlier ones are done. */
+    private Execution triggerStreamExecution(Registration r) {
+        Execution e = engine.executions().createTriggered(r);
+        e.done().whenComplete((x, error) -> finished(r, e));
+        r.triggered(1);
+        return e;
+    }
+
+    private CompletableFuture<StreamConsumer.Outcome> runStreamBatch(Registration r, Execution e, String stream, List<Object[]> entries) {
+        if (e.isFinished()) {
+            return CompletableFuture.completedFuture(new StreamConsumer.Outcome(true, null));
         }
+        e.running();
         List<Object> payload = java.util.Collections.singletonList(new Object[]{stream, entries.toArray()});
         engine.submit(() -> runInPython(r, List.of(e), payload, null, this::trigger));
-        return e.done().thenApply(x -> x.status() == Execution.Status.DONE && x.errors().isEmpty());
+        return e.done().thenApply(x -> new StreamConsumer.Outcome(x.status() == Execution.Status.ABORTED,
+                x.errors().isEmpty() ? null : x.errors().getFirst()));
     }
 
     // ------------------------------------------------------------------ commands
@@ -651,7 +714,29 @@ public final class Registrations implements KeyEvents.Listener {
 
     // ------------------------------------------------------------------ management
 
-    /** RG.PAUSEREGISTRATIONS / RG.UNPAUSEREGISTRATIONS of sessions; unknown session ids are an error. */
+    /**
+     * RG.PAUSEREGISTRATIONS / RG.UNPAUSEREGISTRATIONS of one registration, as RedisGears: only StreamReader
+     * registrations can pause. Returns null, or the error text.
+     */
+    public String pauseRegistration(String id, boolean pause) {
+        Registration r = find(id);
+        if (r == null || !r.isActive()) {
+            return "Execution " + id + " does not exists on shard " + Executions.SHARD_ID;
+        }
+        StreamConsumer c = consumers.get(r);
+        if (c == null) {
+            return "Reader " + r.reader() + " does not support " + (pause ? "pause" : "unpause");
+        }
+        r.paused(pause);
+        if (pause) {
+            c.pause();
+        } else {
+            c.unpause();
+        }
+        return null;
+    }
+
+    /** jgears' RG.PAUSEREGISTRATIONS SESSIONS form: every registration of these sessions; unknown ids are an error. */
     public String pause(List<String> sessionIds, boolean pause) {
         for (String id : sessionIds) {
             if (engine.sessions().get(id) == null) {
@@ -661,6 +746,12 @@ public final class Registrations implements KeyEvents.Listener {
         for (String id : sessionIds) {
             for (Registration r : of(engine.sessions().get(id))) {
                 r.paused(pause);
+                StreamConsumer c = consumers.get(r);
+                if (c != null && pause) {
+                    c.pause();
+                } else if (c != null) {
+                    c.unpause();
+                }
             }
         }
         return null;
@@ -672,6 +763,9 @@ public final class Registrations implements KeyEvents.Listener {
 
     public void close() {
         consumers.values().forEach(StreamConsumer::stop);
+        if (roleWatch != null) {
+            roleWatch.cancel(false);
+        }
         KeyEvents events = keyEvents;
         if (events != null) {
             events.close();

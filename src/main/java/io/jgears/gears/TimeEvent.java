@@ -3,13 +3,21 @@ package io.jgears.gears;
 import java.time.Instant;
 import java.util.concurrent.ScheduledFuture;
 
-/** A registerTE() timer: calls its callback in its session every interval (or once), holding a reference on it. */
+/**
+ * A time event: calls its callback in its session every interval (or once), holding a reference on it.
+ * RedisGears' registerTE() events stop when their callback raises and, with a key name, when that key
+ * no longer holds their marker; jgears' registerTimer() events go on and are stopped by unregisterTE().
+ */
 public final class TimeEvent {
     private final String id;
     private final Session session;
     private final long intervalMillis;
     private final String description;
     private final boolean oneshot;
+    /** The Redis key that keeps a RedisGears key-backed event alive (null: none). */
+    private final String key;
+    /** Whether a failing callback stops the event (RedisGears' registerTE). */
+    private final boolean stopsOnError;
     private final Instant created = Instant.now();
     private long fired;
     private long failures;
@@ -19,12 +27,28 @@ public final class TimeEvent {
     private ScheduledFuture<?> next;
     private boolean cancelled;
 
-    TimeEvent(String id, Session session, long intervalMillis, String description, boolean oneshot) {
+    TimeEvent(String id, Session session, long intervalMillis, String description, boolean oneshot,
+              String key, boolean stopsOnError) {
         this.id = id;
         this.session = session;
         this.intervalMillis = intervalMillis;
         this.description = description;
         this.oneshot = oneshot;
+        this.key = key;
+        this.stopsOnError = stopsOnError;
+    }
+
+    public String key() {
+        return key;
+    }
+
+    /** The value its key holds while the event lives: names the session that owns it. */
+    public static String marker(Session session) {
+        return "jgears-time-event:" + session.id();
+    }
+
+    public boolean stopsOnError() {
+        return stopsOnError;
     }
 
     public String id() {

@@ -10,9 +10,13 @@ public final class TimeEvents {
     private final LinkedHashMap<String, TimeEvent> byId = new LinkedHashMap<>();
 
     TimeEvent create(Session session, long intervalMillis, String description, boolean oneshot) {
+        return create(session, intervalMillis, description, oneshot, null, false);
+    }
+
+    TimeEvent create(Session session, long intervalMillis, String description, boolean oneshot, String key, boolean stopsOnError) {
         String id = "te-" + counter.incrementAndGet();
         session.acquire(Session.Holder.TIME_EVENT);
-        TimeEvent te = new TimeEvent(id, session, intervalMillis, description, oneshot);
+        TimeEvent te = new TimeEvent(id, session, intervalMillis, description, oneshot, key, stopsOnError);
         synchronized (this) {
             byId.put(id, te);
         }
@@ -30,6 +34,11 @@ public final class TimeEvents {
 
     public synchronized List<TimeEvent> all() {
         return List.copyOf(byId.values());
+    }
+
+    /** The live event kept alive by this Redis key, or null. */
+    public synchronized TimeEvent byKey(String key) {
+        return byId.values().stream().filter(t -> key.equals(t.key())).findFirst().orElse(null);
     }
 
     public synchronized List<TimeEvent> of(Session session) {

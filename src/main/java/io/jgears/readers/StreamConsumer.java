@@ -7,293 +7,584 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Reads the streams of one StreamReader registration through a consumer group, so every entry is
- * processed at least once: entries are acknowledged (and with trimStream deleted) only after their
- * execution succeeded; entries delivered before a crash are read again from the group's pending list
- * when jgears starts, and entries idle in other consumers' pending lists are claimed (XAUTOCLAIM).
- * One virtual thread per registration; batches of a stream run one after another, in stream order.
+ * Feeds one StreamReader registration the way RedisGears 1.2 does. Each xadd notification of a matching
+ * stream counts an entry; when a stream has a batch of them (or its duration passed) an execution is
+ * triggered. Executions of the registration run one at a time, in trigger order, and read their entries
+ * when they start, through a consumer group: entries are acknowledged (and, with trimStream, deleted)
+ * only after their execution succeeded. When a registration first sees a stream (at registration, on
+ * unpause, after a retry wait, or on the stream's first xadd) its first execution reads the group's
+ * pending entries: entries delivered but never acknowledged run again (at least once).
+ * <p>
+ * A failing execution, with onFailedPolicy retry or abort, a PAUSE error, RG.PAUSEREGISTRATIONS or
+ * RG.UNREGISTER forget the streams' state and abort the executions not started yet; the running one
+ * finishes. Nothing triggers while Redis is a replica.
+ * <p>
+ * All state lives on one control thread (virtual); a second one runs the executions.
  */
-public final class StreamConsumer implements Runnable {
+public final class StreamConsumer {
     private static final Logger log = LoggerFactory.getLogger(StreamConsumer.class);
     static final String CONSUMER = "jgears";
-    /** How long an entry must sit in another consumer's pending list before it is claimed. */
-    private static final long CLAIM_IDLE_MS = 60_000;
-    /** The longest XREADGROUP block, so new streams and stop requests are noticed. */
-    private static final long MAX_BLOCK_MS = 500;
 
     public enum Policy { CONTINUE, ABORT, RETRY }
+
+    public enum Status { OK, WAITING_FOR_RETRY_ON_FAILURE, ABORTED, PAUSED, UNREGISTERED }
 
     public record Settings(String prefix, String group, int batch, long durationMillis, Policy onFailed,
                            long retryIntervalMillis, boolean trim) {
     }
 
-    /** Runs one batch of entries of a stream: [id, [field, value, ...]] each; completes with success. */
-    public interface BatchRunner {
-        CompletableFuture<Boolean> run(String stream, List<Object[]> entries);
+    /** How an execution ended: aborted, or its first error (null when it succeeded). */
+    public record Outcome(boolean aborted, String error) {
+    }
 
-        /** The registration stopped itself (onFailedPolicy abort). */
-        void aborted(String why);
+    /** The registration's side: creating, running and aborting executions, and the replica check. */
+    public interface Host {
+        /** A new execution, counted as triggered; it has not started. */
+        Object trigger();
 
-        boolean paused();
+        /** Runs the execution on these entries ([id, [field, value, ...]] each); completes when it ended. */
+        CompletableFuture<Outcome> run(Object execution, String stream, List<Object[]> entries);
+
+        /** Ends an execution that never started, as aborted. */
+        void abortNotStarted(Object execution);
+
+        /** Whether Redis is a master: registrations trigger on masters only. */
+        boolean master();
+
+        /** The estimated lag of a batch that succeeded: from its first entry's xadd to its acknowledgement. */
+        void lag(long nanos);
+    }
+
+    /** What the registration knows of one stream (RedisGears' SingleStreamReaderCtx). */
+    private static final class StreamState {
+        final String name;
+        /** Entries counted and not yet acknowledged (XLEN when the stream was first seen). */
+        long pending;
+        /** Entries of the batch being filled. */
+        long nextBatch;
+        /** When each waiting batch's first entry came (nanos; 0 when unknown: already there). */
+        final ArrayDeque<Long> batchStarts = new ArrayDeque<>();
+        ScheduledFuture<?> timer;
+        boolean running;
+        /** Forgotten (pause, failure, unregister) while its execution ran: that execution triggers nothing more. */
+        boolean forgotten;
+
+        StreamState(String name) {
+            this.name = name;
+        }
+    }
+
+    private record Job(Object execution, StreamState stream, int count, boolean readPending) {
     }
 
     private final RedisBackend redis;
-    /** The session's ACL user: the group is read (and entries acknowledged) as that user. */
     private final io.jgears.redis.RedisUser user;
     private final Settings settings;
-    private final BatchRunner runner;
-    private final Set<String> streams = ConcurrentHashMap.newKeySet();
-    /** Streams whose group is set up and whose pending entries were read again. */
-    private final Set<String> ready = ConcurrentHashMap.newKeySet();
-    private final Map<String, List<Object[]>> buffered = new LinkedHashMap<>();
-    private volatile boolean stopped;
-    private Thread thread;
+    private final Host host;
+    private final ScheduledExecutorService timers;
+    private final ExecutorService control;
+    private final ExecutorService worker;
+    private final String name;
 
-    public StreamConsumer(RedisBackend redis, io.jgears.redis.RedisUser user, Settings settings, BatchRunner runner) {
+    // Control-thread state.
+    private volatile Status status = Status.PAUSED;
+    private final Map<String, StreamState> streams = new HashMap<>();
+    private final ArrayDeque<Job> queue = new ArrayDeque<>();
+    private Job current;
+    /** Notifications whose handling is done once no execution is queued or running (sync mode). */
+    private final List<Runnable> idleWaiters = new ArrayList<>();
+    private StatefulRedisConnection<byte[], byte[]> conn;
+    /** The worker thread's connection (reads run there while the control thread acknowledges). */
+    private StatefulRedisConnection<byte[], byte[]> readConn;
+
+    public StreamConsumer(RedisBackend redis, io.jgears.redis.RedisUser user, Settings settings, Host host,
+                          ScheduledExecutorService timers, String name) {
         this.redis = redis;
         this.user = user;
         this.settings = settings;
-        this.runner = runner;
+        this.host = host;
+        this.timers = timers;
+        this.name = name;
+        this.control = Executors.newSingleThreadExecutor(Thread.ofVirtual().name("jgears-stream-" + name).factory());
+        this.worker = Executors.newSingleThreadExecutor(Thread.ofVirtual().name("jgears-stream-run-" + name).factory());
     }
 
-    public void start(String name) {
-        thread = Thread.ofVirtual().name("jgears-stream-" + name).start(this);
+    public Status status() {
+        return status;
     }
 
-    /** A stream matching the prefix appeared (an xadd event): read it from now on. */
-    public void discovered(String stream) {
-        streams.add(stream);
+    /** The registration became active: scan for matching streams (on a master). */
+    public void start() {
+        post(() -> {
+            status = Status.OK;
+            if (host.master()) {
+                scan();
+            }
+        });
     }
 
-    /** No batch starts after this returns; one already running completes. */
-    public void stop() {
-        stopped = true;
-        if (thread != null) {
-            thread.interrupt();
-        }
-    }
-
-    @Override
-    public void run() {
-        try (StatefulRedisConnection<byte[], byte[]> conn = redis.connectDedicated(user)) {
-            scanExisting(conn);
-            long firstBuffered = 0;
-            while (!stopped) {
-                try {
-                    if (runner.paused()) {
-                        Thread.sleep(100);
-                        continue;
-                    }
-                    for (String s : streams) {
-                        if (!ready.contains(s)) {
-                            prepare(conn, s);
-                        }
-                    }
-                    if (ready.isEmpty()) {
-                        Thread.sleep(100);
-                        continue;
-                    }
-                    long block = MAX_BLOCK_MS;
-                    if (!buffered.isEmpty() && settings.durationMillis() > 0) {
-                        block = Math.max(1, Math.min(block, firstBuffered + settings.durationMillis() - System.currentTimeMillis()));
-                    }
-                    int read = readNew(conn, block);
-                    if (read > 0 && firstBuffered == 0) {
-                        firstBuffered = System.currentTimeMillis();
-                    }
-                    boolean timeUp = settings.durationMillis() > 0 && firstBuffered > 0
-                            && System.currentTimeMillis() - firstBuffered >= settings.durationMillis();
-                    for (String s : new ArrayList<>(buffered.keySet())) {
-                        List<Object[]> entries = buffered.get(s);
-                        if (entries.size() >= settings.batch() || timeUp) {
-                            buffered.remove(s);
-                            if (!process(conn, s, entries)) {
-                                return;
-                            }
-                        }
-                    }
-                    if (buffered.isEmpty()) {
-                        firstBuffered = 0;
-                    }
-                } catch (InterruptedException e) {
-                    if (stopped) {
-                        return;
-                    }
-                } catch (RedisCommandException e) {
-                    if (stopped) {
-                        return;
-                    }
-                    if (e.getMessage().startsWith("NOGROUP")) {
-                        // The stream was deleted (and maybe created again): set its group up again.
-                        ready.clear();
-                        continue;
-                    }
-                    log.warn("stream reader {}: {}", settings.group(), e.getMessage());
-                    sleepQuietly(1000);
+    /**
+     * An xadd on a matching stream; {@code handled} runs once this notification is dealt with: at once when
+     * {@code waitIdle} is false, else when no execution of the registration is queued or running.
+     */
+    public void xadd(String stream, boolean waitIdle, Runnable handled) {
+        post(() -> {
+            try {
+                onXadd(stream);
+            } finally {
+                if (waitIdle && !idle()) {
+                    idleWaiters.add(handled);
+                } else {
+                    handled.run();
                 }
             }
-        } catch (RuntimeException e) {
-            if (!stopped) {
-                log.error("stream reader {} stopped", settings.group(), e);
-                runner.aborted("stream reader failed: " + e.getMessage());
+        });
+    }
+
+    /** Redis became a master again: look for streams (RedisGears' turned-master scan). */
+    public void becameMaster() {
+        post(() -> {
+            if (status == Status.OK) {
+                scan();
             }
+        });
+    }
+
+    /** RG.PAUSEREGISTRATIONS: the running execution finishes, those not started are aborted. */
+    public void pause() {
+        call(() -> {
+            if (status != Status.UNREGISTERED) {
+                forgetStreams();
+                status = Status.PAUSED;
+            }
+        });
+    }
+
+    /** RG.UNPAUSEREGISTRATIONS: reads the streams again, from their pending entries. */
+    public void unpause() {
+        call(() -> {
+            if (status != Status.UNREGISTERED) {
+                status = Status.OK;
+                if (host.master()) {
+                    scan();
+                }
+            }
+        });
+    }
+
+    /** RG.UNREGISTER: no execution starts after this returns; one already running completes. */
+    public void stop() {
+        call(() -> {
+            status = Status.UNREGISTERED;
+            forgetStreams();
+            releaseIdleWaiters();
+            close(conn);
+        });
+        control.shutdown();
+        try {
+            worker.execute(() -> close(readConn));  // after the running execution, if any
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+            // already stopped
+        }
+        worker.shutdown();
+    }
+
+    private static void close(StatefulRedisConnection<byte[], byte[]> c) {
+        if (c != null) {
+            c.closeAsync();
         }
     }
 
-    private void scanExisting(StatefulRedisConnection<byte[], byte[]> conn) {
+    private void post(Runnable task) {
+        try {
+            control.execute(() -> {
+                try {
+                    task.run();
+                } catch (RuntimeException e) {
+                    log.warn("stream reader {}: {}", settings.group(), e.getMessage());
+                }
+            });
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+            // stopped
+        }
+    }
+
+    /** Runs a task on the control thread and waits for it (management commands). */
+    private void call(Runnable task) {
+        CompletableFuture<Void> done = new CompletableFuture<>();
+        post(() -> {
+            try {
+                task.run();
+            } finally {
+                done.complete(null);
+            }
+        });
+        try {
+            done.get(10, TimeUnit.SECONDS);
+        } catch (Exception e) {
+            log.warn("stream reader {}: control did not answer: {}", settings.group(), e.toString());
+        }
+    }
+
+    // ------------------------------------------------------------------ control thread
+
+    private StatefulRedisConnection<byte[], byte[]> conn() {
+        if (conn == null || !conn.isOpen()) {
+            conn = redis.connectDedicated(user);
+        }
+        return conn;
+    }
+
+    private Object redis(String... args) {
+        List<byte[]> argv = new ArrayList<>(args.length);
+        for (String a : args) {
+            argv.add(a.getBytes(StandardCharsets.UTF_8));
+        }
+        return RedisBackend.dispatch(conn(), argv);
+    }
+
+    /** RedisGears' prefix rule: a trailing * matches by prefix, otherwise the whole name must match. */
+    static boolean matches(String prefix, String stream) {
+        if (prefix.endsWith("*")) {
+            return stream.startsWith(prefix.substring(0, prefix.length() - 1));
+        }
+        return stream.equals(prefix);
+    }
+
+    private void onXadd(String stream) {
+        if (status != Status.OK || !host.master() || !matches(settings.prefix(), stream)) {
+            return;
+        }
+        StreamState st = streams.get(stream);
+        if (st == null) {
+            st = track(stream, true);
+            if (st == null) {
+                return;
+            }
+        } else {
+            st.pending++;
+            st.nextBatch++;
+            if (st.nextBatch == 1) {
+                st.batchStarts.addLast(System.nanoTime());
+            }
+            if (st.nextBatch == settings.batch()) {
+                st.nextBatch = 0;
+            }
+        }
+        if (settings.batch() <= st.pending && !st.running) {
+            cancelTimer(st);
+            trigger(st, settings.batch(), false);
+        } else if (!st.running && st.timer == null && settings.durationMillis() > 0) {
+            setTimer(st, settings.durationMillis());
+        }
+    }
+
+    /** Every stream whose name matches: tracked, each starting with an execution of its pending entries. */
+    private void scan() {
         String cursor = "0";
+        String pattern = settings.prefix().endsWith("*") ? globEscape(settings.prefix().substring(0, settings.prefix().length() - 1)) + "*"
+                : globEscape(settings.prefix());
         do {
-            List<?> r = (List<?>) RedisBackend.dispatch(conn, List.of("SCAN".getBytes(), cursor.getBytes(), "MATCH".getBytes(),
-                    settings.prefix().getBytes(StandardCharsets.UTF_8), "COUNT".getBytes(), "1000".getBytes(),
-                    "TYPE".getBytes(), "stream".getBytes()));
-            cursor = String.valueOf(r.get(0));
+            List<?> r = (List<?>) redis("SCAN", cursor, "MATCH", pattern, "COUNT", "1000", "TYPE", "stream");
+            cursor = text(r.get(0));
             for (Object k : (List<?>) r.get(1)) {
-                streams.add(String.valueOf(k));
+                String key = text(k);
+                if (!streams.containsKey(key) && status == Status.OK) {
+                    track(key, false);
+                }
             }
         } while (!cursor.equals("0"));
     }
 
-    /** Creates the group (from the stream's start) if missing, claims stale entries, re-runs our pending ones. */
-    private void prepare(StatefulRedisConnection<byte[], byte[]> conn, String stream) throws InterruptedException {
-        byte[] s = stream.getBytes(StandardCharsets.UTF_8);
-        byte[] g = settings.group().getBytes(StandardCharsets.UTF_8);
+    private static String globEscape(String s) {
+        return s.replaceAll("([*?\\[\\]\\\\])", "\\\\$1");
+    }
+
+    /** Starts tracking a stream: its length is what waits; an execution reads its pending entries first. */
+    private StreamState track(String stream, boolean startsNow) {
+        long length;
         try {
-            RedisBackend.dispatch(conn, List.of("XGROUP".getBytes(), "CREATE".getBytes(), s, g, "0".getBytes()));
+            length = ((Number) redis("XLEN", stream)).longValue();
         } catch (RedisCommandException e) {
-            if (!e.getMessage().startsWith("BUSYGROUP")) {
-                if (e.getMessage().contains("requires the key to exist")) {
-                    streams.remove(stream);
-                    return;
+            log.warn("stream reader {}: XLEN {}: {}", settings.group(), stream, e.getMessage());
+            return null;
+        }
+        StreamState st = new StreamState(stream);
+        st.pending = length;
+        for (long i = 0; i < length; i += settings.batch()) {
+            st.batchStarts.addLast(startsNow ? System.nanoTime() : 0L);
+        }
+        streams.put(stream, st);
+        trigger(st, 0, true);
+        return st;
+    }
+
+    private void trigger(StreamState st, int count, boolean readPending) {
+        st.running = true;
+        queue.addLast(new Job(host.trigger(), st, count, readPending));
+        dispatch();
+    }
+
+    private void dispatch() {
+        if (current != null || queue.isEmpty()) {
+            return;
+        }
+        Job job = queue.pollFirst();
+        current = job;
+        try {
+            worker.execute(() -> runJob(job));
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+            current = null;
+            host.abortNotStarted(job.execution());
+        }
+    }
+
+    /** Forgets every stream and aborts the executions not started yet (RedisGears' CleanSingleStreamsData). */
+    private void forgetStreams() {
+        for (StreamState st : streams.values()) {
+            cancelTimer(st);
+            st.forgotten = true;
+        }
+        streams.clear();
+        while (!queue.isEmpty()) {
+            host.abortNotStarted(queue.pollFirst().execution());
+        }
+    }
+
+    private void setTimer(StreamState st, long millis) {
+        st.timer = timers.schedule(() -> post(() -> onTimer(st)), Math.max(1, millis), TimeUnit.MILLISECONDS);
+    }
+
+    private static void cancelTimer(StreamState st) {
+        if (st.timer != null) {
+            st.timer.cancel(false);
+            st.timer = null;
+        }
+    }
+
+    private void onTimer(StreamState st) {
+        st.timer = null;
+        if (st.forgotten || status != Status.OK) {
+            return;
+        }
+        st.nextBatch = 0;
+        if (!host.master()) {
+            forgetStreams();
+            return;
+        }
+        if (!st.running) {
+            trigger(st, settings.batch(), false);
+        }
+    }
+
+    /** After a batch: another one if a full batch waits, or its duration passed; else a timer for the rest. */
+    private void triggerNextIfNeeded(StreamState st) {
+        st.running = false;
+        if (st.pending <= 0) {
+            return;
+        }
+        if (settings.batch() <= st.pending) {
+            trigger(st, settings.batch(), false);
+            return;
+        }
+        Long first = st.batchStarts.peekFirst();
+        long start = first == null ? 0 : first;
+        if (start == 0) {
+            // Entries that were there before: no start time to wait from.
+            st.nextBatch = 0;
+            trigger(st, settings.batch(), false);
+            return;
+        }
+        if (settings.durationMillis() > 0) {
+            long elapsedMillis = (System.nanoTime() - start) / 1_000_000;
+            if (elapsedMillis >= settings.durationMillis()) {
+                st.nextBatch = 0;
+                trigger(st, settings.batch(), false);
+            } else if (st.timer == null) {
+                setTimer(st, settings.durationMillis() - elapsedMillis);
+            }
+        }
+    }
+
+    private void done(Job job, List<String> ids, Outcome outcome) {
+        current = null;
+        StreamState st = job.stream();
+        boolean acknowledge = false;
+        if (outcome.error() != null) {
+            if (outcome.error().startsWith("PAUSE")) {
+                forgetStreams();
+                if (status != Status.UNREGISTERED) {
+                    status = Status.PAUSED;
                 }
+            } else if (settings.onFailed() != Policy.CONTINUE) {
+                // Forget the streams: the next scan reads their unacknowledged entries again.
+                forgetStreams();
+                if (status != Status.UNREGISTERED && status != Status.PAUSED) {
+                    if (settings.onFailed() == Policy.ABORT) {
+                        status = Status.ABORTED;
+                    } else if (host.master()) {
+                        status = Status.WAITING_FOR_RETRY_ON_FAILURE;
+                        timers.schedule(() -> post(this::retry), Math.max(1, settings.retryIntervalMillis()), TimeUnit.MILLISECONDS);
+                    }
+                }
+            } else {
+                acknowledge = true;
+            }
+        } else if (!outcome.aborted()) {
+            acknowledge = true;
+        }
+        if (acknowledge) {
+            if (!job.readPending()) {
+                Long start = st.batchStarts.pollFirst();
+                if (start != null && start != 0) {
+                    host.lag(System.nanoTime() - start);
+                }
+            }
+            if (host.master()) {
+                acknowledge(st.name, ids);
+                if (ids.isEmpty() && !job.readPending()) {
+                    st.pending = 0;  // nothing was there to read: the count was off (entries deleted or read by others)
+                } else {
+                    st.pending = Math.max(0, st.pending - (job.readPending() ? 0 : ids.size()));
+                }
+                if (!st.forgotten) {
+                    triggerNextIfNeeded(st);
+                }
+            } else {
+                forgetStreams();
+            }
+        } else {
+            st.running = false;
+        }
+        dispatch();
+        if (idle()) {
+            releaseIdleWaiters();
+        }
+    }
+
+    private void retry() {
+        if (status == Status.WAITING_FOR_RETRY_ON_FAILURE) {
+            status = Status.OK;
+            if (host.master()) {
+                scan();
+            }
+        }
+    }
+
+    private boolean idle() {
+        return current == null && queue.isEmpty();
+    }
+
+    private void releaseIdleWaiters() {
+        List<Runnable> ready = new ArrayList<>(idleWaiters);
+        idleWaiters.clear();
+        ready.forEach(Runnable::run);
+    }
+
+    private void acknowledge(String stream, List<String> ids) {
+        if (ids.isEmpty()) {
+            return;
+        }
+        try {
+            List<String> ack = new ArrayList<>(List.of("XACK", stream, settings.group()));
+            ack.addAll(ids);
+            redis(ack.toArray(String[]::new));
+            if (settings.trim()) {
+                List<String> del = new ArrayList<>(List.of("XDEL", stream));
+                del.addAll(ids);
+                redis(del.toArray(String[]::new));
+            }
+        } catch (RedisCommandException e) {
+            log.warn("stream reader {}: acknowledging entries of {}: {}", settings.group(), stream, e.getMessage());
+        }
+    }
+
+    // ------------------------------------------------------------------ worker thread
+
+    /** Reads the job's entries (creating the group when missing) and runs its execution. */
+    private void runJob(Job job) {
+        List<String> ids = new ArrayList<>();
+        Outcome outcome;
+        try {
+            if (readConn == null || !readConn.isOpen()) {
+                readConn = redis.connectDedicated(user);
+            }
+            List<Object[]> entries = read(readConn, job);
+            List<Object[]> live = new ArrayList<>(entries.size());
+            for (Object[] e : entries) {
+                ids.add((String) e[0]);
+                if (e[1] != null) {
+                    live.add(e);  // a pending entry deleted meanwhile comes back without fields: acknowledged, not run
+                }
+            }
+            outcome = host.run(job.execution(), job.stream().name, live).get();
+        } catch (Exception e) {
+            log.warn("stream reader {}: a batch of {} failed: {}", settings.group(), job.stream().name, e.getMessage());
+            host.abortNotStarted(job.execution());
+            outcome = new Outcome(true, null);
+        }
+        Outcome result = outcome;
+        post(() -> done(job, ids, result));
+    }
+
+    private List<Object[]> read(StatefulRedisConnection<byte[], byte[]> c, Job job) {
+        try {
+            return readGroup(c, job);
+        } catch (RedisCommandException e) {
+            if (!e.getMessage().startsWith("NOGROUP")) {
                 throw e;
             }
-        }
-        String start = "0-0";
-        do {
-            List<?> r = (List<?>) RedisBackend.dispatch(conn, List.of("XAUTOCLAIM".getBytes(), s, g, CONSUMER.getBytes(),
-                    String.valueOf(CLAIM_IDLE_MS).getBytes(), start.getBytes(), "COUNT".getBytes(), "1000".getBytes(), "JUSTID".getBytes()));
-            start = String.valueOf(r.get(0));
-        } while (!start.equals("0-0") && !stopped);
-        // Entries delivered to us before a crash or restart: processed again (at least once).
-        while (!stopped) {
-            List<Object[]> pending = read(conn, List.of(stream), "0", 0);
-            if (pending.isEmpty()) {
-                break;
+            try {
+                RedisBackend.dispatch(c, bytes("XGROUP", "CREATE", job.stream().name, settings.group(), "0"));
+            } catch (RedisCommandException exists) {
+                // created meanwhile, or the stream is gone (the read below then fails)
             }
-            if (!process(conn, stream, pending)) {
-                return;
-            }
+            return readGroup(c, job);
         }
-        ready.add(stream);
     }
 
-    private int readNew(StatefulRedisConnection<byte[], byte[]> conn, long blockMillis) {
-        List<String> names = new ArrayList<>(ready);
-        List<byte[]> args = new ArrayList<>();
-        args.addAll(List.of("XREADGROUP".getBytes(), "GROUP".getBytes(), settings.group().getBytes(StandardCharsets.UTF_8),
-                CONSUMER.getBytes(), "COUNT".getBytes(), String.valueOf(settings.batch()).getBytes(),
-                "BLOCK".getBytes(), String.valueOf(blockMillis).getBytes(), "STREAMS".getBytes()));
-        names.forEach(n -> args.add(n.getBytes(StandardCharsets.UTF_8)));
-        names.forEach(n -> args.add(">".getBytes()));
-        Object reply = RedisBackend.dispatch(conn, args);
-        int n = 0;
-        if (reply instanceof List<?> perStream) {
-            for (Object o : perStream) {
-                List<?> sr = (List<?>) o;
-                String stream = String.valueOf(sr.get(0));
-                List<Object[]> entries = entries((List<?>) sr.get(1));
-                buffered.computeIfAbsent(stream, k -> new ArrayList<>()).addAll(entries);
-                n += entries.size();
-            }
+    private List<Object[]> readGroup(StatefulRedisConnection<byte[], byte[]> c, Job job) {
+        List<String> args = new ArrayList<>(List.of("XREADGROUP", "GROUP", settings.group(), CONSUMER));
+        if (job.count() > 0) {
+            args.addAll(List.of("COUNT", String.valueOf(job.count())));
         }
-        return n;
-    }
-
-    private List<Object[]> read(StatefulRedisConnection<byte[], byte[]> conn, List<String> names, String id, long block) {
-        List<byte[]> args = new ArrayList<>(List.of("XREADGROUP".getBytes(), "GROUP".getBytes(),
-                settings.group().getBytes(StandardCharsets.UTF_8), CONSUMER.getBytes(), "COUNT".getBytes(),
-                String.valueOf(Math.max(settings.batch(), 100)).getBytes(), "STREAMS".getBytes()));
-        names.forEach(n -> args.add(n.getBytes(StandardCharsets.UTF_8)));
-        names.forEach(n -> args.add(id.getBytes()));
-        Object reply = RedisBackend.dispatch(conn, args);
+        args.addAll(List.of("STREAMS", job.stream().name, job.readPending() ? "0" : ">"));
+        Object reply = RedisBackend.dispatch(c, bytes(args.toArray(String[]::new)));
         List<Object[]> out = new ArrayList<>();
         if (reply instanceof List<?> perStream) {
             for (Object o : perStream) {
-                out.addAll(entries((List<?>) ((List<?>) o).get(1)));
-            }
-        }
-        return out;
-    }
-
-    private static List<Object[]> entries(List<?> raw) {
-        List<Object[]> out = new ArrayList<>(raw.size());
-        for (Object e : raw) {
-            List<?> entry = (List<?>) e;
-            List<?> fields = (List<?>) entry.get(1);
-            // A pending entry deleted meanwhile comes back without fields: acknowledged, not run.
-            out.add(new Object[]{String.valueOf(entry.get(0)), fields == null ? null : fields.stream().map(String::valueOf).toArray()});
-        }
-        return out;
-    }
-
-    /** Runs a batch under the failure policy; false when the registration aborted or stopped. */
-    private boolean process(StatefulRedisConnection<byte[], byte[]> conn, String stream, List<Object[]> entries)
-            throws InterruptedException {
-        List<Object[]> live = entries.stream().filter(e -> e[1] != null).toList();
-        while (!stopped) {
-            boolean ok;
-            if (live.isEmpty()) {
-                ok = true;
-            } else {
-                try {
-                    ok = runner.run(stream, live).get();
-                } catch (java.util.concurrent.ExecutionException e) {
-                    ok = false;
+                for (Object e : (List<?>) ((List<?>) o).get(1)) {
+                    List<?> entry = (List<?>) e;
+                    List<?> fields = (List<?>) entry.get(1);
+                    out.add(new Object[]{text(entry.get(0)), fields == null ? null : fields.stream().map(StreamConsumer::text).toArray()});
                 }
             }
-            if (ok || settings.onFailed() == Policy.CONTINUE) {
-                acknowledge(conn, stream, entries);
-                return true;
-            }
-            if (settings.onFailed() == Policy.ABORT) {
-                runner.aborted("a batch of " + stream + " failed and onFailedPolicy is abort; its entries stay pending");
-                stopped = true;
-                return false;
-            }
-            TimeUnit.MILLISECONDS.sleep(Math.max(1, settings.retryIntervalMillis()));
         }
-        return false;
+        return out;
     }
 
-    private void acknowledge(StatefulRedisConnection<byte[], byte[]> conn, String stream, List<Object[]> entries) {
-        byte[] s = stream.getBytes(StandardCharsets.UTF_8);
-        List<byte[]> ack = new ArrayList<>(List.of("XACK".getBytes(), s, settings.group().getBytes(StandardCharsets.UTF_8)));
-        List<byte[]> del = new ArrayList<>(List.of("XDEL".getBytes(), s));
-        for (Object[] e : entries) {
-            ack.add(((String) e[0]).getBytes());
-            del.add(((String) e[0]).getBytes());
+    private static List<byte[]> bytes(String... args) {
+        List<byte[]> out = new ArrayList<>(args.length);
+        for (String a : args) {
+            out.add(a.getBytes(StandardCharsets.UTF_8));
         }
-        RedisBackend.dispatch(conn, ack);
-        if (settings.trim()) {
-            RedisBackend.dispatch(conn, del);
-        }
+        return out;
     }
 
-    private static void sleepQuietly(long ms) {
-        try {
-            Thread.sleep(ms);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
+    private static String text(Object o) {
+        return o instanceof byte[] b ? new String(b, StandardCharsets.UTF_8) : String.valueOf(o);
     }
 }

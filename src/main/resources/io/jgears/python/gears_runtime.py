@@ -83,6 +83,8 @@ def _to_py(v):
 
 def _format_exception(e):
     """RedisGears' error text: str() of the traceback's line list, without jgears' own frames."""
+    if isinstance(e, _FlatError):
+        return e.args[0]
     import traceback
     if isinstance(e, (AttributeError, NameError)) and getattr(e, 'name', None) is not None:
         # Python 3.7 (RedisGears') adds no "Did you mean" hint; working one out over an object's
@@ -277,12 +279,41 @@ class gearsFuture(object):
 _time_events = {}
 
 
-def registerTE(interval, callback, desc=None, oneshot=False):
-    """Calls callback() every `interval` ms (once with oneshot=True) in this session; returns its id.
-    The time event holds a reference on the session until unregisterTE(id) or the one shot fired."""
-    _check_time_event_args(interval, callback)
-    if interval <= 0:
-        raise ValueError('registerTE: interval must be a positive number of milliseconds')
+class _FlatError(Exception):
+    """flat_error(): its text is the error as it is, without a traceback."""
+
+
+def flat_error(msg):
+    """Fails the current step with exactly `msg` as the error (RedisGears: a StreamReader step failing
+    with a text that starts with 'PAUSE' pauses its registration)."""
+    raise _FlatError(str(msg))
+
+
+def registerTE(*args):
+    """RedisGears' registerTE(period_seconds, callback, keyName=None): calls callback() every period in
+    this session. With a str keyName the event lives in that Redis key: False (and nothing registered)
+    when the key exists; deleting the key stops the event. A callback that raises stops the event.
+    jgears' millisecond timers with ids are registerTimer()."""
+    if len(args) < 2 or len(args) > 3:
+        raise GearsError('not enough arguments for time event')
+    period, callback = args[0], args[1]
+    _check_time_event_args(period, callback)
+    key = args[2] if len(args) == 3 and type(args[2]) is str else None
+    tid = _host.registerKeyedTimeEvent(int(period) * 1000, key)
+    if tid is None:
+        return False
+    _time_events[tid] = callback
+    return True
+
+
+def registerTimer(interval, callback, desc=None, oneshot=False):
+    """jgears' timer: calls callback() every `interval` ms (once with oneshot=True) in this session; returns
+    its id for unregisterTE(). It holds a reference on the session until unregisterTE(id) or the one shot
+    fired; a callback that raises is counted (RG.DUMPTIMEEVENTS) and the timer goes on."""
+    if not callable(callback):
+        raise TypeError('registerTimer: callback must be callable')
+    if type(interval) not in (int, float) or interval <= 0:
+        raise ValueError('registerTimer: interval must be a positive number of milliseconds')
     tid = _host.registerTimeEvent(int(max(1, interval)), None if desc is None else str(desc), bool(oneshot))
     _time_events[tid] = callback
     return tid
@@ -422,8 +453,8 @@ def _rg_type(t):
 
 
 def _stream_records(stream, from_id):
-    start = from_id if from_id else '-'
-    exclusive = False
+    """The entries after from_id (exclusive, as RedisGears' XREAD-based reader), oldest first."""
+    start, exclusive = from_id, True
     while True:
         batch = execute('XRANGE', stream, ('(' + start) if exclusive else start, '+', 'COUNT', _READ_BATCH)
         for entry in batch:
@@ -549,6 +580,8 @@ class GearsBuilder(object):
         elif reader == 'StreamReader':
             if onFailedPolicy not in ('continue', 'abort', 'retry'):
                 raise ValueError("register: onFailedPolicy must be 'continue', 'abort' or 'retry'")
+            if mode == 'sync' and onFailedPolicy != 'continue':
+                raise GearsError('ExecutionMode sync can only be combined with OnFailedPolicy Continue')
             if type(batch) is not int or batch < 1:
                 raise ValueError('register: batch must be a positive int')
             if type(duration) is not int or duration < 0:
@@ -1394,9 +1427,12 @@ def _trigger_keys(rid, ids, events, keys, key_lens, types, values, value_lens, h
         elif vs is None:
             record = {'event': evs[i], 'key': ks[i]}  # readValue=False: RedisGears gives no type either
         else:
-            t = ts[i]
-            record = {'event': evs[i], 'key': ks[i], 'type': _rg_type(t),
-                      'value': _value_of(t, vs[i] if value_lens is not None else _to_py(vs[i]))}
+            if vs is None:
+                record = {'event': evs[i], 'key': ks[i]}  # readValue=False: RedisGears reads neither type nor value
+            else:
+                t = ts[i]
+                record = {'event': evs[i], 'key': ks[i], 'type': _rg_type(t),
+                          'value': _value_of(t, vs[i] if value_lens is not None else _to_py(vs[i]))}
         _start(eids[i], steps, convert, profile, done, iter, (record,))
         started += 1
         if len(done) >= _FLUSH_EVERY:
@@ -1710,9 +1746,14 @@ def _exec_script(code, session_key=None):
 # The API as builtins, as RedisGears gives it: scripts use GB, execute, ... without importing them.
 # They are also importable from a 'redisgears' module, as some RedisGears scripts do.
 _API = ('GearsBuilder', 'GB', 'execute', 'executeCommand', 'log', 'configGet', 'gearsConfigGet',
-        'hashtag', 'atomic', 'gearsFuture', 'execute_async', 'registerTE', 'unregisterTE', 'call_next', 'override_reply')
+        'hashtag', 'atomic', 'gearsFuture', 'execute_async', 'registerTE', 'registerTimer', 'unregisterTE',
+        'call_next', 'override_reply', 'flat_error')
 _module = type(sys)('redisgears')
 for _name in _API:
     setattr(builtins, _name, globals()[_name])
     setattr(_module, _name, globals()[_name])
+# RedisGears' module names for the same functions, and the module itself as a global in every session.
+_module.registerTimeEvent = registerTE
+_module.error = GearsError
+builtins.redisgears = _module
 sys.modules['redisgears'] = _module
