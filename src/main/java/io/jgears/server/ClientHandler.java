@@ -46,6 +46,8 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
         boolean closeAfter;
         /** Sees Redis' reply frame before it is written (AUTH: did it succeed?). */
         java.util.function.Consumer<ByteBuf> onReply;
+        /** A KeysReader commands=[...] hook: runs once Redis has answered; a reply replacing Redis' one, or null. */
+        java.util.function.Supplier<CompletableFuture<RedisMessage>> replyHook;
     }
 
     private final ServerOptions options;
@@ -142,7 +144,7 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
             List<byte[]> args = argsOf(command);
             CompletableFuture<RedisMessage> hooked = local.hook(info, args);
             if (hooked == null) {
-                forward(command, name);
+                forward(command, name, local.watchKeys(info, args));
             } else {
                 command.release();
                 runLocal(() -> hooked);
@@ -191,11 +193,19 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
     }
 
     private void forward(ArrayRedisMessage command, String name) {
+        forward(command, name, null);
+    }
+
+    private void forward(ArrayRedisMessage command, String name,
+                         java.util.function.Supplier<CompletableFuture<RedisMessage>> replyHook) {
         if (expectsReply(name, command)) {
             Slot slot = new Slot();
+            slot.replyHook = replyHook;
             slot.onReply = authWatcher(name, command);
             queue.add(slot);
             awaiting.add(slot);
+        } else if (replyHook != null) {
+            replyHook.get();  // no reply to replace (CLIENT REPLY OFF), but its executions still run
         }
         send(command);
     }
@@ -337,6 +347,27 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
             Slot slot = push ? null : awaiting.poll();
             if (slot != null && slot.onReply != null) {
                 slot.onReply.accept(frame);
+            }
+            if (slot != null && slot.replyHook != null) {
+                // A hooking registration runs the events this command caused, and may answer in its place.
+                CompletableFuture<Void> barrier = local.afterForwardedReply();
+                var hook = slot.replyHook;
+                CompletableFuture<RedisMessage> hooked = barrier == null ? hook.get() : barrier.thenCompose(x -> hook.get());
+                Slot held = slot;
+                hooked.whenComplete((override, error) -> ctx.executor().execute(() -> {
+                    if (closing) {
+                        frame.release();
+                        return;
+                    }
+                    if (override != null) {
+                        frame.release();
+                        held.reply = override;
+                    } else {
+                        held.reply = frame;
+                    }
+                    drain(true);
+                }));
+                return;
             }
             if (slot != null) {
                 CompletableFuture<Void> barrier = local.afterForwardedReply();
