@@ -995,6 +995,7 @@ public final class Registrations implements KeyEvents.Listener {
                 return null;
             }
             e = newExecution(r);
+            e.hook(hook);
             r.triggered(1);
         }
         runInPython(r, List.of(e), java.util.Collections.singletonList(new Object[]{event, key, type, value, readValue}),
