@@ -456,6 +456,11 @@ public final class GearsCommands implements LocalCommands {
     }
 
     @Override
+    public CompletableFuture<RedisMessage> hookQueued(ClientInfo client, List<byte[]> args) {
+        return engine.registrations().hookQueued(args);
+    }
+
+    @Override
     public CompletableFuture<Void> afterForwardedReply() {
         return engine.registrations().syncBarrier();
     }

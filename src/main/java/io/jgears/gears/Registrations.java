@@ -905,6 +905,38 @@ public final class Registrations implements KeyEvents.Listener {
      * of them set with override_reply(), or null to keep Redis' reply. Null when no registration hooks it.
      */
     public java.util.function.Supplier<CompletableFuture<RedisMessage>> watchKeys(List<byte[]> command) {
+        return watchKeys(command, false);
+    }
+
+    /**
+     * A hooked command that was queued in a MULTI, run once its EXEC has: a CommandReader hook only if it
+     * is sync (it may not block there); else the command itself, whose KeysReader commands= executions run
+     * and only a sync one's override_reply() counts, as on RedisGears.
+     */
+    public CompletableFuture<RedisMessage> hookQueued(List<byte[]> command) {
+        Registration r = nextHook(command, null);
+        if (r != null) {
+            return "sync".equals(r.mode()) ? runCommand(r, strings(command), hookCall(r))
+                    : CompletableFuture.completedFuture(Replies.error(NON_SYNC_BLOCKED));
+        }
+        var watch = watchKeys(command, true);
+        CompletableFuture<RedisMessage> real = new CompletableFuture<>();
+        engine.submit(() -> {
+            try {
+                real.complete(Replies.of(engine.redis().execute(command)));
+            } catch (io.jgears.redis.RedisCommandException e) {
+                real.complete(Replies.error(e.getMessage()));
+            } catch (RuntimeException e) {
+                real.completeExceptionally(e);
+            }
+        });
+        if (watch == null) {
+            return real;
+        }
+        return real.thenCompose(reply -> watch.get().thenApply(override -> override != null ? override : reply));
+    }
+
+    private java.util.function.Supplier<CompletableFuture<RedisMessage>> watchKeys(List<byte[]> command, boolean inTransaction) {
         String name = new String(command.getFirst(), StandardCharsets.UTF_8).toLowerCase(Locale.ROOT);
         List<Registration> hooked = keyCommandHooks.get(name);
         KeyEvents events = keyEvents;
@@ -927,7 +959,7 @@ public final class Registrations implements KeyEvents.Listener {
         // Redis has answered: a PING on the subscription is answered after every notification it caused.
         return () -> events.barrier().thenCompose(x -> {
             captures.remove(capture);
-            return runCaptured(capture.taken(), hook);
+            return runCaptured(capture.taken(), hook, inTransaction);
         }).thenApply(x -> hook.overridden() ? replyOf(hook.override()) : null);
     }
 
@@ -955,7 +987,7 @@ public final class Registrations implements KeyEvents.Listener {
     }
 
     /** Runs the captured events' executions, in order, on an execution thread; completes when all have ended. */
-    private CompletableFuture<Void> runCaptured(List<Object[]> events, HostApi.HookCall hook) {
+    private CompletableFuture<Void> runCaptured(List<Object[]> events, HostApi.HookCall hook, boolean inTransaction) {
         if (events.isEmpty()) {
             return CompletableFuture.completedFuture(null);
         }
@@ -964,7 +996,10 @@ public final class Registrations implements KeyEvents.Listener {
             List<CompletableFuture<Execution>> done = new ArrayList<>();
             try {
                 for (Object[] ev : events) {
-                    Execution e = runHookedEvent((Registration) ev[0], (String) ev[1], (String) ev[2], hook);
+                    Registration r = (Registration) ev[0];
+                    // In a transaction only a sync execution may answer for the command (RedisGears cannot wait there).
+                    HostApi.HookCall call = inTransaction && !"sync".equals(r.mode()) ? HostApi.HookCall.overriding() : hook;
+                    Execution e = runHookedEvent(r, (String) ev[1], (String) ev[2], call);
                     if (e != null) {
                         done.add(e.done());
                     }

@@ -34,6 +34,11 @@ public interface LocalCommands {
         return null;
     }
 
+    /** A hooked command that was queued in a MULTI, run once its EXEC has run: its reply. */
+    default CompletableFuture<RedisMessage> hookQueued(ClientInfo client, List<byte[]> args) {
+        return CompletableFuture.completedFuture(null);
+    }
+
     /**
      * Called when Redis' reply to a forwarded command arrives: a future to complete before the reply is
      * released to the client (sync registrations), or null.
