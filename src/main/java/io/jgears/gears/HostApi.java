@@ -178,6 +178,7 @@ public final class HostApi {
             if (hooked != null) {
                 return hooked;  // a CommandReader hook answered it, as on RedisGears
             }
+            engine.registrations().beforeExecute(command);
             Object reply;
             AtomicBlock atomic = atomics.isEmpty() ? null : atomics.get(Thread.currentThread());
             if (atomic != null) {

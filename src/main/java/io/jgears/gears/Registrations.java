@@ -100,6 +100,7 @@ public final class Registrations implements KeyEvents.Listener {
         if (r.kind() == Registration.Kind.STREAM) {
             startConsumer(r);
         }
+        knowHookedCommands(r);
         if (isSyncKeys(r)) {
             syncCount.incrementAndGet();
         }
@@ -107,6 +108,20 @@ public final class Registrations implements KeyEvents.Listener {
             ensureKeyEvents();
         }
         refreshIndexes();
+    }
+
+    /** Asks Redis about the commands a registration hooks now, not on a client's event loop later. */
+    private void knowHookedCommands(Registration r) {
+        try {
+            if (r.stringArg("hook") != null) {
+                specs().get(r.stringArg("hook"));
+            }
+            if (r.listArg("commands") != null) {
+                r.listArg("commands").forEach(c -> specs().get(c));
+            }
+        } catch (RuntimeException e) {
+            log.warn("registration {}: could not read COMMAND INFO of its hooked commands: {}", r.id(), e.getMessage());
+        }
     }
 
     private static boolean isSyncKeys(Registration r) {
@@ -500,6 +515,9 @@ public final class Registrations implements KeyEvents.Listener {
         if (startsWithReserved(key)) {
             return;
         }
+        if (!quietKeys.isEmpty() && quietKeys.containsKey(new String(key, StandardCharsets.UTF_8))) {
+            return;  // written by a sync key execution: see runSyncQuietly
+        }
         for (Registration r : keyRegistrationsByPrefix.getOrDefault(prefix, List.of())) {
             if (r.isPaused()) {
                 continue;
@@ -639,7 +657,9 @@ public final class Registrations implements KeyEvents.Listener {
                 usedPayloads.add(payloads[i]);
             }
         }
-        if (used.size() == 1) {
+        if (used.size() == 1 && "sync".equals(r.mode())) {
+            runSyncQuietly(() -> runInPython(r, used.getFirst(), usedPayloads.getFirst(), null, this::triggerKeys));
+        } else if (used.size() == 1) {
             runInPython(r, used.getFirst(), usedPayloads.getFirst(), null, this::triggerKeys);
         } else if (used.size() > 1) {
             runInPythonLanes(r, used, usedPayloads, this::triggerKeys);
@@ -672,6 +692,45 @@ public final class Registrations implements KeyEvents.Listener {
             }
             return CompletableFuture.allOf(waits.toArray(CompletableFuture[]::new));
         });
+    }
+
+    /**
+     * Keys that sync key executions write, while their events may still arrive. On RedisGears a sync
+     * execution runs inside Redis' notification, and notifications its own writes cause are not delivered
+     * to any registration; jgears drops the events of those keys until Redis has sent them all.
+     */
+    private final ConcurrentHashMap<String, AtomicInteger> quietKeys = new ConcurrentHashMap<>();
+    /** The keys execute() wrote on this thread during a sync key execution (null outside one). */
+    private static final ThreadLocal<List<String>> SYNC_WRITES = new ThreadLocal<>();
+
+    private void runSyncQuietly(Runnable run) {
+        List<String> writes = new ArrayList<>();
+        SYNC_WRITES.set(writes);
+        try {
+            run.run();
+        } finally {
+            SYNC_WRITES.remove();
+            KeyEvents events = keyEvents;
+            if (!writes.isEmpty()) {
+                CompletableFuture<Void> sent = events == null ? CompletableFuture.completedFuture(null) : events.barrier();
+                sent.whenComplete((x, error) -> writes.forEach(k ->
+                        quietKeys.computeIfPresent(k, (key, n) -> n.decrementAndGet() <= 0 ? null : n)));
+            }
+        }
+    }
+
+    /** execute() is about to send this command: inside a sync key execution, its keys' events are dropped. */
+    public void beforeExecute(List<byte[]> command) {
+        List<String> writes = SYNC_WRITES.get();
+        if (writes == null || command.size() < 2) {
+            return;
+        }
+        CommandSpecs.Spec spec = specs().get(new String(command.getFirst(), StandardCharsets.UTF_8));
+        List<String> keys = spec != null && !spec.movableKeys() ? spec.keys(command) : strings(command.subList(1, command.size()));
+        for (String k : keys) {
+            quietKeys.computeIfAbsent(k, key -> new AtomicInteger()).incrementAndGet();
+            writes.add(k);
+        }
     }
 
     // ------------------------------------------------------------------ streams
