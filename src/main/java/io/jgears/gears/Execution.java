@@ -22,6 +22,8 @@ public final class Execution {
     private volatile boolean abortRequested;
     /** True while a thread runs this execution's Python (false while it is parked on a future). */
     private volatile boolean inPython;
+    /** The hooked command this execution serves (override_reply, call_next), also when it resumes later. */
+    private volatile HostApi.HookCall hook;
     private volatile List<Object> results = List.of();
     private volatile List<String> errors = List.of();
     private volatile long durationNanos;
@@ -69,6 +71,14 @@ public final class Execution {
 
     public Status status() {
         return status;
+    }
+
+    HostApi.HookCall hook() {
+        return hook;
+    }
+
+    void hook(HostApi.HookCall call) {
+        hook = call;
     }
 
     public boolean isFinished() {

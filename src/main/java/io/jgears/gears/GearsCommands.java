@@ -449,7 +449,7 @@ public final class GearsCommands implements LocalCommands {
             case KEYS, KEYS_ONLY -> args.addAll(List.of("regex", r.stringArg("prefix"),
                     "eventTypes", r.listArg("eventTypes") == null ? List.of() : r.listArg("eventTypes"),
                     "keyTypes", r.listArg("keyTypes") == null ? List.of() : r.listArg("keyTypes"),
-                    "hookCommands", List.of()));
+                    "hookCommands", r.listArg("commands") == null ? List.of() : r.listArg("commands")));
             case STREAM -> args.addAll(List.of("batchSize", r.longArg("batch"), "durationMS", r.longArg("duration"),
                     "stream", r.stringArg("prefix"), "trimStream", r.boolArg("trimStream") ? 1L : 0L,
                     "onFailedPolicy", r.stringArg("onFailedPolicy"), "retryInterval", r.longArg("onFailedRetryInterval") / 1000,
@@ -542,6 +542,16 @@ public final class GearsCommands implements LocalCommands {
     @Override
     public CompletableFuture<RedisMessage> hook(ClientInfo client, List<byte[]> args) {
         return engine.registrations().hook(args);
+    }
+
+    @Override
+    public java.util.function.Supplier<CompletableFuture<RedisMessage>> watchKeys(ClientInfo client, List<byte[]> args) {
+        return engine.registrations().watchKeys(args);
+    }
+
+    @Override
+    public CompletableFuture<RedisMessage> hookQueued(ClientInfo client, List<byte[]> args) {
+        return engine.registrations().hookQueued(args);
     }
 
     @Override

@@ -489,9 +489,12 @@ public final class GearsEngine implements AutoCloseable {
                     () -> session.enter(si -> {
                 // Marked only once inside: an abort must interrupt this execution, not another one of the session.
                 execution.inPython(true);
+                HostApi host = (HostApi) si.host();
+                HostApi.HookCall outer = host.beginHook(execution.hook());
                 try {
                     return si.call(function, execution.id());
                 } finally {
+                    host.endHook(outer);
                     execution.inPython(false);
                 }
             }));

@@ -46,31 +46,61 @@ public final class HostApi {
     /** The command hook whose execution runs now (call_next, override_reply), or null. */
     private HookCall hook;
 
-    /** One hooked command: its name for call_next() and the reply override_reply() set. */
+    /**
+     * One hooked command. A CommandReader hook may call_next() (the next hook of its chain, else the command
+     * itself); a KeysReader commands=[...] hook may override_reply() once, for every execution it fired.
+     */
     static final class HookCall {
+        /** The command call_next() runs (as the hook registered it), or null: no call_next here. */
         private final String command;
-        private volatile boolean overridden;
-        private volatile Object override;
+        /** The next hook of the chain for these arguments, run: [ok, value]; null when none (Redis runs it). */
+        private final java.util.function.Function<List<byte[]>, Object[]> next;
+        private final boolean overridable;
+        private boolean overridden;
+        private Object override;
 
-        HookCall(String command) {
+        private HookCall(String command, java.util.function.Function<List<byte[]>, Object[]> next, boolean overridable) {
             this.command = command;
+            this.next = next;
+            this.overridable = overridable;
         }
 
-        boolean overridden() {
+        static HookCall chained(String command, java.util.function.Function<List<byte[]>, Object[]> next) {
+            return new HookCall(command, next, false);
+        }
+
+        static HookCall overriding() {
+            return new HookCall(null, null, true);
+        }
+
+        synchronized boolean overridden() {
             return overridden;
         }
 
-        Object override() {
+        synchronized Object override() {
             return override;
+        }
+
+        /** The first override wins, as on RedisGears. */
+        synchronized boolean setOverride(Object value) {
+            if (overridden) {
+                return false;
+            }
+            override = value;
+            overridden = true;
+            return true;
         }
     }
 
-    void beginHook(HookCall call) {
+    /** Starts a hook's call into Python; returns the hook it replaces (a nested call), for {@link #endHook}. */
+    HookCall beginHook(HookCall call) {
+        HookCall outer = this.hook;
         this.hook = call;
+        return outer;
     }
 
-    void endHook() {
-        this.hook = null;
+    void endHook(HookCall outer) {
+        this.hook = outer;
     }
 
     HostApi(GearsEngine engine) {
@@ -144,6 +174,11 @@ public final class HostApi {
             if (refused != null) {
                 return new Object[]{Boolean.FALSE, refused};
             }
+            Object[] hooked = engine.registrations().hookExecute(command);
+            if (hooked != null) {
+                return hooked;  // a CommandReader hook answered it, as on RedisGears
+            }
+            engine.registrations().beforeExecute(command);
             Object reply;
             AtomicBlock atomic = atomics.isEmpty() ? null : atomics.get(Thread.currentThread());
             if (atomic != null) {
@@ -329,17 +364,25 @@ public final class HostApi {
         return out;
     }
 
-    /** call_next(*args) in a command hook: the hooked command with these arguments, straight to Redis. */
+    /**
+     * call_next(*args) in a CommandReader hook: the next hook of the chain these arguments match, else the
+     * hooked command itself, straight to Redis.
+     */
     @HostAccess.Export
     public Object[] callNext(Value args) {
-        if (hook == null) {
+        HookCall call = hook;
+        if (call == null || call.command == null) {
             return new Object[]{Boolean.FALSE, "Can not get CommandHook ctx"};
         }
         int n = (int) args.getArraySize();
         List<byte[]> command = new ArrayList<>(n + 1);
-        command.add(hook.command.getBytes(StandardCharsets.UTF_8));
+        command.add(call.command.getBytes(StandardCharsets.UTF_8));
         for (int i = 0; i < n; i++) {
             command.add(bytesOf(args.getArrayElement(i)));
+        }
+        Object[] chained = call.next.apply(command);
+        if (chained != null) {
+            return chained;
         }
         try {
             io.jgears.redis.RedisUser user = session.user();
@@ -357,19 +400,41 @@ public final class HostApi {
         }
     }
 
+    /** override_reply(value) in a KeysReader commands=[...] execution: the hooked command's client gets it. */
     @HostAccess.Export
     public Object[] overrideReply(Value value) {
-        if (hook == null) {
+        HookCall call = hook;
+        if (call == null || !call.overridable) {
             return new Object[]{Boolean.FALSE, "Can not get command ctx"};
         }
-        hook.override = toJava(value);
-        hook.overridden = true;
+        if (!call.setOverride(toJava(value))) {
+            return new Object[]{Boolean.FALSE, "Can only override reply once"};
+        }
         return new Object[]{Boolean.TRUE, null};
+    }
+
+    /** RedisGears' refusal of this register() (hooks on commands it may not hook), or null. */
+    @HostAccess.Export
+    public String registerRefusal(String reader, String mode, Value args) {
+        return engine.registrations().refusal(session, reader, mode, argsOf(args));
     }
 
     /** register(): a registration of this session, active once the script has loaded; returns its id. */
     @HostAccess.Export
     public String register(String reader, String description, String mode, Value args, Value plan) {
+        java.util.Map<String, Object> map = argsOf(args);
+        Registration r = engine.registrations().create(session, reader, description, mode, map, planOf(plan),
+                session.nextRegistrationIndex());
+        if (run == null) {
+            // Registered outside a script load (from an execution or a time event): active at once.
+            engine.registrations().activate(session, r);
+            engine.persist(session);
+        }
+        return r.id();
+    }
+
+    /** register()'s reader arguments: [name, value, ...] to a map (lists of strings for list values). */
+    private static java.util.Map<String, Object> argsOf(Value args) {
         java.util.Map<String, Object> map = new java.util.LinkedHashMap<>();
         for (int i = 0; i + 1 < args.getArraySize(); i += 2) {
             Value v = args.getArrayElement(i + 1);
@@ -391,14 +456,7 @@ public final class HostApi {
             }
             map.put(args.getArrayElement(i).asString(), value);
         }
-        Registration r = engine.registrations().create(session, reader, description, mode, map, planOf(plan),
-                session.nextRegistrationIndex());
-        if (run == null) {
-            // Registered outside a script load (from an execution or a time event): active at once.
-            engine.registrations().activate(session, r);
-            engine.persist(session);
-        }
-        return r.id();
+        return map;
     }
 
     /** Checked before each event's execution: none starts once RG.UNREGISTER has returned. */

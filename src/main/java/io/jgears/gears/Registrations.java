@@ -40,6 +40,13 @@ public final class Registrations implements KeyEvents.Listener {
     private volatile Map<String, List<Registration>> streamRegistrationsByPrefix = Map.of();
     private volatile KeyEvents keyEvents;
     private final AtomicInteger syncCount = new AtomicInteger();
+    /** CommandReader hooks by lower-case command, the one registered last first: it runs first, call_next goes on down. */
+    private volatile Map<String, List<Registration>> hookChains = Map.of();
+    /** KeysReader registrations with commands=[...], by lower-case command. */
+    private volatile Map<String, List<Registration>> keyCommandHooks = Map.of();
+    /** Hooked commands (KeysReader commands=) whose key events are being gathered (see {@link #watchKeys}). */
+    private final java.util.concurrent.CopyOnWriteArrayList<KeyCapture> captures = new java.util.concurrent.CopyOnWriteArrayList<>();
+    private volatile CommandSpecs specs;
 
     Registrations(GearsEngine engine) {
         this.engine = engine;
@@ -92,6 +99,7 @@ public final class Registrations implements KeyEvents.Listener {
         if (r.kind() == Registration.Kind.STREAM) {
             startConsumer(r);
         }
+        knowHookedCommands(r);
         if (needsBarrier(r)) {
             syncCount.incrementAndGet();
         }
@@ -99,6 +107,20 @@ public final class Registrations implements KeyEvents.Listener {
             ensureKeyEvents();
         }
         refreshIndexes();
+    }
+
+    /** Asks Redis about the commands a registration hooks now, not on a client's event loop later. */
+    private void knowHookedCommands(Registration r) {
+        try {
+            if (r.stringArg("hook") != null) {
+                specs().get(r.stringArg("hook"));
+            }
+            if (r.listArg("commands") != null) {
+                r.listArg("commands").forEach(c -> specs().get(c));
+            }
+        } catch (RuntimeException e) {
+            log.warn("registration {}: could not read COMMAND INFO of its hooked commands: {}", r.id(), e.getMessage());
+        }
     }
 
     private static boolean isSyncKeys(Registration r) {
@@ -133,6 +155,9 @@ public final class Registrations implements KeyEvents.Listener {
         commandRegistrations = List.copyOf(commands);
         keyRegistrationsByPrefix = byPrefix(keys);
         streamRegistrationsByPrefix = byPrefix(streams);
+        hookChains = hookChains(commands);
+        keyCommandHooks = keyCommandHooks(keys);
+        engine.redis().avoidKeyMisses(keys.stream().anyMatch(Registrations::mayFireOnKeymiss));
         KeyEvents events = keyEvents;
         if (events != null) {
             java.util.Set<String> prefixes = new java.util.HashSet<>(keyRegistrationsByPrefix.keySet());
@@ -148,6 +173,103 @@ public final class Registrations implements KeyEvents.Listener {
         }
         out.replaceAll((p, list) -> List.copyOf(list));
         return Map.copyOf(out);
+    }
+
+    private static Map<String, List<Registration>> hookChains(List<Registration> commands) {
+        Map<String, List<Registration>> out = new java.util.HashMap<>();
+        for (Registration r : commands) {
+            String hook = r.stringArg("hook");
+            if (hook != null) {
+                out.computeIfAbsent(hook.toLowerCase(Locale.ROOT), h -> new ArrayList<>()).addFirst(r);
+            }
+        }
+        out.replaceAll((h, list) -> List.copyOf(list));
+        return Map.copyOf(out);
+    }
+
+    private static Map<String, List<Registration>> keyCommandHooks(List<Registration> keys) {
+        Map<String, List<Registration>> out = new java.util.HashMap<>();
+        for (Registration r : keys) {
+            List<String> commands = r.listArg("commands");
+            if (commands != null) {
+                for (String c : commands) {
+                    List<Registration> list = out.computeIfAbsent(c.toLowerCase(Locale.ROOT), h -> new ArrayList<>());
+                    if (!list.contains(r)) {
+                        list.add(r);
+                    }
+                }
+            }
+        }
+        out.replaceAll((h, list) -> List.copyOf(list));
+        return Map.copyOf(out);
+    }
+
+    /** Whether a key registration takes keymiss events (no eventTypes, or keymiss among them). */
+    private static boolean mayFireOnKeymiss(Registration r) {
+        List<String> types = r.listArg("eventTypes");
+        return types == null || types.stream().anyMatch("keymiss"::equalsIgnoreCase);
+    }
+
+    /** Event types match case-insensitively, as in RedisGears. */
+    private static boolean wantsEvent(Registration r, String event) {
+        List<String> types = r.listArg("eventTypes");
+        if (types == null) {
+            return true;
+        }
+        for (String t : types) {
+            if (t.equalsIgnoreCase(event)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private CommandSpecs specs() {
+        CommandSpecs s = specs;
+        if (s == null) {
+            s = specs = new CommandSpecs(engine.redis());
+        }
+        return s;
+    }
+
+    /**
+     * RedisGears' refusals of a register() that hooks commands, checked before it is created: a
+     * CommandReader hook= on a command Redis does not have, one not allowed in scripts (MULTI, EXEC,
+     * EVAL...), one with movable keys by keyprefix, or over a non-sync hook; a KeysReader commands=[...]
+     * entry likewise. Null when the registration may go ahead.
+     */
+    public String refusal(Session session, String reader, String mode, Map<String, Object> args) {
+        if (reader.equals("CommandReader") && args.get("hook") != null) {
+            String hook = (String) args.get("hook");
+            String refused = specs().hookRefusal(hook, (String) args.get("keyprefix"));
+            if (refused != null) {
+                return refused;
+            }
+            Registration head = null;
+            for (Registration r : all()) {
+                if (r.isActive() && !r.isUnregistered() && r.session() != session.replacing()
+                        && r.kind() == Registration.Kind.COMMAND && hook.equalsIgnoreCase(r.stringArg("hook"))) {
+                    head = r;  // the last one registered: the one a new hook would run before
+                }
+            }
+            if (head != null && !"sync".equals(head.mode())) {
+                return "Can not override a none sync registration";
+            }
+            for (Registration r : of(session)) {
+                if (!r.isActive() && r.kind() == Registration.Kind.COMMAND && hook.equalsIgnoreCase(r.stringArg("hook"))
+                        && !"sync".equals(r.mode())) {
+                    return "Can not override a none sync registration which already created on this session";
+                }
+            }
+        } else if ((reader.equals("KeysReader") || reader.equals("KeysOnlyReader")) && args.get("commands") instanceof List<?> commands) {
+            for (Object c : commands) {
+                String refused = specs().keysHookRefusal(String.valueOf(c), String.valueOf(args.get("prefix")));
+                if (refused != null) {
+                    return refused;
+                }
+            }
+        }
+        return null;
     }
 
     private synchronized void ensureKeyEvents() {
@@ -324,7 +446,7 @@ public final class Registrations implements KeyEvents.Listener {
             // it. The executions of a batch are not: interrupting one would end the whole batch's call.
             Execution lone = executions.size() == 1 ? executions.getFirst() : null;
             started = engine.callPython(session, GearsConfig.REGISTRATION_TIMEOUT, () -> session.enter(si -> {
-                host.beginHook(hook);
+                HostApi.HookCall outer = host.beginHook(hook);
                 if (lone != null) {
                     lone.inPython(true);
                 }
@@ -334,7 +456,7 @@ public final class Registrations implements KeyEvents.Listener {
                     if (lone != null) {
                         lone.inPython(false);
                     }
-                    host.endHook();
+                    host.endHook(outer);
                 }
             }));
         } catch (GearsEngine.PythonCallFailed e) {
@@ -443,13 +565,23 @@ public final class Registrations implements KeyEvents.Listener {
 
     @Override
     public void onKeyEvent(String prefix, String event, byte[] key) {
+        if (!quietKeys.isEmpty() && quietKeys.containsKey(new String(key, StandardCharsets.UTF_8))) {
+            return;  // written by a sync key execution: see runSyncQuietly
+        }
         for (Registration r : keyRegistrationsByPrefix.getOrDefault(prefix, List.of())) {
             if (r.isPaused()) {
                 continue;
             }
-            List<String> types = r.listArg("eventTypes");
-            // RedisGears matches eventTypes case-insensitively (['SET'] fires on set).
-            if (types == null || types.stream().anyMatch(event::equalsIgnoreCase)) {
+            if (r.listArg("commands") != null) {
+                // Fires only for the events of the commands it hooks, while one runs (see watchKeys).
+                if (!captures.isEmpty() && wantsEvent(r, event)) {
+                    for (KeyCapture c : captures) {
+                        c.offer(r, event, key);
+                    }
+                }
+                continue;
+            }
+            if (wantsEvent(r, event)) {
                 r.received.incrementAndGet();
                 r.events.add(new Object[]{event, key});
                 if (r.draining.compareAndSet(false, true)) {
@@ -564,7 +696,9 @@ public final class Registrations implements KeyEvents.Listener {
                 usedPayloads.add(payloads[i]);
             }
         }
-        if (used.size() == 1) {
+        if (used.size() == 1 && "sync".equals(r.mode())) {
+            runSyncQuietly(() -> runInPython(r, used.getFirst(), usedPayloads.getFirst(), null, this::triggerKeys));
+        } else if (used.size() == 1) {
             runInPython(r, used.getFirst(), usedPayloads.getFirst(), null, this::triggerKeys);
         } else if (used.size() > 1) {
             runInPythonLanes(r, used, usedPayloads, this::triggerKeys);
@@ -600,6 +734,45 @@ public final class Registrations implements KeyEvents.Listener {
             }
             return CompletableFuture.allOf(waits.toArray(CompletableFuture[]::new));
         });
+    }
+
+    /**
+     * Keys that sync key executions write, while their events may still arrive. On RedisGears a sync
+     * execution runs inside Redis' notification, and notifications its own writes cause are not delivered
+     * to any registration; jgears drops the events of those keys until Redis has sent them all.
+     */
+    private final ConcurrentHashMap<String, AtomicInteger> quietKeys = new ConcurrentHashMap<>();
+    /** The keys execute() wrote on this thread during a sync key execution (null outside one). */
+    private static final ThreadLocal<List<String>> SYNC_WRITES = new ThreadLocal<>();
+
+    private void runSyncQuietly(Runnable run) {
+        List<String> writes = new ArrayList<>();
+        SYNC_WRITES.set(writes);
+        try {
+            run.run();
+        } finally {
+            SYNC_WRITES.remove();
+            KeyEvents events = keyEvents;
+            if (!writes.isEmpty()) {
+                CompletableFuture<Void> sent = events == null ? CompletableFuture.completedFuture(null) : events.barrier();
+                sent.whenComplete((x, error) -> writes.forEach(k ->
+                        quietKeys.computeIfPresent(k, (key, n) -> n.decrementAndGet() <= 0 ? null : n)));
+            }
+        }
+    }
+
+    /** execute() is about to send this command: inside a sync key execution, its keys' events are dropped. */
+    public void beforeExecute(List<byte[]> command) {
+        List<String> writes = SYNC_WRITES.get();
+        if (writes == null || command.size() < 2) {
+            return;
+        }
+        CommandSpecs.Spec spec = specs().get(new String(command.getFirst(), StandardCharsets.UTF_8));
+        List<String> keys = spec != null && !spec.movableKeys() ? spec.keys(command) : strings(command.subList(1, command.size()));
+        for (String k : keys) {
+            quietKeys.computeIfAbsent(k, key -> new AtomicInteger()).incrementAndGet();
+            writes.add(k);
+        }
     }
 
     // ------------------------------------------------------------------ streams
@@ -639,32 +812,137 @@ public final class Registrations implements KeyEvents.Listener {
         return CompletableFuture.completedFuture(Replies.error("ERR subcommand not found"));
     }
 
-    /** Whether a command hook registration watches this command (upper-case name). */
+    /** RedisGears' answer to a hook whose execution gave no result or several. */
+    static final String EXACTLY_ONE = "Command hook must return exactly one result";
+    /** RedisGears' answer to a non-sync hook of a command that may not block (execute(), MULTI). */
+    static final String NON_SYNC_BLOCKED =
+            "ERR can not run a non-sync execution inside a MULTI/LUA (blocking is not allowed) or on loading.";
+
+    /** Whether a registration hooks this command (upper-case name): a CommandReader hook or KeysReader commands=. */
     public boolean hooks(String upperName) {
-        for (Registration r : commandRegistrations) {
-            String hook = r.stringArg("hook");
-            if (hook != null && hook.equalsIgnoreCase(upperName) && !r.isPaused()) {
-                return true;
-            }
-        }
-        return false;
+        String name = upperName.toLowerCase(Locale.ROOT);
+        return hookChains.containsKey(name) || keyCommandHooks.containsKey(name);
     }
 
-    /** Runs the hook registration for this command, or null when none matches (its key prefix). */
+    /** Runs the CommandReader hook chain for this command, or null when no hook matches it (its keyprefix). */
     public CompletableFuture<RedisMessage> hook(List<byte[]> command) {
-        String name = new String(command.getFirst(), StandardCharsets.UTF_8);
-        String key = command.size() > 1 ? new String(command.get(1), StandardCharsets.UTF_8) : null;
-        for (Registration r : commandRegistrations) {
-            String hook = r.stringArg("hook");
+        Registration r = nextHook(command, null);
+        return r == null ? null : runCommand(r, strings(command), hookCall(r));
+    }
+
+    /**
+     * execute() of a command a CommandReader hook matches: the hook runs here, inside the calling execution,
+     * as RedisGears' hooks see the commands scripts run; a non-sync hook may not (it would block). Null
+     * when no hook matches: Redis runs the command.
+     */
+    public Object[] hookExecute(List<byte[]> command) {
+        if (hookChains.isEmpty()) {
+            return null;
+        }
+        Registration r = nextHook(command, null);
+        if (r == null) {
+            return null;
+        }
+        if (!"sync".equals(r.mode())) {
+            return new Object[]{Boolean.FALSE, NON_SYNC_BLOCKED};
+        }
+        return runNested(r, command);
+    }
+
+    /**
+     * The first hook of the command's chain after {@code after} (from the top when null) whose keyprefix one
+     * of the command's keys starts with; null when none does (or {@code after} is gone): Redis runs it.
+     */
+    private Registration nextHook(List<byte[]> command, Registration after) {
+        String name = new String(command.getFirst(), StandardCharsets.UTF_8).toLowerCase(Locale.ROOT);
+        List<Registration> chain = hookChains.get(name);
+        if (chain == null) {
+            return null;
+        }
+        int from = 0;
+        if (after != null) {
+            from = chain.indexOf(after) + 1;
+            if (from == 0) {
+                return null;
+            }
+        }
+        List<String> keys = null;
+        for (int i = from; i < chain.size(); i++) {
+            Registration r = chain.get(i);
+            if (r.isPaused() || r.isUnregistered()) {
+                continue;
+            }
             String prefix = r.stringArg("keyprefix");
-            if (hook != null && hook.equalsIgnoreCase(name) && !r.isPaused()
-                    && (prefix == null || (key != null && key.startsWith(prefix)))) {
-                List<String> args = new ArrayList<>(command.size());
-                command.forEach(a -> args.add(new String(a, StandardCharsets.UTF_8)));
-                return runCommand(r, args, new HostApi.HookCall(name));
+            if (prefix == null) {
+                return r;
+            }
+            if (keys == null) {
+                CommandSpecs.Spec spec = specs().get(name);
+                keys = spec == null ? List.of() : spec.keys(command);
+            }
+            for (String k : keys) {
+                if (k.startsWith(prefix)) {
+                    return r;
+                }
             }
         }
         return null;
+    }
+
+    /** What call_next() in hook {@code r} runs: the next matching hook of the chain, else (null) the command. */
+    private HostApi.HookCall hookCall(Registration r) {
+        return HostApi.HookCall.chained(r.stringArg("hook"), command -> {
+            Registration next = nextHook(command, r);
+            return next == null ? null : runNested(next, command);
+        });
+    }
+
+    /**
+     * Runs hook {@code r} on this thread, inside the execution that called for it (call_next, execute()):
+     * [true, its single result] or [false, the error]; null when it was unregistered meanwhile.
+     */
+    private Object[] runNested(Registration r, List<byte[]> command) {
+        Execution e;
+        synchronized (r) {
+            if (r.isUnregistered()) {
+                return null;
+            }
+            e = newExecution(r);
+            r.triggered(1);
+        }
+        runInPython(r, List.of(e), java.util.Collections.singletonList(strings(command).toArray()), hookCall(r), this::trigger);
+        if (!e.isFinished()) {
+            return new Object[]{Boolean.FALSE, "ERR a hook run from another execution must finish without waiting"};
+        }
+        if (!e.errors().isEmpty()) {
+            return new Object[]{Boolean.FALSE, e.errors().getFirst()};
+        }
+        if (e.results().size() != 1) {
+            return new Object[]{Boolean.FALSE, EXACTLY_ONE};
+        }
+        Object v = e.results().getFirst();
+        if (v instanceof String s && (s.startsWith("-") || s.startsWith("+"))) {
+            return new Object[]{s.startsWith("+"), s.substring(1)};
+        }
+        return new Object[]{Boolean.TRUE, toHost(v)};
+    }
+
+    /** Lists as arrays, as Python reads host values. */
+    private static Object toHost(Object v) {
+        if (v instanceof List<?> list) {
+            Object[] out = new Object[list.size()];
+            for (int i = 0; i < out.length; i++) {
+                out[i] = toHost(list.get(i));
+            }
+            return out;
+        }
+        return v;
+    }
+
+    private static List<String> strings(List<byte[]> command) {
+        List<String> args = new ArrayList<>(command.size());
+        command.forEach(a -> args.add(new String(a, StandardCharsets.UTF_8)));
+        return args;
     }
 
     private CompletableFuture<RedisMessage> runCommand(Registration r, List<String> args, HostApi.HookCall hook) {
@@ -685,7 +963,7 @@ public final class Registrations implements KeyEvents.Listener {
         if (!ranInline) {
             engine.submit(() -> timedCommand(r, e, payload, hook, limit, false));
         }
-        return e.done().thenApply(x -> commandReply(x, hook));
+        return e.done().thenApply(x -> commandReply(x, hook != null));
     }
 
     /** Runs a command trigger and records its time on the registration's InlineGate; returns true. */
@@ -697,19 +975,160 @@ public final class Registrations implements KeyEvents.Listener {
         return true;
     }
 
-    private static RedisMessage commandReply(Execution e, HostApi.HookCall hook) {
-        if (hook != null && hook.overridden()) {
-            return Replies.record(hook.override());
-        }
+    /** RG.TRIGGER answers the results as an array; a hook answers its one result (else an error). */
+    private static RedisMessage commandReply(Execution e, boolean hook) {
         if (!e.errors().isEmpty()) {
             return Replies.error(e.errors().getFirst());
         }
-        if (hook != null && e.results().size() == 1) {
-            return Replies.record(e.results().getFirst());
+        if (hook) {
+            return e.results().size() == 1 ? Replies.record(e.results().getFirst()) : Replies.error(EXACTLY_ONE);
         }
         List<RedisMessage> out = new ArrayList<>(e.results().size());
         e.results().forEach(x -> out.add(Replies.record(x)));
         return Replies.array(out);
+    }
+
+    // ------------------------------------------------------------------ KeysReader commands=[...]
+
+    /**
+     * For a forwarded command that a KeysReader registration hooks (register(commands=[...]), a key of it
+     * matching the registration's prefix): starts gathering the key events it causes, and returns what to
+     * call once Redis has answered it. That runs the hooking registrations' executions for those events
+     * (whatever their mode, the client waits for them, as on RedisGears) and completes with the reply one
+     * of them set with override_reply(), or null to keep Redis' reply. Null when no registration hooks it.
+     */
+    public java.util.function.Supplier<CompletableFuture<RedisMessage>> watchKeys(List<byte[]> command) {
+        return watchKeys(command, false);
+    }
+
+    /**
+     * A hooked command that was queued in a MULTI, run once its EXEC has: a CommandReader hook only if it
+     * is sync (it may not block there); else the command itself, whose KeysReader commands= executions run
+     * and only a sync one's override_reply() counts, as on RedisGears.
+     */
+    public CompletableFuture<RedisMessage> hookQueued(List<byte[]> command) {
+        Registration r = nextHook(command, null);
+        if (r != null) {
+            return "sync".equals(r.mode()) ? runCommand(r, strings(command), hookCall(r))
+                    : CompletableFuture.completedFuture(Replies.error(NON_SYNC_BLOCKED));
+        }
+        var watch = watchKeys(command, true);
+        CompletableFuture<RedisMessage> real = new CompletableFuture<>();
+        engine.submit(() -> {
+            try {
+                real.complete(Replies.of(engine.redis().execute(command)));
+            } catch (io.jgears.redis.RedisCommandException e) {
+                real.complete(Replies.error(e.getMessage()));
+            } catch (RuntimeException e) {
+                real.completeExceptionally(e);
+            }
+        });
+        if (watch == null) {
+            return real;
+        }
+        return real.thenCompose(reply -> watch.get().thenApply(override -> override != null ? override : reply));
+    }
+
+    private java.util.function.Supplier<CompletableFuture<RedisMessage>> watchKeys(List<byte[]> command, boolean inTransaction) {
+        String name = new String(command.getFirst(), StandardCharsets.UTF_8).toLowerCase(Locale.ROOT);
+        List<Registration> hooked = keyCommandHooks.get(name);
+        KeyEvents events = keyEvents;
+        if (hooked == null || events == null) {
+            return null;
+        }
+        CommandSpecs.Spec spec = specs().get(name);
+        List<String> keys = spec == null ? List.of() : spec.keys(command);
+        boolean matches = false;
+        for (Registration r : hooked) {
+            String prefix = r.stringArg("prefix");
+            matches |= !r.isPaused() && keys.stream().anyMatch(k -> io.jgears.readers.Glob.matches(prefix, k));
+        }
+        if (!matches) {
+            return null;
+        }
+        KeyCapture capture = new KeyCapture(name, java.util.Set.copyOf(keys));
+        captures.add(capture);
+        HostApi.HookCall hook = HostApi.HookCall.overriding();
+        // Redis has answered: a PING on the subscription is answered after every notification it caused.
+        return () -> events.barrier().thenCompose(x -> {
+            captures.remove(capture);
+            return runCaptured(capture.taken(), hook, inTransaction);
+        }).thenApply(x -> hook.overridden() ? Replies.record(hook.override()) : null);
+    }
+
+    /** The key events one hooked command caused, for the KeysReader registrations that hook it. */
+    private static final class KeyCapture {
+        private final String command;
+        private final java.util.Set<String> keys;
+        private final List<Object[]> events = new ArrayList<>();
+
+        KeyCapture(String command, java.util.Set<String> keys) {
+            this.command = command;
+            this.keys = keys;
+        }
+
+        synchronized void offer(Registration r, String event, byte[] key) {
+            String k = new String(key, StandardCharsets.UTF_8);
+            if (keys.contains(k) && r.listArg("commands").stream().anyMatch(command::equalsIgnoreCase)) {
+                events.add(new Object[]{r, event, k});
+            }
+        }
+
+        synchronized List<Object[]> taken() {
+            return List.copyOf(events);
+        }
+    }
+
+    /** Runs the captured events' executions, in order, on an execution thread; completes when all have ended. */
+    private CompletableFuture<Void> runCaptured(List<Object[]> events, HostApi.HookCall hook, boolean inTransaction) {
+        if (events.isEmpty()) {
+            return CompletableFuture.completedFuture(null);
+        }
+        CompletableFuture<Void> all = new CompletableFuture<>();
+        engine.submit(() -> {
+            List<CompletableFuture<Execution>> done = new ArrayList<>();
+            try {
+                for (Object[] ev : events) {
+                    Registration r = (Registration) ev[0];
+                    // In a transaction only a sync execution may answer for the command (RedisGears cannot wait there).
+                    HostApi.HookCall call = inTransaction && !"sync".equals(r.mode()) ? HostApi.HookCall.overriding() : hook;
+                    Execution e = runHookedEvent(r, (String) ev[1], (String) ev[2], call);
+                    if (e != null) {
+                        done.add(e.done());
+                    }
+                }
+            } catch (RuntimeException ex) {
+                log.warn("a hooked command's key events failed: {}", ex.getMessage());
+            }
+            CompletableFuture.allOf(done.toArray(CompletableFuture[]::new)).whenComplete((x, error) -> all.complete(null));
+        });
+        return all;
+    }
+
+    private Execution runHookedEvent(Registration r, String event, String key, HostApi.HookCall hook) {
+        boolean keysOnly = r.kind() == Registration.Kind.KEYS_ONLY;
+        boolean readValue = !keysOnly && r.boolArg("readValue");
+        List<byte[]> keyList = List.of(key.getBytes(StandardCharsets.UTF_8));
+        List<?> read = readValue ? engine.redis().readValues(r.session().user(), "0", keyList, true)
+                : engine.redis().readKeys(r.session().user(), keyList, false);
+        String type = String.valueOf(read.get(2));
+        List<String> keyTypes = r.listArg("keyTypes");
+        if ((keyTypes != null && !keyTypes.contains(type)) || "denied".equals(type)) {
+            return null;
+        }
+        Object value = readValue ? io.jgears.redis.GenericOutput.toHost(read.get(3)) : null;
+        Execution e;
+        synchronized (r) {
+            if (r.isUnregistered()) {
+                return null;
+            }
+            e = newExecution(r);
+            e.hook(hook);
+            r.triggered(1);
+        }
+        runInPython(r, List.of(e), java.util.Collections.singletonList(new Object[]{event, key, type, value, readValue}),
+                hook, this::triggerKeys);
+        return e;
     }
 
     // ------------------------------------------------------------------ management

@@ -27,7 +27,7 @@ import java.util.concurrent.Executors;
  * the keys and sends only the events some registration wants: a script's own writes to other keys (an
  * INCR per event, say) cost neither Redis nor jgears a notification. Each event arrives once per prefix
  * it matches, tagged with that prefix. jgears turns on the notification classes it needs ({@code K} plus
- * {@code A}) and keeps those the operator set. Notifications sent while jgears is disconnected are lost (pub/sub keeps
+ * {@code A} and {@code m}) and keeps those the operator set. Notifications sent while jgears is disconnected are lost (pub/sub keeps
  * no history): on reconnect the gap is reported to the listener. A dedicated Lettuce client owns the
  * subscription, so its connection events are this subscription's alone.
  */
@@ -150,7 +150,8 @@ public final class KeyEvents implements AutoCloseable {
         List<?> current = (List<?>) redis.execute(List.of("CONFIG".getBytes(), "GET".getBytes(), "notify-keyspace-events".getBytes()));
         String flags = current.size() > 1 ? String.valueOf(current.get(1)) : "";
         StringBuilder wanted = new StringBuilder(flags);
-        for (char c : new char[]{'K', 'A'}) {
+        // m: keymiss (reads of missing keys), which A leaves out; KeysReader registrations take it as RedisGears' do.
+        for (char c : new char[]{'K', 'A', 'm'}) {
             if (flags.indexOf(c) < 0) {
                 wanted.append(c);
             }
@@ -159,7 +160,7 @@ public final class KeyEvents implements AutoCloseable {
         if (!wanted.toString().equals(flags)) {
             redis.execute(List.of("CONFIG".getBytes(), "SET".getBytes(), "notify-keyspace-events".getBytes(),
                     wanted.toString().getBytes(StandardCharsets.US_ASCII)));
-            log.info("enabled keyspace notifications: notify-keyspace-events '{}' -> '{}' (jgears needs K and A for "
+            log.info("enabled keyspace notifications: notify-keyspace-events '{}' -> '{}' (jgears needs K, A and m for "
                     + "KeysReader and StreamReader registrations)", flags, wanted);
         }
     }

@@ -32,6 +32,11 @@ public final class RedisBackend implements AutoCloseable {
     private final StatefulRedisConnection<byte[], byte[]> shared;
     private final byte[] readBatchScript;
     private volatile String readBatchSha;
+    /**
+     * Set while a registration takes keymiss events: jgears' own reads must not cause them, so key values
+     * are read by the script (which checks that a key exists before it reads it), not by MGET.
+     */
+    private volatile boolean avoidKeyMisses;
     /** One pipelined connection per ACL user whose sessions run commands (authenticated as that user). */
     private final java.util.concurrent.ConcurrentHashMap<RedisUser, StatefulRedisConnection<byte[], byte[]>> userConnections =
             new java.util.concurrent.ConcurrentHashMap<>();
@@ -330,6 +335,10 @@ public final class RedisBackend implements AutoCloseable {
         if (keys.isEmpty()) {
             return out;
         }
+        if (avoidKeyMisses) {
+            List<?> read = readKeys(user, keys, true);
+            return keepMissing ? read : present(read, next);
+        }
         List<byte[]> mget = new java.util.ArrayList<>(keys.size() + 1);
         mget.add("MGET".getBytes());
         mget.addAll(keys);
@@ -374,6 +383,11 @@ public final class RedisBackend implements AutoCloseable {
             }
         }
         return out;
+    }
+
+    /** See {@link #avoidKeyMisses}. */
+    public void avoidKeyMisses(boolean avoid) {
+        avoidKeyMisses = avoid;
     }
 
     /** A readKeys() answer as a scan batch at {@code cursor}: missing and unreadable keys left out. */

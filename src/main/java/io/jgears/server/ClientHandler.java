@@ -46,6 +46,10 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
         boolean closeAfter;
         /** Sees Redis' reply frame before it is written (AUTH: did it succeed?). */
         java.util.function.Consumer<ByteBuf> onReply;
+        /** EXEC of a transaction with hooked commands: [position, args] each, run once Redis' EXEC has. */
+        List<Object[]> execHooks;
+        /** A KeysReader commands=[...] hook: runs once Redis has answered; a reply replacing Redis' one, or null. */
+        java.util.function.Supplier<CompletableFuture<RedisMessage>> replyHook;
     }
 
     private final ServerOptions options;
@@ -66,6 +70,13 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
     private boolean repliesOff;
     private boolean skipNextReply;
     private boolean closing;
+    /**
+     * Inside MULTI, hooked commands are not sent to Redis: jgears answers QUEUED and runs them once EXEC has
+     * run, putting their replies at their places in EXEC's (see {@link #execWithHooks}).
+     */
+    private boolean inTransaction;
+    private int queuedInTransaction;
+    private final List<Object[]> hookedInTransaction = new ArrayList<>();
 
     ClientHandler(ServerOptions options, LocalCommands local, String remote) {
         this.options = options;
@@ -86,6 +97,9 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
         }
         if (msg instanceof CommandSplitter.Raw raw) {
             // Forwarded as it arrived (see CommandSplitter): only its reply slot is jgears' business.
+            if (inTransaction) {
+                queuedInTransaction++;
+            }
             if (expectsReply()) {
                 Slot slot = new Slot();
                 queue.add(slot);
@@ -134,12 +148,16 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
                 return;
             }
             runLocal(() -> local.execute(info, args));
+        } else if (info.authenticated() && inTransaction && local.hooks(name)) {
+            hookedInTransaction.add(new Object[]{queuedInTransaction++, argsOf(command)});
+            command.release();
+            reply(Replies.simple("QUEUED"));
         } else if (info.authenticated() && local.hooks(name)) {
             // A command hook registration may answer this command instead of Redis.
             List<byte[]> args = argsOf(command);
             CompletableFuture<RedisMessage> hooked = local.hook(info, args);
             if (hooked == null) {
-                forward(command, name);
+                forward(command, name, local.watchKeys(info, args));
             } else {
                 command.release();
                 runLocal(() -> hooked);
@@ -147,6 +165,46 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
         } else {
             forward(command, name);
         }
+    }
+
+    /** The hooked commands of the transaction the EXEC being forwarded ends (handed to its slot). */
+    private List<Object[]> execHooks;
+
+    /**
+     * Runs a transaction's hooked commands once Redis' EXEC reply is in (in order, each after the one
+     * before), then writes EXEC's reply with theirs at their places. Not atomic with the rest of the
+     * transaction, unlike on RedisGears, where a hook runs inside EXEC.
+     */
+    private void execWithHooks(Slot slot, ByteBuf frame) {
+        List<ByteBuf> elements = RespFrames.arrayElements(frame);
+        if (elements == null) {
+            slot.reply = frame;  // EXECABORT, or a WATCH that failed: nothing ran
+            drain(true);
+            return;
+        }
+        List<Integer> positions = new ArrayList<>();
+        CompletableFuture<List<RedisMessage>> replies = CompletableFuture.completedFuture(new ArrayList<>());
+        for (Object[] hooked : slot.execHooks) {
+            positions.add((Integer) hooked[0]);
+            @SuppressWarnings("unchecked")
+            List<byte[]> args = (List<byte[]>) hooked[1];
+            replies = replies.thenCompose(done -> local.hookQueued(info, args)
+                    .exceptionally(error -> Replies.error("ERR " + rootMessage(error)))
+                    .thenApply(reply -> {
+                        done.add(reply);
+                        return done;
+                    }));
+        }
+        replies.whenComplete((inserted, error) -> ctx.executor().execute(() -> {
+            if (closing) {
+                frame.release();
+                return;
+            }
+            slot.reply = error != null ? Replies.error("ERR " + rootMessage(error))
+                    : RespFrames.splice(ctx.alloc(), elements, positions, inserted);
+            frame.release();
+            drain(true);
+        }));
     }
 
     private static List<byte[]> argsOf(ArrayRedisMessage command) {
@@ -172,12 +230,46 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
     }
 
     private void forward(ArrayRedisMessage command, String name) {
+        forward(command, name, null);
+    }
+
+    private void forward(ArrayRedisMessage command, String name,
+                         java.util.function.Supplier<CompletableFuture<RedisMessage>> replyHook) {
+        switch (name) {
+            case "MULTI" -> {
+                inTransaction = true;
+                queuedInTransaction = 0;
+                hookedInTransaction.clear();
+            }
+            case "EXEC" -> {
+                if (inTransaction && !hookedInTransaction.isEmpty()) {
+                    execHooks = List.copyOf(hookedInTransaction);
+                }
+                inTransaction = false;
+                hookedInTransaction.clear();
+            }
+            case "DISCARD", "RESET" -> {
+                inTransaction = false;
+                hookedInTransaction.clear();
+            }
+            default -> {
+                if (inTransaction) {
+                    queuedInTransaction++;
+                }
+            }
+        }
         if (expectsReply(name, command)) {
             Slot slot = new Slot();
+            slot.replyHook = replyHook;
+            slot.execHooks = execHooks;
+            execHooks = null;
             slot.onReply = name.equals("FLUSHALL") ? flushWatcher() : authWatcher(name, command);
             queue.add(slot);
             awaiting.add(slot);
+        } else if (replyHook != null) {
+            replyHook.get();  // no reply to replace (CLIENT REPLY OFF), but its executions still run
         }
+        execHooks = null;
         send(command);
     }
 
@@ -327,6 +419,31 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
             Slot slot = push ? null : awaiting.poll();
             if (slot != null && slot.onReply != null) {
                 slot.onReply.accept(frame);
+            }
+            if (slot != null && slot.execHooks != null) {
+                execWithHooks(slot, frame);
+                return;
+            }
+            if (slot != null && slot.replyHook != null) {
+                // A hooking registration runs the events this command caused, and may answer in its place.
+                CompletableFuture<Void> barrier = local.afterForwardedReply();
+                var hook = slot.replyHook;
+                CompletableFuture<RedisMessage> hooked = barrier == null ? hook.get() : barrier.thenCompose(x -> hook.get());
+                Slot held = slot;
+                hooked.whenComplete((override, error) -> ctx.executor().execute(() -> {
+                    if (closing) {
+                        frame.release();
+                        return;
+                    }
+                    if (override != null) {
+                        frame.release();
+                        held.reply = override;
+                    } else {
+                        held.reply = frame;
+                    }
+                    drain(true);
+                }));
+                return;
             }
             if (slot != null) {
                 CompletableFuture<Void> barrier = local.afterForwardedReply();

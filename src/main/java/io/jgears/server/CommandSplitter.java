@@ -26,7 +26,7 @@ final class CommandSplitter extends ByteToMessageDecoder {
 
     /** Commands whose replies or arguments ClientHandler must see (auth, reply modes, subscriptions). */
     private static final Set<String> WATCHED = Set.of("QUIT", "AUTH", "HELLO", "CLIENT", "RESET", "SUBSCRIBE",
-            "PSUBSCRIBE", "SSUBSCRIBE", "MONITOR", "FLUSHALL");
+            "PSUBSCRIBE", "SSUBSCRIBE", "MONITOR", "FLUSHALL", "MULTI", "EXEC", "DISCARD");
     private static final int INCOMPLETE = -1;
     private static final int MALFORMED = -2;
 

@@ -45,4 +45,14 @@ public abstract class DelegatingLocalCommands implements LocalCommands {
     public void afterFlushAll() {
         next.afterFlushAll();
     }
+
+    @Override
+    public java.util.function.Supplier<CompletableFuture<RedisMessage>> watchKeys(ClientInfo client, List<byte[]> args) {
+        return next.watchKeys(client, args);
+    }
+
+    @Override
+    public CompletableFuture<RedisMessage> hookQueued(ClientInfo client, List<byte[]> args) {
+        return next.hookQueued(client, args);
+    }
 }

@@ -27,6 +27,19 @@ public interface LocalCommands {
     }
 
     /**
+     * For a forwarded command a KeysReader registration hooks (commands=[...]): what to run once Redis has
+     * answered it, completing with a reply that replaces Redis' one, or null to keep it. Null when not hooked.
+     */
+    default java.util.function.Supplier<CompletableFuture<RedisMessage>> watchKeys(ClientInfo client, List<byte[]> args) {
+        return null;
+    }
+
+    /** A hooked command that was queued in a MULTI, run once its EXEC has run: its reply. */
+    default CompletableFuture<RedisMessage> hookQueued(ClientInfo client, List<byte[]> args) {
+        return CompletableFuture.completedFuture(null);
+    }
+
+    /**
      * Called when Redis' reply to a forwarded command arrives: a future to complete before the reply is
      * released to the client (sync registrations), or null.
      */

@@ -576,7 +576,8 @@ class GearsBuilder(object):
         if reader in ('KeysReader', 'KeysOnlyReader'):
             args = ['prefix', str(prefix), 'eventTypes', _str_list(eventTypes, 'eventTypes'),
                     'keyTypes', _str_list(keyTypes, 'keyTypes'), 'readValue', bool(readValue),
-                    'asyncSteps', _has_async_step(self.steps)]
+                    'asyncSteps', _has_async_step(self.steps),
+                    'commands', _str_list(kwargs.get('commands'), 'commands')]
         elif reader == 'StreamReader':
             if onFailedPolicy not in ('continue', 'abort', 'retry'):
                 raise ValueError("register: onFailedPolicy must be 'continue', 'abort' or 'retry'")
@@ -601,6 +602,9 @@ class GearsBuilder(object):
             raise Exception('%s can not be used with register()' % (reader,))
         if onRegistered is not None and not callable(onRegistered):
             raise TypeError('register: onRegistered must be callable')
+        refused = _host.registerRefusal(reader, mode, args)
+        if refused is not None:
+            raise GearsError(refused)
         rid = _host.register(reader, None if self.desc is None else str(self.desc), mode, args, _describe(reader, prefix, self.steps))
         _registrations[rid] = (reader, list(self.steps), convertToStr)
         if onRegistered is not None:

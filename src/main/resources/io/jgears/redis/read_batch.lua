@@ -14,11 +14,18 @@ else
   cursor, keys = '0', {pattern}
 end
 local keep_missing = mode == 'keys' or mode == 'key'
+-- TYPE of a missing key would fire a keymiss notification; OBJECT ENCODING does not: jgears' own reads
+-- must not trigger registrations that take keymiss events.
+local function type_of(k)
+  local enc = redis.pcall('OBJECT', 'ENCODING', k)
+  if not enc then return 'none' end
+  return redis.call('TYPE', k)['ok']
+end
 local out = {cursor}
 for _, k in ipairs(keys) do
   -- The caller's ACL user may not read every key: those are left out (a key event gets type 'denied').
   local t
-  if redis.acl_check_cmd('GET', k) then t = redis.call('TYPE', k)['ok'] else t = 'denied' end
+  if redis.acl_check_cmd('GET', k) then t = type_of(k) else t = 'denied' end
   if (t ~= 'none' and t ~= 'denied') or (keep_missing and (mode == 'keys' or t == 'none')) then
     out[#out + 1] = k
     out[#out + 1] = t
