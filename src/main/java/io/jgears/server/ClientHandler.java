@@ -46,7 +46,15 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
         boolean closeAfter;
         /** Sees Redis' reply frame before it is written (AUTH: did it succeed?). */
         java.util.function.Consumer<ByteBuf> onReply;
+        /** EXEC: the transaction's commands in order, null for those Redis ran, the RG.* ones to run after. */
+        List<List<byte[]>> transaction;
     }
+
+    /**
+     * Inside MULTI: the commands of the transaction so far, null for those forwarded to Redis, the
+     * arguments of the RG.* ones (queued here, run when EXEC succeeds, their replies put in place).
+     */
+    private List<List<byte[]>> transaction;
 
     private final ServerOptions options;
     private final LocalCommands local;
@@ -86,6 +94,9 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
         }
         if (msg instanceof CommandSplitter.Raw raw) {
             // Forwarded as it arrived (see CommandSplitter): only its reply slot is jgears' business.
+            if (transaction != null) {
+                transaction.add(null);
+            }
             if (expectsReply()) {
                 Slot slot = new Slot();
                 queue.add(slot);
@@ -131,6 +142,12 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
             command.release();
             if (!info.authenticated()) {
                 reply(Replies.error("NOAUTH Authentication required."));
+                return;
+            }
+            if (transaction != null) {
+                // As RedisGears' commands are in a transaction: queued now, run at EXEC.
+                transaction.add(args);
+                reply(Replies.simple("QUEUED"));
                 return;
             }
             runLocal(() -> local.execute(info, args));
@@ -191,6 +208,37 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
     }
 
     private void forward(ArrayRedisMessage command, String name) {
+        switch (name) {
+            case "MULTI" -> {
+                if (transaction == null) {
+                    transaction = new ArrayList<>();
+                    forwardOnly(command, name);
+                    return;
+                }
+            }
+            case "EXEC" -> {
+                List<List<byte[]>> queued = transaction;
+                transaction = null;
+                if (queued != null && queued.stream().anyMatch(java.util.Objects::nonNull) && expectsReply(name, command)) {
+                    Slot slot = new Slot();
+                    slot.transaction = queued;
+                    queue.add(slot);
+                    awaiting.add(slot);
+                    send(command);
+                    return;
+                }
+            }
+            case "DISCARD", "RESET" -> transaction = null;
+            default -> {
+                if (transaction != null) {
+                    transaction.add(null);
+                }
+            }
+        }
+        forwardOnly(command, name);
+    }
+
+    private void forwardOnly(ArrayRedisMessage command, String name) {
         if (expectsReply(name, command)) {
             Slot slot = new Slot();
             slot.onReply = authWatcher(name, command);
@@ -338,6 +386,10 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
             if (slot != null && slot.onReply != null) {
                 slot.onReply.accept(frame);
             }
+            if (slot != null && slot.transaction != null) {
+                completeTransaction(slot, frame);
+                return;
+            }
             if (slot != null) {
                 CompletableFuture<Void> barrier = local.afterForwardedReply();
                 if (barrier != null && !barrier.isDone()) {
@@ -395,6 +447,97 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
         }
     }
 
+    /**
+     * EXEC's reply: when Redis ran the transaction (an array), its RG.* commands run now, in order, and
+     * their replies take their places among Redis' ones; otherwise (an error, WATCH) they do not run.
+     */
+    private void completeTransaction(Slot slot, ByteBuf frame) {
+        int start = frame.readerIndex();
+        if (frame.getByte(start) != '*' || frame.getByte(start + 1) == '-') {
+            slot.reply = frame;
+            drain(false);
+            return;
+        }
+        List<ByteBuf> ran = new ArrayList<>();
+        int lineEnd = frame.indexOf(start, frame.writerIndex(), (byte) '\n') + 1;
+        int n = Integer.parseInt(frame.toString(start + 1, lineEnd - start - 3, StandardCharsets.US_ASCII));
+        for (int i = 0, at = lineEnd; i < n; i++) {
+            int end = endOfValue(frame, at);
+            ran.add(frame.retainedSlice(at, end - at));
+            at = end;
+        }
+        frame.release();
+        CompletableFuture<List<RedisMessage>> locals = CompletableFuture.completedFuture(new ArrayList<>());
+        for (List<byte[]> args : slot.transaction) {
+            if (args != null) {
+                locals = locals.thenCompose(done -> safely(() -> local.executeInTransaction(info, args))
+                        .thenApply(reply -> {
+                            done.add(reply);
+                            return done;
+                        }));
+            }
+        }
+        locals.whenComplete((replies, error) -> ctx.executor().execute(() -> {
+            List<Object> parts = new ArrayList<>();
+            parts.add(null);
+            int r = 0;
+            int l = 0;
+            for (List<byte[]> args : slot.transaction) {
+                if (args == null) {
+                    if (r < ran.size()) {
+                        parts.add(ran.get(r++));
+                    }
+                } else {
+                    parts.add(replies != null && l < replies.size() ? replies.get(l++) : Replies.error("ERR " + rootMessage(error)));
+                }
+            }
+            while (r < ran.size()) {
+                parts.add(ran.get(r++));
+            }
+            parts.set(0, Unpooled.copiedBuffer("*" + (parts.size() - 1) + "\r\n", StandardCharsets.US_ASCII));
+            if (closing) {
+                parts.forEach(ReferenceCountUtil::release);
+                return;
+            }
+            slot.reply = parts;
+            drain(true);
+        }));
+    }
+
+    private static CompletableFuture<RedisMessage> safely(java.util.function.Supplier<CompletableFuture<RedisMessage>> call) {
+        try {
+            return call.get().exceptionally(e -> Replies.error("ERR " + rootMessage(e)));
+        } catch (RuntimeException e) {
+            return CompletableFuture.completedFuture(Replies.error("ERR " + rootMessage(e)));
+        }
+    }
+
+    /** Where the RESP value starting at {@code i} ends (the index after it). */
+    private static int endOfValue(ByteBuf b, int i) {
+        byte type = b.getByte(i);
+        int lineEnd = b.indexOf(i, b.writerIndex(), (byte) '\n') + 1;
+        switch (type) {
+            case '$', '=', '!' -> {
+                long len = Long.parseLong(b.toString(i + 1, lineEnd - i - 3, StandardCharsets.US_ASCII));
+                return len < 0 ? lineEnd : lineEnd + (int) len + 2;
+            }
+            case '*', '~', '>', '%', '|' -> {
+                long n = Long.parseLong(b.toString(i + 1, lineEnd - i - 3, StandardCharsets.US_ASCII));
+                if (type == '%' || type == '|') {
+                    n *= 2;
+                }
+                int at = lineEnd;
+                for (long k = 0; k < n; k++) {
+                    at = endOfValue(b, at);
+                }
+                return type == '|' ? endOfValue(b, at) : at;
+            }
+            default -> {
+                return lineEnd;
+            }
+        }
+    }
+
     /** An unsubscribe reply with no subscriptions left, or RESET: the connection is back to request/reply. */
     private static boolean endsPassThrough(ByteBuf frame) {
         if (frame.readableBytes() > 256) {
@@ -434,7 +577,11 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
         boolean wrote = false;
         while (!queue.isEmpty() && queue.peek().reply != null && !closing) {
             Slot slot = queue.poll();
-            ctx.write(slot.reply);
+            if (slot.reply instanceof List<?> parts) {
+                parts.forEach(ctx::write);  // a transaction's reply: Redis' frames and jgears' replies
+            } else {
+                ctx.write(slot.reply);
+            }
             wrote = true;
             if (slot.closeAfter) {
                 closing = true;
@@ -465,7 +612,11 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
         }
         unsent.clear();
         for (Slot slot : queue) {
-            ReferenceCountUtil.release(slot.reply);
+            if (slot.reply instanceof List<?> parts) {
+                parts.forEach(ReferenceCountUtil::release);
+            } else {
+                ReferenceCountUtil.release(slot.reply);
+            }
         }
         queue.clear();
     }

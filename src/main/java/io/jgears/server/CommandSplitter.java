@@ -26,7 +26,7 @@ final class CommandSplitter extends ByteToMessageDecoder {
 
     /** Commands whose replies or arguments ClientHandler must see (auth, reply modes, subscriptions). */
     private static final Set<String> WATCHED = Set.of("QUIT", "AUTH", "HELLO", "CLIENT", "RESET", "SUBSCRIBE",
-            "PSUBSCRIBE", "SSUBSCRIBE", "MONITOR");
+            "PSUBSCRIBE", "SSUBSCRIBE", "MONITOR", "MULTI", "EXEC", "DISCARD");
     private static final ByteBuf RESERVED = Unpooled.unreleasableBuffer(
             Unpooled.wrappedBuffer("{jgears}:".getBytes(StandardCharsets.US_ASCII)));
     private static final int INCOMPLETE = -1;
