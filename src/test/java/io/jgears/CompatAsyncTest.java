@@ -163,27 +163,46 @@ class CompatAsyncTest extends GearsTestBase {
     }
 
     @Test
-    void gearsCommandsInsideMulti() {
+    void gearsCommandsInsideMulti() throws Exception {
         load("ca_multi", "def c(r):\n"
                 + "    if isAsyncAllow():\n        async def f():\n            return 'no multi'\n        return f()\n"
                 + "    return 'multi'\n"
                 + "GB('CommandReader').map(c).register(trigger='ca_multi_sync', mode='sync')\n"
                 + "GB('CommandReader').map(c).register(trigger='ca_multi_async')");
         assertEquals(List.of("no multi"), call("RG.TRIGGER", "ca_multi_sync"));
-        assertEquals("OK", call("MULTI"));
-        assertEquals("QUEUED", call("SET", "ca:multi", "1"));
-        assertEquals("QUEUED", call("RG.TRIGGER", "ca_multi_sync"));
-        assertEquals("QUEUED", call("RG.TRIGGER", "ca_multi_async"));
-        assertEquals("QUEUED", call("RG.PYEXECUTE", "GB().run()"));
-        assertEquals("QUEUED", call("GET", "ca:multi"));
-        List<?> exec = (List<?>) call("EXEC");
-        assertEquals(5, exec.size(), exec.toString());
-        assertEquals("OK", exec.get(0));
-        assertEquals(List.of("multi"), exec.get(1));
-        assertTrue(String.valueOf(exec.get(2)).contains("can not run a non-sync execution inside a MULTI/LUA"), exec.toString());
-        assertTrue(String.valueOf(exec.get(3)).contains("Can not run gears inside a multi exec"), exec.toString());
-        assertEquals("1", exec.get(4));
+        // Raw RESP on a socket: the client library keeps transaction replies to itself.
+        String reply = rawExchange(List.of(List.of("MULTI"), List.of("SET", "ca:multi", "1"),
+                List.of("RG.TRIGGER", "ca_multi_sync"), List.of("RG.TRIGGER", "ca_multi_async"),
+                List.of("RG.PYEXECUTE", "GB().run()"), List.of("GET", "ca:multi"), List.of("EXEC")), "$1\r\n1\r\n");
+        assertEquals("+OK\r\n" + "+QUEUED\r\n".repeat(5) + "*5\r\n+OK\r\n*1\r\n$5\r\nmulti\r\n"
+                + "-" + "ERR can not run a non-sync execution inside a MULTI/LUA (blocking is not allowed) or on loading.\r\n"
+                + "-Can not run gears inside a multi exec, lua, or when blocking is not allowed\r\n$1\r\n1\r\n", reply);
         TestServer.redisDirect().del("ca:multi");
+    }
+
+    /** Sends the commands on a socket of its own and reads until the reply ends with {@code end}. */
+    private static String rawExchange(List<List<String>> commands, String end) throws Exception {
+        try (java.net.Socket socket = new java.net.Socket("127.0.0.1", TestServer.port())) {
+            socket.setSoTimeout(30_000);
+            StringBuilder out = new StringBuilder();
+            for (List<String> c : commands) {
+                out.append('*').append(c.size()).append("\r\n");
+                for (String a : c) {
+                    out.append('$').append(a.getBytes(java.nio.charset.StandardCharsets.UTF_8).length).append("\r\n").append(a).append("\r\n");
+                }
+            }
+            socket.getOutputStream().write(out.toString().getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            StringBuilder in = new StringBuilder();
+            byte[] buf = new byte[4096];
+            while (!in.toString().endsWith(end)) {
+                int n = socket.getInputStream().read(buf);
+                if (n < 0) {
+                    break;
+                }
+                in.append(new String(buf, 0, n, java.nio.charset.StandardCharsets.UTF_8));
+            }
+            return in.toString();
+        }
     }
 
     @Test
