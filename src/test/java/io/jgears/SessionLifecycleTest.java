@@ -190,8 +190,8 @@ class SessionLifecycleTest extends GearsTestBase {
 
     @Test
     void aReplacedSessionStillRunningAnExecutionIsShownDead() throws Exception {
-        // The old session's execution waits on a gearsFuture that nothing completes.
-        String eid = (String) py("f = gearsFuture()\nGB('ShardsIDReader').map(lambda x: f).run()", "ID", "old", "UNBLOCKING");
+        // The old session's execution waits on a future that nothing completes (gearsFuture() is for steps).
+        String eid = (String) py("f = createFuture()\nGB('ShardsIDReader').map(lambda x: f).run()", "ID", "old", "UNBLOCKING");
         await("parked", () -> "running".equals(statusOf(eid)));
         assertEquals("1 [execution, 1]", refs("old"));
         assertEquals("OK", py("x = 1", "ID", "new", "REPLACE_WITH", "old"));
@@ -232,18 +232,18 @@ class SessionLifecycleTest extends GearsTestBase {
     void twoExecutionsOfOneSessionAreAliveAtOnce() throws Exception {
         // The run parks on a future; a time event of the session runs meanwhile and completes it (one
         // script starts one run() at most, as in RedisGears).
-        String eid = (String) py("f = gearsFuture()\n"
+        String eid = (String) py("f = createFuture()\n"
                         + "GB('ShardsIDReader').map(lambda x: f).map(lambda v: 'got ' + v).run()\n"
-                        + "registerTE(50, lambda: f.continueRun('it'), oneshot=True)",
+                        + "registerTimer(50, lambda: setFutureResults(f, 'it'), oneshot=True)",
                 "UNBLOCKING");
         assertEquals(List.of(List.of("got it"), List.of()), call("RG.GETRESULTSBLOCKING", eid));
         // Blocking: the reply waits for a parked run without blocking the server.
-        assertEquals(List.of(List.of("late"), List.of()), py("f = gearsFuture()\n"
+        assertEquals(List.of(List.of("late"), List.of()), py("f = createFuture()\n"
                 + "GB('ShardsIDReader').map(lambda x: f).run()\n"
-                + "f.continueRun('late')"));
-        assertEquals(List.of(List.of(), List.of("boom")), py("f = gearsFuture()\n"
+                + "setFutureResults(f, 'late')"));
+        assertEquals(List.of(List.of(), List.of("boom")), py("f = createFuture()\n"
                 + "GB('ShardsIDReader').map(lambda x: f).run()\n"
-                + "f.continueFailed('boom')"));
+                + "setFutureException(f, 'boom')"));
         call("RG.DROPEXECUTION", eid);
     }
 
@@ -254,10 +254,9 @@ class SessionLifecycleTest extends GearsTestBase {
                 + "    await asyncio.sleep(0.05)\n"
                 + "    return 'slept ' + str(x)\n"
                 + "GB('PythonReader').map(slow).sort().run(lambda: iter(range(3)))"));
-        // A coroutine awaiting only jgears' futures runs without importing asyncio (seconds in a fresh context).
-        assertEquals(List.of("None False"), results("import sys\n"
-                + "async def f(x):\n"
-                + "    return '%s %s' % (await execute_async('GET', 'no:such:key'), 'asyncio' in sys.modules)\n"
+        // A coroutine awaiting only jgears' futures (asyncio is pre-imported, as RedisGears has it loaded).
+        assertEquals(List.of("None"), results("async def f(x):\n"
+                + "    return str(await execute_async('GET', 'no:such:key'))\n"
                 + "GB('ShardsIDReader').map(f).run()"));
         List<?> reply = (List<?>) py("async def bad(x):\n    raise ValueError('async boom')\nGB('ShardsIDReader').map(bad).run()");
         assertTrue(reply.get(1).toString().contains("async boom"), reply.toString());

@@ -32,6 +32,44 @@ public final class GearsCommands implements LocalCommands {
     public GearsCommands(GearsEngine engine) {
         this.engine = engine;
         this.slowLog = new SlowLog(engine.redis());
+        engine.commands(this);
+    }
+
+    /** Messages of RedisGears for RG.* commands run where blocking is not allowed (MULTI, a module call). */
+    static final String NO_GEARS_HERE = "Can not run gears inside a multi exec, lua, or when blocking is not allowed";
+    static final String NO_NON_SYNC_HERE =
+            "ERR can not run a non-sync execution inside a MULTI/LUA (blocking is not allowed) or on loading.";
+
+    /**
+     * An RG.* command where blocking is not allowed: inside MULTI (run at EXEC) or from execute() in
+     * Python. RG.PYEXECUTE is refused, a trigger runs only for a sync registration and its steps may not
+     * wait; the rest is as usual.
+     */
+    CompletableFuture<RedisMessage> executeNonBlocking(List<byte[]> args) {
+        String name = str(args.getFirst()).toUpperCase(Locale.ROOT);
+        return switch (name) {
+            case "RG.PYEXECUTE" -> done(Replies.error(NO_GEARS_HERE));
+            case "RG.GETRESULTSBLOCKING", "RG.CLEARREGISTRATIONSSTATS", "RG.PAUSEREGISTRATIONS", "RG.UNPAUSEREGISTRATIONS" ->
+                    done(Replies.error("ERR Blocking module command called from transaction"));
+            case "RG.TRIGGER", "RG.TRIGGERONKEY" -> {
+                try {
+                    arity(args, name.equals("RG.TRIGGER") ? 2 : 3, Integer.MAX_VALUE);
+                } catch (ArityException e) {
+                    yield done(Replies.error("ERR wrong number of arguments for '" + name.toLowerCase(Locale.ROOT) + "' command"));
+                }
+                List<String> targs = new ArrayList<>();
+                for (int i = 1; i < args.size(); i++) {
+                    targs.add(str(args.get(i)));
+                }
+                yield engine.registrations().triggerNoAsync(targs);
+            }
+            default -> execute(null, args);
+        };
+    }
+
+    @Override
+    public CompletableFuture<RedisMessage> executeInTransaction(ClientInfo client, List<byte[]> args) {
+        return executeNonBlocking(args);
     }
 
     @Override
@@ -493,7 +531,7 @@ public final class GearsCommands implements LocalCommands {
     }
 
     private RedisMessage unregister(List<byte[]> args) {
-        arity(args, 2, 2);
+        arity(args, 2, 3);  // RG.UNREGISTER id [ABORTPENDING]
         Registration r = engine.registrations().find(str(args.get(1)));
         if (r == null || !r.isActive() || !engine.registrations().unregister(r)) {
             return Replies.error("execution is not registered");

@@ -167,6 +167,17 @@ public final class GearsEngine implements AutoCloseable {
         return registrations;
     }
 
+    /** The RG.* commands, for execute('RG.…') from Python (null until the server is up). */
+    private volatile GearsCommands commands;
+
+    void commands(GearsCommands commands) {
+        this.commands = commands;
+    }
+
+    GearsCommands commands() {
+        return commands;
+    }
+
     public int executionThreads() {
         return executionThreads.getMaximumPoolSize();
     }
@@ -462,7 +473,7 @@ public final class GearsEngine implements AutoCloseable {
     }
 
     /** Runs an execution that run() queued (UNBLOCKING), on an execution thread. */
-    private void runQueued(Execution execution) {
+    void runQueued(Execution execution) {
         if (execution.abortRequested()) {
             execution.abort("Execution was aborted");
             return;

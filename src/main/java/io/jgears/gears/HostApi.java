@@ -103,6 +103,17 @@ public final class HostApi {
         this.hook = outer;
     }
 
+    /** A sync trigger run where blocking is not allowed (MULTI): its steps may not wait. */
+    private boolean noAsync;
+
+    void noAsync(boolean noAsync) {
+        this.noAsync = noAsync;
+    }
+
+    boolean noAsync() {
+        return noAsync;
+    }
+
     HostApi(GearsEngine engine) {
         this.engine = engine;
     }
@@ -168,6 +179,9 @@ public final class HostApi {
             return new Object[]{Boolean.FALSE, "ERR execute() needs a command"};
         }
         String name = new String(command.getFirst(), StandardCharsets.UTF_8).toUpperCase(Locale.ROOT);
+        if (name.startsWith("RG.")) {
+            return gearsCommand(name, command);
+        }
         io.jgears.redis.RedisUser user = session.user();
         try {
             String refused = refusal(name, command, "execute()");
@@ -197,6 +211,62 @@ public final class HostApi {
         } catch (RuntimeException e) {
             return new Object[]{Boolean.FALSE, "ERR jgears could not reach Redis: " + e.getMessage()};
         }
+    }
+
+    /**
+     * execute('RG.…'): jgears' own commands, as RedisGears answers them to a module call, where blocking is
+     * not allowed: RG.PYEXECUTE is refused, and so is any command that would wait for an execution.
+     */
+    private Object gearsCommand(String name, List<byte[]> command) {
+        GearsCommands commands = engine.commands();
+        if (commands == null) {
+            return new Object[]{Boolean.FALSE, "ERR unknown command '" + name + "'"};
+        }
+        java.util.concurrent.CompletableFuture<io.netty.handler.codec.redis.RedisMessage> reply = commands.executeNonBlocking(command);
+        try {
+            return fromReply(reply.get(engine.config().getLong(GearsConfig.EXECUTION_TIMEOUT) + 1000,
+                    java.util.concurrent.TimeUnit.MILLISECONDS));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return new Object[]{Boolean.FALSE, "Execution was aborted"};
+        } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
+            return new Object[]{Boolean.FALSE, "ERR " + RedisBackend.rootMessage(e)};
+        }
+    }
+
+    /** A reply of jgears' own commands as execute() returns it (see {@link #run}). */
+    private static Object fromReply(io.netty.handler.codec.redis.RedisMessage m) {
+        if (m instanceof io.netty.handler.codec.redis.ErrorRedisMessage e) {
+            return new Object[]{Boolean.FALSE, e.content()};
+        }
+        Object value = replyValue(m);
+        return value instanceof Object[] ? new Object[]{Boolean.TRUE, value} : value;
+    }
+
+    private static Object replyValue(io.netty.handler.codec.redis.RedisMessage m) {
+        if (m instanceof io.netty.handler.codec.redis.SimpleStringRedisMessage s) {
+            return s.content();
+        }
+        if (m instanceof io.netty.handler.codec.redis.ErrorRedisMessage e) {
+            return e.content();
+        }
+        if (m instanceof io.netty.handler.codec.redis.IntegerRedisMessage i) {
+            return i.value();
+        }
+        if (m instanceof io.netty.handler.codec.redis.FullBulkStringRedisMessage b) {
+            return b.isNull() ? null : b.content().toString(StandardCharsets.UTF_8);
+        }
+        if (m instanceof io.netty.handler.codec.redis.ArrayRedisMessage a) {
+            if (a.isNull()) {
+                return null;
+            }
+            Object[] out = new Object[a.children().size()];
+            for (int i = 0; i < out.length; i++) {
+                out[i] = replyValue(a.children().get(i));
+            }
+            return out;
+        }
+        return null;
     }
 
     /** Why a command may not run from a script (connection state, ACL), or null. */
@@ -535,9 +605,16 @@ public final class HostApi {
      * [id, runNow, profile]. UNBLOCKING scripts run it after they load.
      */
     @HostAccess.Export
-    public Object[] newExecution(String reader, Value desc, Value plan) {
+    public Object[] newExecution(String reader, Value desc, Value plan, boolean nested) {
         if (run != null && run.restoring()) {
             return new Object[]{null, false, false};
+        }
+        boolean profile = engine.config().getLong(GearsConfig.PROFILE_EXECUTIONS) != 0;
+        if (nested) {
+            // run() from inside an execution: a new execution of its own, started once this call returns.
+            Execution execution = engine.executions().create(session, reader, false, planOf(plan));
+            engine.submit(() -> engine.runQueued(execution));
+            return new Object[]{execution.id(), false, profile};
         }
         if (run != null && !run.started().isEmpty()) {
             // Python raises this as a gears.error (the runtime turns host exceptions into Python ones).
@@ -619,6 +696,22 @@ public final class HostApi {
     public void resume(String executionId) {
         engine.resume(session, executionId);
     }
+
+    /**
+     * A garbage collection, for the runtime to see whether anything still references a gearsFuture an
+     * execution waits on. At most one a second: each is a full collection of the whole heap.
+     */
+    @HostAccess.Export
+    public void collectGarbage() {
+        long now = System.nanoTime();
+        long last = lastCollection.get();
+        if (now - last >= 1_000_000_000L && lastCollection.compareAndSet(last, now)) {
+            System.gc();
+        }
+    }
+
+    private static final java.util.concurrent.atomic.AtomicLong lastCollection =
+            new java.util.concurrent.atomic.AtomicLong(System.nanoTime() - 2_000_000_000L);
 
     /** asyncio call_later() of an async step: call {@code _fire_timer(tid)} in this context after ms. */
     @HostAccess.Export

@@ -438,6 +438,11 @@ public final class Registrations implements KeyEvents.Listener {
 
     private void runInPython(Registration r, List<Execution> executions, List<Object> payload, HostApi.HookCall hook,
                              Trigger trigger) {
+        runInPython(r, executions, payload, hook, false, trigger);
+    }
+
+    private void runInPython(Registration r, List<Execution> executions, List<Object> payload, HostApi.HookCall hook,
+                             boolean noAsync, Trigger trigger) {
         Session session = r.session();
         HostApi host = (HostApi) session.interpreter().host();
         int started = 0;
@@ -447,6 +452,7 @@ public final class Registrations implements KeyEvents.Listener {
             Execution lone = executions.size() == 1 ? executions.getFirst() : null;
             started = engine.callPython(session, GearsConfig.REGISTRATION_TIMEOUT, () -> session.enter(si -> {
                 HostApi.HookCall outer = host.beginHook(hook);
+                host.noAsync(noAsync);
                 if (lone != null) {
                     lone.inPython(true);
                 }
@@ -456,6 +462,7 @@ public final class Registrations implements KeyEvents.Listener {
                     if (lone != null) {
                         lone.inPython(false);
                     }
+                    host.noAsync(false);
                     host.endHook(outer);
                 }
             }));
@@ -507,7 +514,10 @@ public final class Registrations implements KeyEvents.Listener {
         Object[] ids = executions.stream().map(Execution::id).toArray();
         boolean profile = engine.config().getLong(GearsConfig.PROFILE_EXECUTIONS) != 0;
         // Values are read inside the context: another thread may enter it right after.
-        org.graalvm.polyglot.Value n = si.call("_trigger", r.id(), ids, payload.toArray(), profile);
+        boolean noAsync = ((HostApi) si.host()).noAsync();
+        org.graalvm.polyglot.Value n = noAsync
+                ? si.call("_trigger", r.id(), ids, payload.toArray(), profile, true)
+                : si.call("_trigger", r.id(), ids, payload.toArray(), profile);
         return n.fitsInInt() ? n.asInt() : 0;
     }
 
@@ -806,7 +816,27 @@ public final class Registrations implements KeyEvents.Listener {
                 if (r.isPaused()) {
                     return CompletableFuture.completedFuture(Replies.error("ERR registration " + r.id() + " is paused"));
                 }
-                return runCommand(r, args, null);
+                return runCommand(r, args, null, false);
+            }
+        }
+        return CompletableFuture.completedFuture(Replies.error("ERR subcommand not found"));
+    }
+
+    /**
+     * RG.TRIGGER where blocking is not allowed (MULTI, execute() from Python): only a sync registration
+     * runs, and its steps may not wait (RedisGears' RFNoAsync).
+     */
+    public CompletableFuture<RedisMessage> triggerNoAsync(List<String> args) {
+        String name = args.getFirst();
+        for (Registration r : commandRegistrations) {
+            if (name.equals(r.stringArg("trigger"))) {
+                if (!"sync".equals(r.mode())) {
+                    return CompletableFuture.completedFuture(Replies.error(GearsCommands.NO_NON_SYNC_HERE));
+                }
+                if (r.isPaused()) {
+                    return CompletableFuture.completedFuture(Replies.error("ERR registration " + r.id() + " is paused"));
+                }
+                return runCommand(r, args, null, true);
             }
         }
         return CompletableFuture.completedFuture(Replies.error("ERR subcommand not found"));
@@ -827,7 +857,7 @@ public final class Registrations implements KeyEvents.Listener {
     /** Runs the CommandReader hook chain for this command, or null when no hook matches it (its keyprefix). */
     public CompletableFuture<RedisMessage> hook(List<byte[]> command) {
         Registration r = nextHook(command, null);
-        return r == null ? null : runCommand(r, strings(command), hookCall(r));
+        return r == null ? null : runCommand(r, strings(command), hookCall(r), false);
     }
 
     /**
@@ -945,7 +975,8 @@ public final class Registrations implements KeyEvents.Listener {
         return args;
     }
 
-    private CompletableFuture<RedisMessage> runCommand(Registration r, List<String> args, HostApi.HookCall hook) {
+    private CompletableFuture<RedisMessage> runCommand(Registration r, List<String> args, HostApi.HookCall hook,
+                                                       boolean noAsync) {
         Execution e;
         synchronized (r) {
             if (r.isUnregistered()) {
@@ -959,18 +990,18 @@ public final class Registrations implements KeyEvents.Listener {
         // RG.TRIGGER of a registration whose calls are short runs right here, on the client's event loop,
         // when no other thread is inside its context; hooks (which call on into Redis) always hand off.
         boolean ranInline = hook == null && limit > 0 && r.inline.open()
-                && engine.inline(r.session().interpreter(), () -> timedCommand(r, e, payload, null, limit, true)) != null;
+                && engine.inline(r.session().interpreter(), () -> timedCommand(r, e, payload, null, noAsync, limit, true)) != null;
         if (!ranInline) {
-            engine.submit(() -> timedCommand(r, e, payload, hook, limit, false));
+            engine.submit(() -> timedCommand(r, e, payload, hook, noAsync, limit, false));
         }
         return e.done().thenApply(x -> commandReply(x, hook != null));
     }
 
     /** Runs a command trigger and records its time on the registration's InlineGate; returns true. */
     private boolean timedCommand(Registration r, Execution e, List<Object> payload, HostApi.HookCall hook,
-                                 long inlineLimitNanos, boolean inline) {
+                                 boolean noAsync, long inlineLimitNanos, boolean inline) {
         long start = System.nanoTime();
-        runInPython(r, List.of(e), payload, hook, this::trigger);
+        runInPython(r, List.of(e), payload, hook, noAsync, this::trigger);
         engine.inlineRan(r.inline, System.nanoTime() - start, inlineLimitNanos, inline);
         return true;
     }
@@ -1009,7 +1040,7 @@ public final class Registrations implements KeyEvents.Listener {
     public CompletableFuture<RedisMessage> hookQueued(List<byte[]> command) {
         Registration r = nextHook(command, null);
         if (r != null) {
-            return "sync".equals(r.mode()) ? runCommand(r, strings(command), hookCall(r))
+            return "sync".equals(r.mode()) ? runCommand(r, strings(command), hookCall(r), true)
                     : CompletableFuture.completedFuture(Replies.error(NON_SYNC_BLOCKED));
         }
         var watch = watchKeys(command, true);

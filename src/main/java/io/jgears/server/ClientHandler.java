@@ -46,10 +46,20 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
         boolean closeAfter;
         /** Sees Redis' reply frame before it is written (AUTH: did it succeed?). */
         java.util.function.Consumer<ByteBuf> onReply;
-        /** EXEC of a transaction with hooked commands: [position, args] each, run once Redis' EXEC has. */
-        List<Object[]> execHooks;
         /** A KeysReader commands=[...] hook: runs once Redis has answered; a reply replacing Redis' one, or null. */
         java.util.function.Supplier<CompletableFuture<RedisMessage>> replyHook;
+        /** EXEC: the transaction's commands in order, null for those Redis ran, the ones jgears runs after. */
+        List<Queued> transaction;
+    }
+
+    /**
+     * Inside MULTI: the commands of the transaction so far, null for those forwarded to Redis, the
+     * arguments of the RG.* ones (queued here, run when EXEC succeeds, their replies put in place).
+     */
+    private List<Queued> transaction;
+
+    /** A command of a transaction that jgears runs after Redis' EXEC: an RG.* command, or a hooked one. */
+    private record Queued(boolean hooked, List<byte[]> args) {
     }
 
     private final ServerOptions options;
@@ -70,13 +80,6 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
     private boolean repliesOff;
     private boolean skipNextReply;
     private boolean closing;
-    /**
-     * Inside MULTI, hooked commands are not sent to Redis: jgears answers QUEUED and runs them once EXEC has
-     * run, putting their replies at their places in EXEC's (see {@link #execWithHooks}).
-     */
-    private boolean inTransaction;
-    private int queuedInTransaction;
-    private final List<Object[]> hookedInTransaction = new ArrayList<>();
 
     ClientHandler(ServerOptions options, LocalCommands local, String remote) {
         this.options = options;
@@ -97,8 +100,8 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
         }
         if (msg instanceof CommandSplitter.Raw raw) {
             // Forwarded as it arrived (see CommandSplitter): only its reply slot is jgears' business.
-            if (inTransaction) {
-                queuedInTransaction++;
+            if (transaction != null) {
+                transaction.add(null);
             }
             if (expectsReply()) {
                 Slot slot = new Slot();
@@ -147,9 +150,16 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
                 reply(Replies.error("NOAUTH Authentication required."));
                 return;
             }
+            if (transaction != null) {
+                // As RedisGears' commands are in a transaction: queued now, run at EXEC.
+                transaction.add(new Queued(false, args));
+                reply(Replies.simple("QUEUED"));
+                return;
+            }
             runLocal(() -> local.execute(info, args));
-        } else if (info.authenticated() && inTransaction && local.hooks(name)) {
-            hookedInTransaction.add(new Object[]{queuedInTransaction++, argsOf(command)});
+        } else if (info.authenticated() && transaction != null && local.hooks(name)) {
+            // A hooked command in MULTI: jgears runs it after Redis' EXEC, at its place in EXEC's reply.
+            transaction.add(new Queued(true, argsOf(command)));
             command.release();
             reply(Replies.simple("QUEUED"));
         } else if (info.authenticated() && local.hooks(name)) {
@@ -165,46 +175,6 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
         } else {
             forward(command, name);
         }
-    }
-
-    /** The hooked commands of the transaction the EXEC being forwarded ends (handed to its slot). */
-    private List<Object[]> execHooks;
-
-    /**
-     * Runs a transaction's hooked commands once Redis' EXEC reply is in (in order, each after the one
-     * before), then writes EXEC's reply with theirs at their places. Not atomic with the rest of the
-     * transaction, unlike on RedisGears, where a hook runs inside EXEC.
-     */
-    private void execWithHooks(Slot slot, ByteBuf frame) {
-        List<ByteBuf> elements = RespFrames.arrayElements(frame);
-        if (elements == null) {
-            slot.reply = frame;  // EXECABORT, or a WATCH that failed: nothing ran
-            drain(true);
-            return;
-        }
-        List<Integer> positions = new ArrayList<>();
-        CompletableFuture<List<RedisMessage>> replies = CompletableFuture.completedFuture(new ArrayList<>());
-        for (Object[] hooked : slot.execHooks) {
-            positions.add((Integer) hooked[0]);
-            @SuppressWarnings("unchecked")
-            List<byte[]> args = (List<byte[]>) hooked[1];
-            replies = replies.thenCompose(done -> local.hookQueued(info, args)
-                    .exceptionally(error -> Replies.error("ERR " + rootMessage(error)))
-                    .thenApply(reply -> {
-                        done.add(reply);
-                        return done;
-                    }));
-        }
-        replies.whenComplete((inserted, error) -> ctx.executor().execute(() -> {
-            if (closing) {
-                frame.release();
-                return;
-            }
-            slot.reply = error != null ? Replies.error("ERR " + rootMessage(error))
-                    : RespFrames.splice(ctx.alloc(), elements, positions, inserted);
-            frame.release();
-            drain(true);
-        }));
     }
 
     private static List<byte[]> argsOf(ArrayRedisMessage command) {
@@ -237,39 +207,45 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
                          java.util.function.Supplier<CompletableFuture<RedisMessage>> replyHook) {
         switch (name) {
             case "MULTI" -> {
-                inTransaction = true;
-                queuedInTransaction = 0;
-                hookedInTransaction.clear();
+                if (transaction == null) {
+                    transaction = new ArrayList<>();
+                    forwardOnly(command, name, null);
+                    return;
+                }
             }
             case "EXEC" -> {
-                if (inTransaction && !hookedInTransaction.isEmpty()) {
-                    execHooks = List.copyOf(hookedInTransaction);
+                List<Queued> queued = transaction;
+                transaction = null;
+                if (queued != null && queued.stream().anyMatch(java.util.Objects::nonNull) && expectsReply(name, command)) {
+                    Slot slot = new Slot();
+                    slot.transaction = queued;
+                    queue.add(slot);
+                    awaiting.add(slot);
+                    send(command);
+                    return;
                 }
-                inTransaction = false;
-                hookedInTransaction.clear();
             }
-            case "DISCARD", "RESET" -> {
-                inTransaction = false;
-                hookedInTransaction.clear();
-            }
+            case "DISCARD", "RESET" -> transaction = null;
             default -> {
-                if (inTransaction) {
-                    queuedInTransaction++;
+                if (transaction != null) {
+                    transaction.add(null);
                 }
             }
         }
+        forwardOnly(command, name, replyHook);
+    }
+
+    private void forwardOnly(ArrayRedisMessage command, String name,
+                             java.util.function.Supplier<CompletableFuture<RedisMessage>> replyHook) {
         if (expectsReply(name, command)) {
             Slot slot = new Slot();
             slot.replyHook = replyHook;
-            slot.execHooks = execHooks;
-            execHooks = null;
             slot.onReply = name.equals("FLUSHALL") ? flushWatcher() : authWatcher(name, command);
             queue.add(slot);
             awaiting.add(slot);
         } else if (replyHook != null) {
             replyHook.get();  // no reply to replace (CLIENT REPLY OFF), but its executions still run
         }
-        execHooks = null;
         send(command);
     }
 
@@ -420,10 +396,8 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
             if (slot != null && slot.onReply != null) {
                 slot.onReply.accept(frame);
             }
-            if (slot != null && slot.execHooks != null) {
-                execWithHooks(slot, frame);
-                return;
-            }
+            if (slot != null && slot.transaction != null) {
+                completeTransaction(slot, frame);
             if (slot != null && slot.replyHook != null) {
                 // A hooking registration runs the events this command caused, and may answer in its place.
                 CompletableFuture<Void> barrier = local.afterForwardedReply();
@@ -502,6 +476,98 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
         }
     }
 
+    /**
+     * EXEC's reply: when Redis ran the transaction (an array), its RG.* commands run now, in order, and
+     * their replies take their places among Redis' ones; otherwise (an error, WATCH) they do not run.
+     */
+    private void completeTransaction(Slot slot, ByteBuf frame) {
+        int start = frame.readerIndex();
+        if (frame.getByte(start) != '*' || frame.getByte(start + 1) == '-') {
+            slot.reply = frame;
+            drain(false);
+            return;
+        }
+        List<ByteBuf> ran = new ArrayList<>();
+        int lineEnd = frame.indexOf(start, frame.writerIndex(), (byte) '\n') + 1;
+        int n = Integer.parseInt(frame.toString(start + 1, lineEnd - start - 3, StandardCharsets.US_ASCII));
+        for (int i = 0, at = lineEnd; i < n; i++) {
+            int end = endOfValue(frame, at);
+            ran.add(frame.retainedSlice(at, end - at));
+            at = end;
+        }
+        frame.release();
+        CompletableFuture<List<RedisMessage>> locals = CompletableFuture.completedFuture(new ArrayList<>());
+        for (Queued q : slot.transaction) {
+            if (q != null) {
+                locals = locals.thenCompose(done -> safely(() -> q.hooked() ? local.hookQueued(info, q.args())
+                                : local.executeInTransaction(info, q.args()))
+                        .thenApply(reply -> {
+                            done.add(reply);
+                            return done;
+                        }));
+            }
+        }
+        locals.whenComplete((replies, error) -> ctx.executor().execute(() -> {
+            List<Object> parts = new ArrayList<>();
+            parts.add(null);
+            int r = 0;
+            int l = 0;
+            for (Queued q : slot.transaction) {
+                if (q == null) {
+                    if (r < ran.size()) {
+                        parts.add(ran.get(r++));
+                    }
+                } else {
+                    parts.add(replies != null && l < replies.size() ? replies.get(l++) : Replies.error("ERR " + rootMessage(error)));
+                }
+            }
+            while (r < ran.size()) {
+                parts.add(ran.get(r++));
+            }
+            parts.set(0, Unpooled.copiedBuffer("*" + (parts.size() - 1) + "\r\n", StandardCharsets.US_ASCII));
+            if (closing) {
+                parts.forEach(ReferenceCountUtil::release);
+                return;
+            }
+            slot.reply = parts;
+            drain(true);
+        }));
+    }
+
+    private static CompletableFuture<RedisMessage> safely(java.util.function.Supplier<CompletableFuture<RedisMessage>> call) {
+        try {
+            return call.get().exceptionally(e -> Replies.error("ERR " + rootMessage(e)));
+        } catch (RuntimeException e) {
+            return CompletableFuture.completedFuture(Replies.error("ERR " + rootMessage(e)));
+        }
+    }
+
+    /** Where the RESP value starting at {@code i} ends (the index after it). */
+    private static int endOfValue(ByteBuf b, int i) {
+        byte type = b.getByte(i);
+        int lineEnd = b.indexOf(i, b.writerIndex(), (byte) '\n') + 1;
+        switch (type) {
+            case '$', '=', '!' -> {
+                long len = Long.parseLong(b.toString(i + 1, lineEnd - i - 3, StandardCharsets.US_ASCII));
+                return len < 0 ? lineEnd : lineEnd + (int) len + 2;
+            }
+            case '*', '~', '>', '%', '|' -> {
+                long n = Long.parseLong(b.toString(i + 1, lineEnd - i - 3, StandardCharsets.US_ASCII));
+                if (type == '%' || type == '|') {
+                    n *= 2;
+                }
+                int at = lineEnd;
+                for (long k = 0; k < n; k++) {
+                    at = endOfValue(b, at);
+                }
+                return type == '|' ? endOfValue(b, at) : at;
+            }
+            default -> {
+                return lineEnd;
+            }
+        }
+    }
+
     /** An unsubscribe reply with no subscriptions left, or RESET: the connection is back to request/reply. */
     private static boolean endsPassThrough(ByteBuf frame) {
         if (frame.readableBytes() > 256) {
@@ -541,7 +607,11 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
         boolean wrote = false;
         while (!queue.isEmpty() && queue.peek().reply != null && !closing) {
             Slot slot = queue.poll();
-            ctx.write(slot.reply);
+            if (slot.reply instanceof List<?> parts) {
+                parts.forEach(ctx::write);  // a transaction's reply: Redis' frames and jgears' replies
+            } else {
+                ctx.write(slot.reply);
+            }
             wrote = true;
             if (slot.closeAfter) {
                 closing = true;
@@ -572,7 +642,11 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
         }
         unsent.clear();
         for (Slot slot : queue) {
-            ReferenceCountUtil.release(slot.reply);
+            if (slot.reply instanceof List<?> parts) {
+                parts.forEach(ReferenceCountUtil::release);
+            } else {
+                ReferenceCountUtil.release(slot.reply);
+            }
         }
         queue.clear();
     }

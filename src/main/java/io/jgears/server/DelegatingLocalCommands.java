@@ -26,6 +26,13 @@ public abstract class DelegatingLocalCommands implements LocalCommands {
         return next.execute(client, args);
     }
 
+    /** RG.* commands in a transaction go on to the next one; a decorator's own commands run as usual. */
+    @Override
+    public CompletableFuture<RedisMessage> executeInTransaction(ClientInfo client, List<byte[]> args) {
+        String name = new String(args.getFirst(), java.nio.charset.StandardCharsets.UTF_8).toUpperCase(java.util.Locale.ROOT);
+        return next.handles(name) ? next.executeInTransaction(client, args) : execute(client, args);
+    }
+
     @Override
     public boolean hooks(String upperName) {
         return next.hooks(upperName);

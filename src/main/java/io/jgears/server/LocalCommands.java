@@ -16,6 +16,11 @@ public interface LocalCommands {
      */
     CompletableFuture<RedisMessage> execute(ClientInfo client, List<byte[]> args);
 
+    /** A command queued inside MULTI, run when EXEC succeeds (where blocking is not allowed). */
+    default CompletableFuture<RedisMessage> executeInTransaction(ClientInfo client, List<byte[]> args) {
+        return execute(client, args);
+    }
+
     /** Whether a command hook may intercept this forwarded command (cheap: called for every command). */
     default boolean hooks(String upperName) {
         return false;

@@ -1,10 +1,12 @@
 # The Python side of jgears, loaded once into every sub-interpreter (GraalPy context) when the warm
 # pool creates it. It gives scripts the RedisGears 1.2 API (GearsBuilder/GB, execute, log, ...) as
 # builtins, and talks to jgears through one host object with a few batched calls.
+import _thread
 import builtins
 import sys
 import time
 import types
+import weakref
 
 import polyglot
 
@@ -136,7 +138,7 @@ def execute_async(command, *args):
             raise TypeError('execute_async() takes str arguments (use execute() for bytes)')
         if t is not str:
             argv[i] = str(argv[i])
-    f = gearsFuture()
+    f = _Future()
     _async_futures[_host.executeAsync(*argv)] = f
     return f
 
@@ -183,7 +185,11 @@ def _collect_async(done=None):
                 value = _to_py(others[j])
                 j += 1
             f._done, f._value, f._error = True, value, error
-            waiting.extend(f._waiters)
+            for w in f._waiters:
+                if w.__class__ is str:
+                    waiting.append(w)
+                else:
+                    _wake(w)
             f._waiters = []
         for eid in waiting:
             run = _runs.get(eid)
@@ -226,9 +232,15 @@ class atomic(object):
 
     def __enter__(self):
         _host.atomicBegin()
+        me = _thread.get_ident()
+        _atomic_threads[me] = _atomic_threads.get(me, 0) + 1
         return self
 
     def __exit__(self, exc_type, exc, tb):
+        me = _thread.get_ident()
+        depth = _atomic_threads.pop(me, 1) - 1
+        if depth > 0:
+            _atomic_threads[me] = depth
         ok, value = _host.atomicEnd(exc_type is None)
         if exc_type is None:
             if not ok:
@@ -237,11 +249,16 @@ class atomic(object):
         return False
 
 
-class gearsFuture(object):
-    """Returned by a step (map, flatmap, foreach, filter) or awaited in an async step, it parks the
-    execution until continueRun(value) or continueFailed(error) is called, from any code of the same
-    session (another execution, a time event). Other executions run meanwhile."""
-    __slots__ = ('_done', '_value', '_error', '_waiters')
+# Threads inside an atomic() block, with its depth: a coroutine may not await there.
+_atomic_threads = {}
+
+
+class _Future(object):
+    """An awaitable settled once, with a value or an error: what run() returns (settled with [results,
+    errors] when its execution ends), createFuture() and execute_async() make, and the base of gearsFuture.
+    A coroutine step awaiting one parks its execution until it settles. Waiters are execution ids (resumed
+    through jgears) or callables (background coroutines, run on this context's loop)."""
+    __slots__ = ('_done', '_value', '_error', '_waiters', '__weakref__')
 
     def __init__(self):
         self._done = False
@@ -249,29 +266,148 @@ class gearsFuture(object):
         self._error = None
         self._waiters = []
 
-    def continueRun(self, record):
-        self._settle(record, None)
-
-    def continueFailed(self, error):
-        self._settle(None, str(error))
-
-    def _settle(self, value, error):
-        if self._done:
-            raise Exception('gearsFuture was already completed')
+    def _complete(self, value, error):
         self._done = True
         self._value = value
         self._error = error
         waiters, self._waiters = self._waiters, []
-        for eid in waiters:
-            # Resumed on an execution thread once the current call into this context returns.
-            _host.resume(eid)
+        for w in waiters:
+            _wake(w)
+
+    def done(self):
+        return self._done
+
+    def result(self):
+        if not self._done:
+            raise GearsError('Result is not ready')
+        if self._error is not None:
+            raise _as_exception(self._error)
+        return self._value
+
+    def __repr__(self):
+        return '<GearsFuture %s>' % ('finished' if self._done else 'pending',)
 
     def __await__(self):
         if not self._done:
             yield self
         if self._error is not None:
-            raise Exception(self._error)
+            raise _as_exception(self._error)
         return self._value
+
+    __iter__ = __await__
+
+
+def _as_exception(error):
+    return error if isinstance(error, BaseException) else Exception(error)
+
+
+def _error_text(error):
+    return None if error is None else str(error)
+
+
+def _wake(waiter):
+    """Continues what waited on a settled future: an execution (by id) through jgears, or a callable on
+    this context's loop, soon (jgears is asked to call in if nothing is queued yet)."""
+    if waiter.__class__ is str:
+        _host.resume(waiter)
+        return
+    if not _soon:
+        _host.timer(0, 0)
+    _soon.append(_Handle(waiter, ()))
+
+
+class gearsFuture(_Future):
+    """RedisGears' future of a step: created inside a step's function and returned by it, the record waits
+    until continueRun(value) or continueFailed(error) is called, from any code of the session. A future the
+    function does not return is dropped; one that nothing can continue any more (no reference left) ends its
+    execution with an error."""
+    __slots__ = ('_held',)  # 0: not returned yet, 1: returned (may be continued), 2: dropped
+
+    def __init__(self, *args):
+        if args:
+            raise GearsError('Future gets no arguments')
+        created = _step_scope(2)
+        if created is None:
+            raise GearsError('Future object can only be created inside certain execution steps')
+        if created:
+            raise GearsError('Can not create async record twice on the same step')
+        if created is _NO_ASYNC_STEP:
+            raise GearsError('Step does not support async')
+        if _no_async_threads and _thread.get_ident() in _no_async_threads:
+            raise GearsError('Creating async record is not allowed')
+        _Future.__init__(self)
+        self._held = 0
+        created.append(self)
+
+    def continueRun(self, record):
+        if self._done or self._held == 2:
+            raise GearsError('Can not continue with the same future twice')
+        if self._held == 0:
+            raise GearsError('Can not handle future untill it returned from the callback')
+        self._complete(record, None)
+
+    def continueFailed(self, error):
+        if self._done or self._held == 2:
+            raise GearsError('Can not continue with the same future twice')
+        self._complete(None, str(error))
+
+
+def createFuture():
+    """A future an async step can await, settled by setFutureResults() or setFutureException()."""
+    return _Future()
+
+
+def setFutureResults(f, res):
+    if not f._done:
+        f._complete(res, None)
+
+
+def setFutureException(f, exception):
+    if not f._done:
+        f._complete(None, exception if isinstance(exception, Exception) else Exception(str(exception)))
+
+
+def runCoroutine(cr, f=None, delay=0, s=None):
+    """Runs a coroutine in the background of this session (after `delay` seconds), then continues the
+    gearsFuture f, if given, with its result, or fails it with its error."""
+    task = _Task(cr, f)
+    if delay:
+        _event_loop().call_later(delay, task.step)
+    else:
+        _wake(task.step)
+
+
+class _Task(object):
+    """A coroutine runCoroutine() runs outside any execution, stepped on this context's loop."""
+    __slots__ = ('coro', 'future')
+
+    def __init__(self, coro, future):
+        self.coro = coro
+        self.future = future
+
+    def step(self, *ignored):
+        w = _Wait(self.coro)
+        if not _advance(self.coro, w, self.step):
+            return
+        f = self.future
+        if f is None:
+            return
+        try:
+            if w.error is not None:
+                f.continueFailed(w.error)
+            else:
+                f.continueRun(w.value)
+        except Exception as e:
+            log(str(e), 'warning')
+
+
+def isAsyncAllow():
+    """True in a step's function that may return a coroutine or a gearsFuture; False at the top level of a
+    script, inside a coroutine, and in an execution run from MULTI."""
+    created = _step_scope(1)
+    if created is None or created is _NO_ASYNC_STEP:
+        return False
+    return not (_no_async_threads and _thread.get_ident() in _no_async_threads)
 
 
 # ---------------------------------------------------------------- time events
@@ -552,15 +688,20 @@ class GearsBuilder(object):
             arg = self.defaultArg
         _check_run_args(reader, arg, kwargs)
         steps = list(self.steps)
-        eid, run_now, profile = _host.newExecution(reader, self.desc, _describe(reader, arg, steps))
+        # From inside an execution (a step, a coroutine) the new one runs after the current call, on its
+        # own, as in RedisGears; an async step awaits the future run() returns for its [results, errors].
+        nested = _inside_execution()
+        eid, run_now, profile = _host.newExecution(reader, self.desc, _describe(reader, arg, steps), nested)
         if eid is None:
             return None  # jgears is restoring this session after a restart: only register() takes effect
+        future = _RunFuture()
+        _run_futures[eid] = future
         plan = (reader, arg, kwargs, steps, convertToStr, profile)
         if run_now:
             _run_plan(eid, plan)
         else:
             _pending[eid] = plan
-        return None
+        return future
 
     def register(self, prefix='*', convertToStr=True, collect=True, mode='async', onRegistered=None,
                  onFailedPolicy='continue', onFailedRetryInterval=1, batch=1, duration=0, trimStream=True,
@@ -622,6 +763,24 @@ def shardReaderCallback():
 
 builtins.shardReaderCallback = shardReaderCallback
 _pending = {}
+
+
+class _RunFuture(_Future):
+    """What run() returns: settled with [results, errors] when the execution ends. A plain step that
+    returns one returns it as a value (as RedisGears does); an async step awaits it."""
+    __slots__ = ()
+
+
+_run_futures = {}
+
+
+def _inside_execution():
+    f = sys._getframe(2)
+    while f is not None:
+        if f.f_code is _DRIVE_CODE:
+            return True
+        f = f.f_back
+    return False
 _registrations = {}
 
 
@@ -805,24 +964,89 @@ def _timed(records, prof, i):
 
 
 class _Wait(object):
-    """Passed up the step chain when a step's function returned a gearsFuture or a coroutine: the
-    driver parks the execution until it settles, then resumes the step that yielded it."""
-    __slots__ = ('pending', 'value', 'error', 'started')
+    """Passed up the step chain when a step's function returned a gearsFuture, a coroutine or a future: the
+    driver parks the execution until it settles, then resumes the step that yielded it. `ready`: nothing to
+    wait for (the value or error is set already); `dropped`: the function created a gearsFuture it did not
+    return (RedisGears discards it: the function's own result stands, an accumulator becomes None)."""
+    __slots__ = ('pending', 'value', 'error', 'ready', 'dropped')
 
     def __init__(self, pending):
         self.pending = pending
         self.value = None
         self.error = None
-        self.started = False
+        self.ready = False
+        self.dropped = False
 
 
-def _is_pending(out):
-    t = out.__class__
-    return t is gearsFuture or t is types.CoroutineType
+class _NoAsyncStep(object):
+    """The scope of a step whose function may not create a gearsFuture (repartition, batchgroupby)."""
+
+    def __len__(self):
+        return 0
+
+
+_NO_ASYNC_STEP = _NoAsyncStep()
+_NO_ASYNC_ERROR = "Error type: <class 'gears.error'>, Value: Creating async record is not allowed"
+# Threads running an execution that may not wait (a sync trigger from MULTI): count by thread id.
+_no_async_threads = {}
+
+
+def _step_scope(depth):
+    """The `created` list of the step whose function runs on this thread (where its gearsFuture registers),
+    _NO_ASYNC_STEP in a step that cannot wait, or None outside any step (the top level of a script, a
+    coroutine, a time event). Walks the frames: only gearsFuture() and isAsyncAllow() pay for it."""
+    f = sys._getframe(depth)
+    while f is not None:
+        kind = _SCOPES.get(f.f_code)
+        if kind is not None:
+            if kind == 1:
+                return f.f_locals['created']
+            if kind == 2:
+                return _NO_ASYNC_STEP
+            return None  # an execution's driver or a coroutine's: no step function of its own runs here
+        f = f.f_back
+    return None
+
+
+def _wait_for(out, created):
+    """After a step's function returned `out` (and maybe created a gearsFuture): the _Wait to yield up to the
+    driver. A gearsFuture it returned is held by a weak reference, so that one nobody keeps is noticed."""
+    if created:
+        # clear(), not pop(): GraalPy's pop() leaves the element referenced in the list's storage, which
+        # would keep the future alive for as long as the step runs.
+        fut = created[0]
+        created.clear()
+        if out is not fut:
+            fut._held = 2
+            w = _Wait(None)
+            w.value = out
+            w.ready = w.dropped = True
+            return w
+        fut._held = 1
+        return _Wait(weakref.ref(fut))
+    if _no_async_threads and _thread.get_ident() in _no_async_threads:
+        if out.__class__ is types.CoroutineType:
+            out.close()
+        w = _Wait(None)
+        w.error = _NO_ASYNC_ERROR
+        w.ready = True
+        return w
+    return _Wait(out)
+
+
+def _drop_created(created):
+    """The function raised after creating a gearsFuture: the future is dropped."""
+    created[0]._held = 2
+    created.clear()
+
+
+# What a step's function may return to make its record wait.
+_AWAITABLE = frozenset((types.CoroutineType, _Future))
 
 
 def _map(step, records, errors):
     f = step[1]
+    created = []
     for r in records:
         if r.__class__ is _Wait:
             yield r
@@ -830,11 +1054,15 @@ def _map(step, records, errors):
         try:
             out = f(r)
         except Exception as e:
+            if created:
+                _drop_created(created)
             errors.append(_format_exception(e))
             continue
-        if _is_pending(out):
-            w = _Wait(out)
-            yield w
+        if created or out.__class__ in _AWAITABLE:
+            w = _wait_for(out, created)
+            out = None
+            if not w.ready:
+                yield w
             if w.error is not None:
                 errors.append(w.error)
                 continue
@@ -844,6 +1072,7 @@ def _map(step, records, errors):
 
 def _flatmap(step, records, errors):
     f = step[1]
+    created = []
     for r in records:
         if r.__class__ is _Wait:
             yield r
@@ -851,11 +1080,15 @@ def _flatmap(step, records, errors):
         try:
             out = f(r)
         except Exception as e:
+            if created:
+                _drop_created(created)
             errors.append(_format_exception(e))
             continue
-        if _is_pending(out):
-            w = _Wait(out)
-            yield w
+        if created or out.__class__ in _AWAITABLE:
+            w = _wait_for(out, created)
+            out = None
+            if not w.ready:
+                yield w
             if w.error is not None:
                 errors.append(w.error)
                 continue
@@ -870,6 +1103,7 @@ def _flatmap(step, records, errors):
 
 def _foreach(step, records, errors):
     f = step[1]
+    created = []
     for r in records:
         if r.__class__ is _Wait:
             yield r
@@ -877,11 +1111,15 @@ def _foreach(step, records, errors):
         try:
             out = f(r)
         except Exception as e:
+            if created:
+                _drop_created(created)
             errors.append(_format_exception(e))
             continue
-        if _is_pending(out):
-            w = _Wait(out)
-            yield w
+        if created or out.__class__ in _AWAITABLE:
+            w = _wait_for(out, created)
+            out = None
+            if not w.ready:
+                yield w
             if w.error is not None:
                 errors.append(w.error)
                 continue
@@ -890,6 +1128,7 @@ def _foreach(step, records, errors):
 
 def _filter(step, records, errors):
     f = step[1]
+    created = []
     for r in records:
         if r.__class__ is _Wait:
             yield r
@@ -897,11 +1136,15 @@ def _filter(step, records, errors):
         try:
             keep = f(r)
         except Exception as e:
+            if created:
+                _drop_created(created)
             errors.append(_format_exception(e))
             continue
-        if _is_pending(keep):
-            w = _Wait(keep)
-            yield w
+        if created or keep.__class__ in _AWAITABLE:
+            w = _wait_for(keep, created)
+            keep = None
+            if not w.ready:
+                yield w
             if w.error is not None:
                 errors.append(w.error)
                 continue
@@ -914,15 +1157,33 @@ def _accumulate(step, records, errors):
     f = step[1]
     acc = None
     seen = False
+    created = []
     for r in records:
         if r.__class__ is _Wait:
             yield r
             continue
         try:
-            acc = f(acc, r)
-            seen = True
+            out = f(acc, r)
         except Exception as e:
+            if created:
+                # RedisGears continues the dropped future with None: the accumulator, error or not.
+                _drop_created(created)
+                acc, seen = None, True
+                continue
             errors.append(_format_exception(e))
+            continue
+        if created or out.__class__ in _AWAITABLE:
+            w = _wait_for(out, created)
+            out = None
+            if not w.ready:
+                yield w
+            if w.error is not None:
+                errors.append(w.error)
+                acc, seen = None, True
+                continue
+            out = None if w.dropped else w.value
+        acc = out
+        seen = True
     if seen:
         yield acc
 
@@ -930,17 +1191,57 @@ def _accumulate(step, records, errors):
 def _groupby(step, records, errors):
     extractor, reducer = step[1], step[2]
     groups = {}
+    created = []
     for r in records:
         if r.__class__ is _Wait:
             yield r
             continue
+        k = _extract(extractor, r, created, errors)
+        if k is _NO_KEY:
+            continue
         try:
-            k = _group_key(extractor(r))
-            groups[k] = reducer(k, groups.get(k), r)
+            out = reducer(k, groups.get(k), r)
         except Exception as e:
+            if created:
+                _drop_created(created)
+                groups[k] = None
+                continue
             errors.append(_format_exception(e))
+            continue
+        if created or out.__class__ in _AWAITABLE:
+            w = _wait_for(out, created)
+            out = None
+            if not w.ready:
+                yield w
+            if w.error is not None:
+                errors.append(w.error)
+                groups[k] = None
+                continue
+            out = None if w.dropped else w.value
+        groups[k] = out
     for k, v in groups.items():
         yield {'key': k, 'value': v}
+
+
+_NO_KEY = object()
+
+
+def _extract(extractor, r, created, errors):
+    """A record's key (a str) by a groupby's extractor, or _NO_KEY (the error is recorded). Only the reducer's
+    gearsFuture can hold a record: one the extractor created is dropped; a coroutine is refused."""
+    try:
+        k = extractor(r)
+    except Exception as e:
+        errors.append(_format_exception(e))
+        k = _NO_KEY
+    if created:
+        _drop_created(created)
+    if k.__class__ is types.CoroutineType:
+        k.close()
+        errors.append('coroutine are not allow on extractor')
+        return _NO_KEY
+    # RedisGears keys groups by string: a key that is not a str is its repr().
+    return k if k.__class__ is str or k is _NO_KEY else repr(k)
 
 
 def _batchgroupby(step, records, errors):
@@ -951,14 +1252,25 @@ def _batchgroupby(step, records, errors):
             yield r
             continue
         try:
-            groups.setdefault(_group_key(extractor(r)), []).append(r)
+            k = extractor(r)
+            if k.__class__ is types.CoroutineType:
+                k.close()
+                errors.append('coroutine are not allow on extractor')
+                continue
+            groups.setdefault(_group_key(k), []).append(r)
         except Exception as e:
             errors.append(_format_exception(e))
     for k, rs in groups.items():
         try:
-            yield {'key': k, 'value': reducer(k, rs)}
+            out = reducer(k, rs)
         except Exception as e:
             errors.append(_format_exception(e))
+            continue
+        if out.__class__ is types.CoroutineType:
+            out.close()
+            errors.append('coroutine are not allow on reduce')
+            continue
+        yield {'key': k, 'value': out}
 
 
 def _group_key(k):
@@ -978,36 +1290,87 @@ def _aggregate(step, records, errors):
     zero, seq, comb = step[1], step[2], step[3]
     local = None
     seen = False
+    created = []
     for r in records:
         if r.__class__ is _Wait:
             yield r
             continue
         try:
-            local = seq(_or_zero(local, zero), r)
+            out = seq(_or_zero(local, zero), r)
             seen = True
         except Exception as e:
+            if created:
+                _drop_created(created)
+                local = None
+                continue
             errors.append(_format_exception(e))
+            continue
+        if created or out.__class__ in _AWAITABLE:
+            w = _wait_for(out, created)
+            out = None
+            if not w.ready:
+                yield w
+            if w.error is not None:
+                errors.append(w.error)
+                local = None
+                continue
+            out = None if w.dropped else w.value
+        local = out
     if not seen:
         return  # as in RedisGears: no record in, no result (not zero)
     # The shards' partial results are combined; on one shard that is one combine with zero.
     try:
-        yield comb(_or_zero(None, zero), local)
+        out = comb(_or_zero(None, zero), local)
     except Exception as e:
+        if created:
+            _drop_created(created)
+            yield None
+            return
         errors.append(_format_exception(e))
+        return
+    if created or out.__class__ in _AWAITABLE:
+        w = _wait_for(out, created)
+        out = None
+        if not w.ready:
+            yield w
+        if w.error is not None:
+            errors.append(w.error)
+            return
+        out = None if w.dropped else w.value
+    yield out
 
 
 def _aggregateby(step, records, errors):
     extractor, zero, seq, comb = step[1], step[2], step[3], step[4]
     groups = {}
+    created = []
     for r in records:
         if r.__class__ is _Wait:
             yield r
             continue
+        k = _extract(extractor, r, created, errors)
+        if k is _NO_KEY:
+            continue
         try:
-            k = _group_key(extractor(r))
-            groups[k] = seq(k, _or_zero(groups.get(k), zero), r)
+            out = seq(k, _or_zero(groups.get(k), zero), r)
         except Exception as e:
+            if created:
+                _drop_created(created)
+                groups[k] = None
+                continue
             errors.append(_format_exception(e))
+            continue
+        if created or out.__class__ in _AWAITABLE:
+            w = _wait_for(out, created)
+            out = None
+            if not w.ready:
+                yield w
+            if w.error is not None:
+                errors.append(w.error)
+                groups[k] = None
+                continue
+            out = None if w.dropped else w.value
+        groups[k] = out
     if len(step) > 5 and step[5] == 'local':
         # __localAggregateby__: this shard's groups only, without the combine.
         for k, local in groups.items():
@@ -1015,9 +1378,24 @@ def _aggregateby(step, records, errors):
         return
     for k, local in groups.items():
         try:
-            yield {'key': k, 'value': comb(k, _or_zero(None, zero), local)}
+            out = comb(k, _or_zero(None, zero), local)
         except Exception as e:
+            if created:
+                _drop_created(created)
+                yield {'key': k, 'value': None}
+                continue
             errors.append(_format_exception(e))
+            continue
+        if created or out.__class__ in _AWAITABLE:
+            w = _wait_for(out, created)
+            out = None
+            if not w.ready:
+                yield w
+            if w.error is not None:
+                errors.append(w.error)
+                continue
+            out = None if w.dropped else w.value
+        yield {'key': k, 'value': out}
 
 
 def _repartition(step, records, errors):
@@ -1027,9 +1405,13 @@ def _repartition(step, records, errors):
             yield r
             continue
         try:
-            extractor(r)
+            k = extractor(r)
         except Exception as e:
             errors.append(_format_exception(e))
+            continue
+        if k.__class__ is types.CoroutineType:
+            k.close()
+            errors.append('coroutine are not allow on extractor')
             continue
         yield r
 
@@ -1310,10 +1692,15 @@ def _drive(run):
     finally:
         _drain_soon()
     _runs.pop(run.eid, None)
+    raw = results
     if run.convert:
         results = [r if type(r) is str else str(r) for r in results]
     else:
         results = [_plain(r) for r in results]
+    if _run_futures:
+        future = _run_futures.pop(run.eid, None)
+        if future is not None:
+            future._complete([results if run.convert else raw, list(run.errors)], None)
     if run.done is not None and run.convert and not run.errors and run.prof is None:
         run.done.append((run.eid, results))
         return
@@ -1327,55 +1714,113 @@ def _drive(run):
 def _settle(run, w):
     """True when the wait is over (w.value or w.error set); False when the execution must park."""
     p = w.pending
-    if p.__class__ is gearsFuture:
+    if p.__class__ is weakref.ReferenceType:
+        # The gearsFuture the step returned: only the user's references keep it.
+        f = p()
+        if f is None:
+            w.error = 'Async record did not called continue'
+            return True
+        if not f._done:
+            f._waiters.append(run.eid)
+            _watch_orphan(run.eid, p)
+            return False
+        w.value, w.error = f._value, _error_text(f._error)
+        return True
+    if isinstance(p, _Future):
         if not p._done:
             p._waiters.append(run.eid)
             return False
-        w.value, w.error = p._value, p._error
+        w.value, w.error = p._value, _error_text(p._error)
         return True
-    # A coroutine (an async def step): step it until it finishes or waits on something not done yet.
+    return _advance(p, w, run.eid)
+
+
+def _advance(p, w, wake):
+    """Steps a coroutine until it finishes (w.value or w.error set: True) or waits on something not done yet
+    (False: `wake`, an execution id or a callable, goes on when it is done)."""
     loop = _event_loop()
+    throw = None
     while True:
         prev = _set_running_loop(loop)
         try:
-            y = p.send(None)
+            y = p.send(None) if throw is None else p.throw(throw)
         except StopIteration as e:
             w.value = e.value
             return True
         except Exception as e:
-            w.error = _format_exception(e)
+            # RedisGears reports an error out of a coroutine as str() alone: no traceback, no type.
+            w.error = str(e)
             return True
         finally:
             _set_running_loop(prev)
-        if y.__class__ is gearsFuture:
+        throw = None
+        if _atomic_threads and _thread.get_ident() in _atomic_threads:
+            throw = Exception('await is not allow inside atomic block')
+            continue
+        if isinstance(y, _Future):
             if y._done:
                 continue
-            y._waiters.append(run.eid)
+            y._waiters.append(wake)
             return False
         if y is None:
             continue  # asyncio.sleep(0)
         if hasattr(y, 'add_done_callback'):
-            eid = run.eid
-            y.add_done_callback(lambda _f: _host.resume(eid))
+            if wake.__class__ is str:
+                y.add_done_callback(lambda _f: _host.resume(wake))
+            else:
+                y.add_done_callback(lambda _f: _wake(wake))
             return False
         p.close()
         w.error = 'an async step may await only gearsFuture objects and asyncio futures (got %r)' % (y,)
         return True
 
 
-def _trigger(rid, eids, payload, profile):
-    """Runs one execution per event of a registration; payload holds each event's record data."""
+# After an execution parks on a gearsFuture: forced collections after these delays (s), then a look every 10 s.
+_ORPHAN_CHECKS = (0.2, 1.0, 5.0)
+
+
+def _watch_orphan(eid, ref):
+    """RedisGears ends an execution as soon as nothing references the gearsFuture it waits on; here a
+    garbage collection finds that out (the weak reference is cleared), and the execution ends with the error."""
+    _event_loop().call_later(_ORPHAN_CHECKS[0], _check_orphan, eid, ref, 0)
+
+
+def _check_orphan(eid, ref, n):
+    run = _runs.get(eid)
+    if run is None or run.waiting is None or run.waiting.pending is not ref:
+        return  # it went on
+    if n < len(_ORPHAN_CHECKS):
+        _host.collectGarbage()
+    if ref() is None:
+        _host.resume(eid)
+        return
+    n += 1
+    _event_loop().call_later(_ORPHAN_CHECKS[n] if n < len(_ORPHAN_CHECKS) else 10.0, _check_orphan, eid, ref, n)
+
+
+def _trigger(rid, eids, payload, profile, no_async=False):
+    """Runs one execution per event of a registration; payload holds each event's record data. no_async:
+    a sync trigger from MULTI, whose steps may not wait (isAsyncAllow() is False)."""
     reg = _registrations.get(rid)
     if reg is None:
         return 0
     reader, steps, convert = reg
     active = _host.registrationActive
-    for i in range(len(eids)):
-        if not active(rid):
-            return i  # unregistered meanwhile: the rest of the batch never runs (jgears ends them)
-        _start(eids[i], steps, convert, profile, None, _event_iter, reader, payload[i])
-        if _async_futures:
-            _collect_async()
+    if no_async:
+        me = _thread.get_ident()
+        _no_async_threads[me] = _no_async_threads.get(me, 0) + 1
+    try:
+        for i in range(len(eids)):
+            if not active(rid):
+                return i  # unregistered meanwhile: the rest of the batch never runs (jgears ends them)
+            _start(eids[i], steps, convert, profile, None, _event_iter, reader, payload[i])
+            if _async_futures:
+                _collect_async()
+    finally:
+        if no_async:
+            depth = _no_async_threads.pop(me, 1) - 1
+            if depth > 0:
+                _no_async_threads[me] = depth
     return len(eids)
 
 
@@ -1518,6 +1963,9 @@ def _drop_session(session_key):
 def _drop(eid):
     _runs.pop(eid, None)
     _pending.pop(eid, None)
+    future = _run_futures.pop(eid, None)
+    if future is not None:
+        future._complete(None, Exception('Execution was aborted'))
 
 
 # ---------------------------------------------------------------- a minimal asyncio loop
@@ -1640,6 +2088,17 @@ def _drain_soon():
                 log('asyncio callback failed: %s' % (e,), 'warning')
 
 
+# How gearsFuture() and isAsyncAllow() see the frames they walk: 1 a step whose function may create a
+# gearsFuture (its `created` list), 2 a step whose function may not, 3 an execution's or a coroutine's driver.
+_SCOPES = {_drive.__code__: 3, _settle.__code__: 3, _advance.__code__: 3}
+for _fn in (_map, _flatmap, _foreach, _filter, _accumulate, _groupby, _aggregate, _aggregateby):
+    _SCOPES[_fn.__code__] = 1
+for _fn in (_repartition, _batchgroupby):
+    _SCOPES[_fn.__code__] = 2
+del _fn
+_DRIVE_CODE = _drive.__code__
+
+
 _STEP_NAMES = {
     'map': 'RedisGearsPy_PyCallbackMapper', 'flatmap': 'RedisGearsPy_PyCallbackFlatMapper',
     'foreach': 'RedisGearsPy_PyCallbackForEach', 'filter': 'RedisGearsPy_PyCallbackFilter',
@@ -1751,7 +2210,8 @@ def _exec_script(code, session_key=None):
 # They are also importable from a 'redisgears' module, as some RedisGears scripts do.
 _API = ('GearsBuilder', 'GB', 'execute', 'executeCommand', 'log', 'configGet', 'gearsConfigGet',
         'hashtag', 'atomic', 'gearsFuture', 'execute_async', 'registerTE', 'registerTimer', 'unregisterTE',
-        'call_next', 'override_reply', 'flat_error')
+        'call_next', 'override_reply', 'flat_error', 'isAsyncAllow', 'createFuture', 'setFutureResults',
+        'setFutureException', 'runCoroutine')
 _module = type(sys)('redisgears')
 for _name in _API:
     setattr(builtins, _name, globals()[_name])
