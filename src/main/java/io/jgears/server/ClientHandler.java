@@ -398,6 +398,8 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
             }
             if (slot != null && slot.transaction != null) {
                 completeTransaction(slot, frame);
+                return;
+            }
             if (slot != null && slot.replyHook != null) {
                 // A hooking registration runs the events this command caused, and may answer in its place.
                 CompletableFuture<Void> barrier = local.afterForwardedReply();
