@@ -97,7 +97,7 @@ public final class GearsConfig {
         builtIn.put(KEY_EVENT_CONCURRENCY, "4");
         builtIn.put(INLINE_EXECUTION_MICROS, "500");
         builtIn.put(MAX_SCRIPT_SIZE, String.valueOf(16 * 1024 * 1024));
-        builtIn.put(PRE_IMPORTS, "json,re,math,random,itertools,functools,collections,asyncio");
+        builtIn.put(PRE_IMPORTS, "json,re,math,random,itertools,functools,collections");
         builtIn.put(STATE_DATABASE, "15");
         for (Map.Entry<String, String> e : builtIn.entrySet()) {
             values.put(e.getKey(), e.getValue());
