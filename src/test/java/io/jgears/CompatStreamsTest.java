@@ -65,7 +65,8 @@ class CompatStreamsTest extends GearsTestBase {
                 call("RG.UNREGISTER", (String) e.get(1));
             }
         }
-        await(sid + " freed", () -> ((List<?>) call("RG.PYDUMPSESSIONS", "SESSIONS", sid)).isEmpty());
+        // A session that is gone is listed as "Session <id> does not exists", as RedisGears does.
+        await(sid + " freed", () -> String.valueOf(call("RG.PYDUMPSESSIONS", "SESSIONS", sid)).contains("does not exists"));
     }
 
     @Test

@@ -34,7 +34,7 @@ class DeadRedisTest {
                 Object reply = c.send("GET", "dead:k").read();
                 assertTrue(String.valueOf(reply).startsWith("-ERR jgears cannot reach Redis"), String.valueOf(reply));
                 Object py = c.send("RG.PYEXECUTE", "GB('ShardsIDReader').map(lambda x: execute('GET', 'dead:k')).run()").read();
-                assertTrue(String.valueOf(py).contains("Traceback") && String.valueOf(py).contains("Exception"),
+                assertTrue(String.valueOf(py).contains("Traceback") && String.valueOf(py).contains("gears.error: ERR jgears could not run"),
                         "execute() raised inside the step: " + py);
                 Object async = c.send("RG.PYEXECUTE", "async def f(x):\n    return await execute_async('GET', 'dead:k')\n"
                         + "GB('ShardsIDReader').map(f).run()").read();

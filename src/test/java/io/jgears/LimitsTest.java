@@ -53,12 +53,13 @@ class LimitsTest extends GearsTestBase {
             py("GB().foreach(lambda r: [0 for _ in iter(int, 1)]).register(prefix='lim:loop')", "ID", "lim2");
             TestServer.redisDirect().set("lim:loop", "x");
             deadline = System.currentTimeMillis() + 10_000;
-            String dump;
+            String loop;
             do {
                 Thread.sleep(50);
-                dump = call("RG.DUMPREGISTRATIONS").toString();
-            } while (!dump.contains("RegistrationTimeout (300 ms)") && System.currentTimeMillis() < deadline);
-            assertTrue(dump.contains("RegistrationTimeout (300 ms)"), dump);
+                loop = loopRegistration();
+            } while (!loop.contains("numAborted, 1,") && System.currentTimeMillis() < deadline);
+            // Counted as aborted; as in RedisGears an abort is not the registration's lastError.
+            assertTrue(loop.contains("numAborted, 1,"), loop);
             assertEquals("PONG", call("PING"));
         } finally {
             call("RG.CONFIGSET", "ExecutionTimeout", "0", "RegistrationTimeout", "0");
@@ -82,5 +83,14 @@ class LimitsTest extends GearsTestBase {
             call("RG.CONFIGSET", "MaxScriptSize", String.valueOf(16 * 1024 * 1024));
         }
         assertTrue(call("RG.CONFIGSET", "MemoryWatermark", "150").toString().contains("percent"));
+    }
+
+    private String loopRegistration() {
+        for (Object r : (List<?>) call("RG.DUMPREGISTRATIONS")) {
+            if (r.toString().contains("lim:loop")) {
+                return r.toString();
+            }
+        }
+        return "";
     }
 }

@@ -96,6 +96,9 @@ public final class GearsCommands implements LocalCommands {
 
     /** "ip:port" as Redis shows a client (Netty gives "/ip:port" or "host/ip:port"). */
     private static String clientAddress(ClientInfo client) {
+        if (client == null) {
+            return "?:0";  // execute('RG.…') from Python: Redis shows a module's own calls so
+        }
         String a = client.remoteAddress();
         return a == null ? "" : a.substring(a.indexOf('/') + 1);
     }
