@@ -633,16 +633,29 @@ public final class Registrations implements KeyEvents.Listener {
                 }
                 continue;
             }
+            List<Execution> created = new ArrayList<>(batch.size());
             try {
-                runKeyBatch(r, batch);
+                runKeyBatch(r, batch, created);
             } catch (RuntimeException e) {
                 log.warn("registration {}: a batch of {} key events failed: {}", r.id(), batch.size(), e.getMessage());
-                r.processed(batch.size());
+                // Executions already created count themselves when they end (end them now); the events that
+                // never became one are counted here, once: the sync barrier must not run ahead of them.
+                for (Execution x : created) {
+                    engine.failed(x, e.getMessage());
+                }
+                if (created.size() < batch.size()) {
+                    r.processed(batch.size() - created.size() - accountedSkips.get());
+                }
+            } finally {
+                accountedSkips.remove();
             }
         }
     }
 
-    private void runKeyBatch(Registration r, List<Object[]> batch) {
+    /** Events of the running batch that runKeyBatch counted as processed itself (skipped ones). */
+    private final ThreadLocal<Integer> accountedSkips = ThreadLocal.withInitial(() -> 0);
+
+    private void runKeyBatch(Registration r, List<Object[]> batch, List<Execution> created) {
         boolean keysOnly = r.kind() == Registration.Kind.KEYS_ONLY;
         List<String> keyTypes = r.listArg("keyTypes");
         boolean readValue = !keysOnly && r.boolArg("readValue");
@@ -668,6 +681,7 @@ public final class Registrations implements KeyEvents.Listener {
         synchronized (r) {
             if (r.isUnregistered()) {
                 r.processed(batch.size());
+                accountedSkips.set(batch.size());
                 return;
             }
             for (int i = 0; i < batch.size(); i++) {
@@ -686,6 +700,7 @@ public final class Registrations implements KeyEvents.Listener {
                 Object value = readValue ? io.jgears.redis.GenericOutput.toHost(read.get(1 + i * step + 2)) : null;
                 Execution e = newExecution(r);
                 e.done().whenComplete((x, error) -> r.processed(1));
+                created.add(e);
                 // Events of one key share a lane, so they run in arrival order.
                 int lane = lanes.length == 1 ? 0 : Math.floorMod(key.hashCode(), lanes.length);
                 if (lanes[lane] == null) {
@@ -698,6 +713,7 @@ public final class Registrations implements KeyEvents.Listener {
             r.triggered(executions(lanes));
         }
         r.processed(skipped);
+        accountedSkips.set(skipped);
         List<List<Execution>> used = new ArrayList<>(lanes.length);
         List<List<Object>> usedPayloads = new ArrayList<>(lanes.length);
         for (int i = 0; i < lanes.length; i++) {
