@@ -30,6 +30,9 @@ public final class JGears implements AutoCloseable {
         }
     }
 
+    /** The copy of the stored sessions, in the data directory. */
+    public static final String SESSIONS_FILE = "jgears-sessions.dat";
+
     private volatile EmbeddedRedis embedded;
     private volatile RedisBackend redis;
     private volatile PythonRuntime python;
@@ -97,6 +100,10 @@ public final class JGears implements AutoCloseable {
         }
         python = new PythonRuntime(preImports(config.get(GearsConfig.PRE_IMPORTS)));
         engine = new GearsEngine(config, redis, python);
+        // A copy of the stored sessions beside the data, for a state database found empty at start-up.
+        engine.keepSessionsCopy(options.dataDir().resolve(SESSIONS_FILE), embedded != null
+                ? "embedded redis-server in " + embedded.dataDir()
+                : "redis://" + uri.getHost() + ":" + uri.getPort() + "/" + uri.getDatabase());
         int restored = engine.restoreSessions();
         if (restored > 0) {
             log.info("restored {} stored sessions with their registrations and time events", restored);
