@@ -45,7 +45,8 @@ class RestartTest {
         cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         cmd.addAll(Arrays.asList(Files.readString(Path.of("target", "jvm.args")).trim().split("\\s+")));
         cmd.addAll(List.of("-Xss16m", "-Xmx2g", "-cp", System.getProperty("java.class.path"), "io.jgears.cli.Main", "start",
-                "--port", String.valueOf(port), "--redis", "redis://127.0.0.1:" + redisPort, "--pool-size", "1"));
+                "--port", String.valueOf(port), "--redis", "redis://127.0.0.1:" + redisPort, "--pool-size", "1",
+                "--data", LOGS.resolve("data").toString()));
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true)
                 .redirectOutput(LOGS.resolve(name + ".log").toFile()).start();
         RedisClient probe = RedisClient.create(RedisURI.builder().withHost("127.0.0.1").withPort(port)
