@@ -38,7 +38,7 @@ public final class JGears implements AutoCloseable {
     private volatile PythonRuntime python;
     private volatile GearsEngine engine;
     private volatile RespServer server;
-    private boolean closed;
+    private volatile boolean closed;
     /** Completes once jgears has stopped: closed by its owner, by SHUTDOWN, or because its Redis is gone. */
     private final java.util.concurrent.CompletableFuture<Integer> stopped = new java.util.concurrent.CompletableFuture<>();
 
@@ -115,9 +115,22 @@ public final class JGears implements AutoCloseable {
         server = new RespServer(new ServerOptions(options.bind(), options.port(), uri.getHost(), uri.getPort(),
                 options.maxBulkLength(), options.maxArrayLength(), ServerOptions.DEFAULT_MAX_INLINE, authRequired),
                 new io.jgears.server.ShutdownCommand(new io.jgears.views.RedisViews(new GearsCommands(engine), engine, redis),
-                        redis, () -> stop(0))).start();
-        if (!engine.pool().awaitFull(120, TimeUnit.SECONDS)) {
-            log.warn("the context pool is not full yet; sessions will create contexts on demand");
+                        redis, () -> stop(0), expected -> {
+                            EmbeddedRedis e = embedded;
+                            if (e != null) {
+                                e.expectExit(expected);
+                            }
+                        })).start();
+        // Waits for the warm pool, but not past a stop (SHUTDOWN, SIGTERM) that comes meanwhile.
+        long poolDeadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+        while (!engine.pool().awaitFull(200, TimeUnit.MILLISECONDS)) {
+            if (stopped.isDone() || isClosed()) {
+                return;
+            }
+            if (System.nanoTime() > poolDeadline) {
+                log.warn("the context pool is not full yet; sessions will create contexts on demand");
+                break;
+            }
         }
         log.info("jgears ready on {}:{} (pool {} contexts, {} execution threads)", options.bind(), server.port(),
                 engine.pool().size(), engine.executionThreads());
@@ -155,6 +168,10 @@ public final class JGears implements AutoCloseable {
     public void close() {
         closeParts();
         stopped.complete(0);
+    }
+
+    private boolean isClosed() {
+        return closed;
     }
 
     private synchronized void closeParts() {

@@ -112,7 +112,7 @@ public final class Main implements Runnable {
                 return 2;
             }
             io.jgears.metrics.MetricsEndpoint metrics = null;
-            if (metricsPort != null) {
+            if (metricsPort != null && !jgears.stopped().isDone()) {
                 try {
                     metrics = io.jgears.metrics.MetricsEndpoint.start(jgears.engine(), bind, metricsPort);
                 } catch (IOException e) {
