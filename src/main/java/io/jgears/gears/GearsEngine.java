@@ -84,6 +84,7 @@ public final class GearsEngine implements AutoCloseable {
         // Off the timer thread (it runs the watchdog): a Redis round trip and a file write.
         // Off the timer thread (it runs the watchdog): a Redis round trip and a file write. A check still
         // waiting on an unreachable Redis is not joined by another one.
+        timer.scheduleWithFixedDelay(this::logLongRuns, 1, 1, TimeUnit.SECONDS);
         timer.scheduleWithFixedDelay(() -> Thread.ofVirtual().name("jgears-state-check").start(() -> {
             if (stateCheckLock.tryLock()) {
                 try {
@@ -96,6 +97,37 @@ public final class GearsEngine implements AutoCloseable {
     }
 
     private final java.util.concurrent.locks.ReentrantLock stateCheckLock = new java.util.concurrent.locks.ReentrantLock();
+
+    /** An execution running this long gets a log line with its progress, and another every LONG_RUN_EVERY. */
+    static final long LONG_RUN_FIRST_MILLIS = 5_000;
+    static final long LONG_RUN_EVERY_NANOS = TimeUnit.SECONDS.toNanos(60);
+
+    /**
+     * A long run shows in the log: one line when an execution has run for 5 s, then one a minute while it
+     * goes on, with its ids and its progress (records read and done so far, as RG.GETEXECUTION shows).
+     */
+    private void logLongRuns() {
+        try {
+            long now = System.nanoTime();
+            for (Execution e : executions.unfinished()) {
+                long elapsed = e.elapsedMillis();
+                if (elapsed < LONG_RUN_FIRST_MILLIS) {
+                    continue;
+                }
+                long last = e.lastProgressLog();
+                if (last != 0 && now - last < LONG_RUN_EVERY_NANOS) {
+                    continue;
+                }
+                e.lastProgressLog(now);
+                Registration r = e.registration();
+                log.info("execution {} of session {}{} has run for {} s{}: {} records read, {} done so far", e.id(),
+                        e.session().id(), r == null ? "" : " (registration " + r.id() + ")", elapsed / 1000,
+                        e.inPython() ? "" : " (waiting on a future)", e.recordsRead(), e.recordsDone());
+            }
+        } catch (RuntimeException e) {
+            log.debug("long-run check: {}", e.toString());
+        }
+    }
 
     /** How often running Python calls are checked against their time limit (the limit's precision). */
     private static final long WATCHDOG_MILLIS = 20;
@@ -816,7 +848,7 @@ public final class GearsEngine implements AutoCloseable {
                 }
                 if (timed != null && timed.timedOut) {
                     // A limit the user set fired: say so in the log too, the client may be long gone.
-                    log.warn("session {}: a call ran longer than {} ({} ms) and was interrupted", session.id(), timeoutKey, timeout);
+                    failureLog.warn("session {}: a call ran longer than {} ({} ms) and was interrupted", session.id(), timeoutKey, timeout);
                     throw new PythonCallFailed("Execution timed out: it ran longer than " + timeoutKey + " (" + timeout
                             + " ms) and was interrupted");
                 }

@@ -1640,11 +1640,24 @@ _runs = {}
 
 def _run_plan(eid, plan):
     reader, arg, kwargs, steps, convert, profile = plan
-    _start(eid, steps, convert, profile, None, _records, reader, arg, kwargs)
+    _start(eid, steps, convert, profile, None, _records, reader, arg, kwargs, counted=True)
     _collect_async()
 
 
-def _start(eid, steps, convert, profile, done, records_of, *args):
+def _counted(eid, records, results):
+    """The reader's records, telling the host every 1024 records how many were read and how many came out of
+    the last step (RG.GETEXECUTION of a running execution, the long-run log line)."""
+    progress = _host.progress
+    n = 0
+    for r in records:
+        n += 1
+        if not n & 1023:
+            progress(eid, n, len(results))
+        yield r
+    progress(eid, n, len(results))
+
+
+def _start(eid, steps, convert, profile, done, records_of, *args, counted=False):
     """Starts one execution: its steps over records_of(*args), driven until it ends or parks. With done (a
     list), a finished execution is appended there for a batched hand-over instead of its own host call."""
     run = _Run()
@@ -1658,7 +1671,10 @@ def _start(eid, steps, convert, profile, done, records_of, *args):
     run.waiting = None
     run.done = done
     try:
-        run.records = _apply(steps, records_of(*args), run.errors, run.prof)
+        records = records_of(*args)
+        if counted:
+            records = _counted(eid, records, run.results)
+        run.records = _apply(steps, records, run.errors, run.prof)
     except Exception as e:
         run.records = iter(())
         run.errors.append(_format_exception(e))
