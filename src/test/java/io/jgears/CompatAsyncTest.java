@@ -162,6 +162,20 @@ class CompatAsyncTest extends GearsTestBase {
         assertEquals(List.of("late:x"), call("RG.TRIGGER", "ca_coro", "x"));
     }
 
+    /**
+     * A gearsFuture continued and then no longer referenced by anyone, collected before its execution
+     * gets a thread again (a busy machine): the execution goes on with the value, it is not abandoned.
+     */
+    @Test
+    void aContinuedFutureCollectedBeforeTheExecutionResumesIsNotAbandoned() {
+        load("ca_gc", "import gc\n"
+                + "async def later(holder, tag):\n    f = holder.pop()\n    f.continueRun('kept:' + tag)\n    del f\n"
+                + "    for _ in range(3):\n        gc.collect()\n"
+                + "def m(r):\n    f = gearsFuture()\n    runCoroutine(later([f], r[1]), delay=0.05)\n    return f\n"
+                + "GB('CommandReader').map(m).register(trigger='ca_gc', mode='async_local')");
+        assertEquals(List.of("kept:x"), call("RG.TRIGGER", "ca_gc", "x"));
+    }
+
     @Test
     void gearsCommandsInsideMulti() throws Exception {
         load("ca_multi", "def c(r):\n"

@@ -253,6 +253,10 @@ class atomic(object):
 _atomic_threads = {}
 
 
+# Execution id -> the future it waited on, settled, until the execution resumes (see _Future._complete).
+_settled_futures = {}
+
+
 class _Future(object):
     """An awaitable settled once, with a value or an error: what run() returns (settled with [results,
     errors] when its execution ends), createFuture() and execute_async() make, and the base of gearsFuture.
@@ -272,6 +276,10 @@ class _Future(object):
         self._error = error
         waiters, self._waiters = self._waiters, []
         for w in waiters:
+            if w.__class__ is str:
+                # Held until the execution resumes: it refers to a gearsFuture only weakly, and one that was
+                # continued must not look abandoned when a GC runs before the execution gets a thread.
+                _settled_futures[w] = self
             _wake(w)
 
     def done(self):
@@ -1708,6 +1716,8 @@ def _drive(run):
     finally:
         _drain_soon()
     _runs.pop(run.eid, None)
+    if _settled_futures:
+        _settled_futures.pop(run.eid, None)
     raw = results
     if run.convert:
         results = [r if type(r) is str else str(r) for r in results]
@@ -1733,7 +1743,11 @@ def _settle(run, w):
     if p.__class__ is weakref.ReferenceType:
         # The gearsFuture the step returned: only the user's references keep it.
         f = p()
+        settled = _settled_futures.pop(run.eid, None)
         if f is None:
+            f = settled
+        if f is None:
+            # Nothing referenced it any more and it was never continued: RedisGears' error.
             w.error = 'Async record did not called continue'
             return True
         if not f._done:
@@ -1743,6 +1757,7 @@ def _settle(run, w):
         w.value, w.error = f._value, _error_text(f._error)
         return True
     if isinstance(p, _Future):
+        _settled_futures.pop(run.eid, None)
         if not p._done:
             p._waiters.append(run.eid)
             return False
@@ -1803,8 +1818,8 @@ def _watch_orphan(eid, ref):
 
 def _check_orphan(eid, ref, n):
     run = _runs.get(eid)
-    if run is None or run.waiting is None or run.waiting.pending is not ref:
-        return  # it went on
+    if run is None or run.waiting is None or run.waiting.pending is not ref or eid in _settled_futures:
+        return  # it went on, or its future was continued and it resumes soon
     if n < len(_ORPHAN_CHECKS):
         _host.collectGarbage()
     if ref() is None:
