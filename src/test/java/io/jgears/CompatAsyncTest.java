@@ -103,7 +103,7 @@ class CompatAsyncTest extends GearsTestBase {
     /** Runs {@code blocked} on another connection and triggers the release until it answers. */
     private Object whileReleasing(java.util.function.Supplier<Object> blocked, String... release) throws Exception {
         CompletableFuture<Object> result = CompletableFuture.supplyAsync(blocked);
-        long deadline = System.currentTimeMillis() + 30_000;
+        long deadline = System.currentTimeMillis() + 120_000;
         String[] args = new String[release.length + 1];
         args[0] = "RG.TRIGGER";
         System.arraycopy(release, 0, args, 1, release.length);
@@ -116,7 +116,7 @@ class CompatAsyncTest extends GearsTestBase {
         } finally {
             other.close();
         }
-        return result.get(1, TimeUnit.SECONDS);
+        return result.get(60, TimeUnit.SECONDS);
     }
 
     @Test

@@ -112,10 +112,10 @@ class RestartTest {
                 assertTrue(Long.parseLong(direct.hget("processed", id)) >= 1, id);
             }
             long ticks = parse(direct.get("ticks"));
-            await("the time event ticks again", 10_000, () -> parse(direct.get("ticks")) > ticks);
+            await("the time event ticks again", 120_000, () -> parse(direct.get("ticks")) > ticks);
             long v2 = parse(direct.get("v2seen"));
             direct.set("user:after", "x");
-            await("the upgraded registration runs", 10_000, () -> parse(direct.get("v2seen")) > v2);
+            await("the upgraded registration runs", 120_000, () -> parse(direct.get("v2seen")) > v2);
             Thread.sleep(200);
             assertEquals(v1, parse(direct.get("v1seen")), "the replaced version did not come back");
             try (StatefulRedisConnection<String, String> sc = redisClient.connect(
