@@ -160,8 +160,8 @@ public final class JGears implements AutoCloseable {
     }
 
     private void stop(int exitCode) {
-        close();
-        stopped.complete(exitCode);
+        closeParts();
+        stopped.complete(exitCode);  // not close(): it would complete with 0 first
     }
 
     @Override

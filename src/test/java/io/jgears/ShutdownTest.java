@@ -62,6 +62,29 @@ class ShutdownTest {
         }
     }
 
+    /** A redis-server that keeps dying is given up on: jgears stops with exit code 1 (and says why in the log). */
+    @Test
+    void aRedisThatKeepsDyingStopsJgearsWithCode1() throws Exception {
+        JGears jgears = JGears.start(new JGears.Options("127.0.0.1", EmbeddedRedis.freePort(), null,
+                Files.createTempDirectory("jgears-dying"), false, Map.of("PoolSize", "1"), 1 << 20, 1 << 10));
+        try {
+            EmbeddedRedis redis = jgears.embeddedRedis();
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+            while (!jgears.stopped().isDone() && System.nanoTime() < deadline) {
+                long pid = redis.pid();
+                ProcessHandle.of(pid).ifPresent(ProcessHandle::destroyForcibly);
+                // Until it is running again (a new pid) or jgears gave up.
+                while (redis.pid() == pid && !jgears.stopped().isDone() && System.nanoTime() < deadline) {
+                    Thread.sleep(20);
+                }
+            }
+            assertEquals(1, jgears.stopped().get(60, TimeUnit.SECONDS), "exit code 1: its Redis could not be kept running");
+            assertThrows(IOException.class, () -> new Socket("127.0.0.1", jgears.port()).close(), "jgears no longer listens");
+        } finally {
+            jgears.close();
+        }
+    }
+
     /**
      * SHUTDOWN while the warm pool is still filling (a pool far bigger than can fill meanwhile): start-up
      * returns and jgears stops, rather than waiting for the pool.
