@@ -30,12 +30,15 @@ public final class JGears implements AutoCloseable {
         }
     }
 
+    /** The copy of the stored sessions, in the data directory. */
+    public static final String SESSIONS_FILE = "jgears-sessions.dat";
+
     private volatile EmbeddedRedis embedded;
     private volatile RedisBackend redis;
     private volatile PythonRuntime python;
     private volatile GearsEngine engine;
     private volatile RespServer server;
-    private boolean closed;
+    private volatile boolean closed;
     /** Completes once jgears has stopped: closed by its owner, by SHUTDOWN, or because its Redis is gone. */
     private final java.util.concurrent.CompletableFuture<Integer> stopped = new java.util.concurrent.CompletableFuture<>();
 
@@ -97,6 +100,10 @@ public final class JGears implements AutoCloseable {
         }
         python = new PythonRuntime(preImports(config.get(GearsConfig.PRE_IMPORTS)));
         engine = new GearsEngine(config, redis, python);
+        // A copy of the stored sessions beside the data, for a state database found empty at start-up.
+        engine.keepSessionsCopy(options.dataDir().resolve(SESSIONS_FILE), embedded != null
+                ? "embedded redis-server in " + embedded.dataDir()
+                : "redis://" + uri.getHost() + ":" + uri.getPort() + "/" + uri.getDatabase());
         int restored = engine.restoreSessions();
         if (restored > 0) {
             log.info("restored {} stored sessions with their registrations and time events", restored);
@@ -108,9 +115,22 @@ public final class JGears implements AutoCloseable {
         server = new RespServer(new ServerOptions(options.bind(), options.port(), uri.getHost(), uri.getPort(),
                 options.maxBulkLength(), options.maxArrayLength(), ServerOptions.DEFAULT_MAX_INLINE, authRequired),
                 new io.jgears.server.ShutdownCommand(new io.jgears.views.RedisViews(new GearsCommands(engine), engine, redis),
-                        redis, () -> stop(0))).start();
-        if (!engine.pool().awaitFull(120, TimeUnit.SECONDS)) {
-            log.warn("the context pool is not full yet; sessions will create contexts on demand");
+                        redis, () -> stop(0), expected -> {
+                            EmbeddedRedis e = embedded;
+                            if (e != null) {
+                                e.expectExit(expected);
+                            }
+                        })).start();
+        // Waits for the warm pool, but not past a stop (SHUTDOWN, SIGTERM) that comes meanwhile.
+        long poolDeadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+        while (!engine.pool().awaitFull(200, TimeUnit.MILLISECONDS)) {
+            if (stopped.isDone() || isClosed()) {
+                return;
+            }
+            if (System.nanoTime() > poolDeadline) {
+                log.warn("the context pool is not full yet; sessions will create contexts on demand");
+                break;
+            }
         }
         log.info("jgears ready on {}:{} (pool {} contexts, {} execution threads)", options.bind(), server.port(),
                 engine.pool().size(), engine.executionThreads());
@@ -140,14 +160,18 @@ public final class JGears implements AutoCloseable {
     }
 
     private void stop(int exitCode) {
-        close();
-        stopped.complete(exitCode);
+        closeParts();
+        stopped.complete(exitCode);  // not close(): it would complete with 0 first
     }
 
     @Override
     public void close() {
         closeParts();
         stopped.complete(0);
+    }
+
+    private boolean isClosed() {
+        return closed;
     }
 
     private synchronized void closeParts() {

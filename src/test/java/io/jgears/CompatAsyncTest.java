@@ -103,7 +103,7 @@ class CompatAsyncTest extends GearsTestBase {
     /** Runs {@code blocked} on another connection and triggers the release until it answers. */
     private Object whileReleasing(java.util.function.Supplier<Object> blocked, String... release) throws Exception {
         CompletableFuture<Object> result = CompletableFuture.supplyAsync(blocked);
-        long deadline = System.currentTimeMillis() + 30_000;
+        long deadline = System.currentTimeMillis() + 120_000;
         String[] args = new String[release.length + 1];
         args[0] = "RG.TRIGGER";
         System.arraycopy(release, 0, args, 1, release.length);
@@ -116,7 +116,7 @@ class CompatAsyncTest extends GearsTestBase {
         } finally {
             other.close();
         }
-        return result.get(1, TimeUnit.SECONDS);
+        return result.get(60, TimeUnit.SECONDS);
     }
 
     @Test
@@ -160,6 +160,20 @@ class CompatAsyncTest extends GearsTestBase {
                 + "def m(r):\n    f = gearsFuture()\n    runCoroutine(later(r[1]), f, delay=0.05)\n    return f\n"
                 + "GB('CommandReader').map(m).register(trigger='ca_coro', mode='async_local')");
         assertEquals(List.of("late:x"), call("RG.TRIGGER", "ca_coro", "x"));
+    }
+
+    /**
+     * A gearsFuture continued and then no longer referenced by anyone, collected before its execution
+     * gets a thread again (a busy machine): the execution goes on with the value, it is not abandoned.
+     */
+    @Test
+    void aContinuedFutureCollectedBeforeTheExecutionResumesIsNotAbandoned() {
+        load("ca_gc", "import gc\n"
+                + "async def later(holder, tag):\n    f = holder.pop()\n    f.continueRun('kept:' + tag)\n    del f\n"
+                + "    for _ in range(3):\n        gc.collect()\n"
+                + "def m(r):\n    f = gearsFuture()\n    runCoroutine(later([f], r[1]), delay=0.05)\n    return f\n"
+                + "GB('CommandReader').map(m).register(trigger='ca_gc', mode='async_local')");
+        assertEquals(List.of("kept:x"), call("RG.TRIGGER", "ca_gc", "x"));
     }
 
     @Test

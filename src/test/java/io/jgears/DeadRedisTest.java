@@ -47,7 +47,7 @@ class DeadRedisTest {
             redis = startRedis(redisPort, dir);
             try (RawResp c = new RawResp(jgears.port())) {
                 assertEquals("OK", c.send("SET", "dead:k", "2").read());
-                long deadline = System.currentTimeMillis() + 20_000;
+                long deadline = System.currentTimeMillis() + 120_000;
                 Object py;
                 do {
                     Thread.sleep(200);
@@ -57,7 +57,7 @@ class DeadRedisTest {
 
                 // Key events: the outage is reported as a gap, and events trigger again (the new Redis
                 // process had its notification flags reset; jgears set them again).
-                deadline = System.currentTimeMillis() + 20_000;
+                deadline = System.currentTimeMillis() + 120_000;
                 Object n;
                 int i = 0;
                 do {
@@ -78,7 +78,7 @@ class DeadRedisTest {
         Process p = new ProcessBuilder(EmbeddedRedis.findExecutable().orElseThrow().toString(), "--port", String.valueOf(port),
                 "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir.toString())
                 .redirectOutput(ProcessBuilder.Redirect.DISCARD).redirectErrorStream(true).start();
-        long deadline = System.currentTimeMillis() + 10_000;
+        long deadline = System.currentTimeMillis() + 120_000;
         while (System.currentTimeMillis() < deadline) {
             try (java.net.Socket s = new java.net.Socket("127.0.0.1", port)) {
                 return p;

@@ -93,7 +93,7 @@ class ForwardingTest {
             assertFalse(pop.isDone());
             assertEquals("PONG", other.sync().ping());
             other.sync().rpush("fw:queue", "item");
-            assertEquals("item", pop.get(10, TimeUnit.SECONDS).getValue());
+            assertEquals("item", pop.get(120, TimeUnit.SECONDS).getValue());
         }
     }
 

@@ -103,7 +103,7 @@ class FuzzTest extends GearsTestBase {
         assertEquals(List.of("ok"), results("GB('ShardsIDReader').map(lambda x: 'ok').run()"));
         awaitSessions(sessions);
         engine.pool().awaitFull(120, java.util.concurrent.TimeUnit.SECONDS);
-        long deadline = System.currentTimeMillis() + 20_000;
+        long deadline = System.currentTimeMillis() + 120_000;
         while (engine.python().liveContexts() != contexts && System.currentTimeMillis() < deadline) {
             Thread.sleep(20);
         }

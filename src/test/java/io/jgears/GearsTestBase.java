@@ -75,7 +75,7 @@ abstract class GearsTestBase {
 
     /** Waits until the number of live sessions is {@code expected}: releases happen right after replies. */
     protected void awaitSessions(long expected) throws InterruptedException {
-        long deadline = System.currentTimeMillis() + 10_000;
+        long deadline = System.currentTimeMillis() + 120_000;
         while (stat("sessions") != expected && System.currentTimeMillis() < deadline) {
             Thread.sleep(20);
         }

@@ -82,7 +82,7 @@ class InlineCallsTest extends GearsTestBase {
             CompletableFuture<Object> reply = CompletableFuture.supplyAsync(
                     () -> TestServer.call(runaway, "RG.TRIGGER", "inline_b", "forever"));
             String running = null;
-            long deadline = System.currentTimeMillis() + 10_000;
+            long deadline = System.currentTimeMillis() + 120_000;
             while (running == null && System.currentTimeMillis() < deadline) {
                 for (Object e : (List<?>) TestServer.call(admin, "RG.DUMPEXECUTIONS")) {
                     List<?> fields = (List<?>) e;
@@ -96,7 +96,7 @@ class InlineCallsTest extends GearsTestBase {
             assertEquals(inline0 + 1, stat("inlineCalls"), "it runs inline");
             Thread.sleep(300);  // longer than any GC pause: the overrun closes the gate on its own
             assertEquals("OK", TestServer.call(admin, "RG.ABORTEXECUTION", running));
-            Object out = reply.handle((r, error) -> error != null ? error.getCause().getMessage() : r).get(10, TimeUnit.SECONDS);
+            Object out = reply.handle((r, error) -> error != null ? error.getCause().getMessage() : r).get(120, TimeUnit.SECONDS);
             assertTrue(String.valueOf(out).contains("aborted"), "the caller gets an error: " + out);
             assertEquals("PONG", TestServer.call(runaway, "PING"), "its connection is served again");
         }

@@ -45,7 +45,8 @@ class RestartTest {
         cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         cmd.addAll(Arrays.asList(Files.readString(Path.of("target", "jvm.args")).trim().split("\\s+")));
         cmd.addAll(List.of("-Xss16m", "-Xmx2g", "-cp", System.getProperty("java.class.path"), "io.jgears.cli.Main", "start",
-                "--port", String.valueOf(port), "--redis", "redis://127.0.0.1:" + redisPort, "--pool-size", "1"));
+                "--port", String.valueOf(port), "--redis", "redis://127.0.0.1:" + redisPort, "--pool-size", "1",
+                "--data", LOGS.resolve("data").toString()));
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true)
                 .redirectOutput(LOGS.resolve(name + ".log").toFile()).start();
         RedisClient probe = RedisClient.create(RedisURI.builder().withHost("127.0.0.1").withPort(port)
@@ -111,10 +112,10 @@ class RestartTest {
                 assertTrue(Long.parseLong(direct.hget("processed", id)) >= 1, id);
             }
             long ticks = parse(direct.get("ticks"));
-            await("the time event ticks again", 10_000, () -> parse(direct.get("ticks")) > ticks);
+            await("the time event ticks again", 120_000, () -> parse(direct.get("ticks")) > ticks);
             long v2 = parse(direct.get("v2seen"));
             direct.set("user:after", "x");
-            await("the upgraded registration runs", 10_000, () -> parse(direct.get("v2seen")) > v2);
+            await("the upgraded registration runs", 120_000, () -> parse(direct.get("v2seen")) > v2);
             Thread.sleep(200);
             assertEquals(v1, parse(direct.get("v1seen")), "the replaced version did not come back");
             try (StatefulRedisConnection<String, String> sc = redisClient.connect(

@@ -52,7 +52,7 @@ class SessionLeakTest extends GearsTestBase {
             CompletableFuture.allOf(clients.toArray(CompletableFuture[]::new)).get(400, TimeUnit.SECONDS);
             awaitSessions(sessionsBefore);
             engine.pool().awaitFull(120, TimeUnit.SECONDS);
-            long deadline = System.currentTimeMillis() + 30_000;
+            long deadline = System.currentTimeMillis() + 120_000;
             while (engine.python().liveContexts() != contextsBefore && System.currentTimeMillis() < deadline) {
                 Thread.sleep(20);
             }

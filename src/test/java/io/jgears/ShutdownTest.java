@@ -53,9 +53,74 @@ class ShutdownTest {
                 long redisPid = redis.pid();
                 c.send("SHUTDOWN", "NOSAVE");
                 assertEquals(0, jgears.stopped().get(60, TimeUnit.SECONDS), "jgears stopped with exit code 0");
+                assertEquals(redisPid, redis.pid(), "the supervisor did not start Redis again during SHUTDOWN");
                 assertFalse(ProcessHandle.of(redisPid).map(ProcessHandle::isAlive).orElse(false), "redis-server stopped");
             }
             assertThrows(IOException.class, () -> new Socket("127.0.0.1", jgears.port()).close(), "jgears no longer listens");
+        } finally {
+            jgears.close();
+        }
+    }
+
+    /** A redis-server that keeps dying is given up on: jgears stops with exit code 1 (and says why in the log). */
+    @Test
+    void aRedisThatKeepsDyingStopsJgearsWithCode1() throws Exception {
+        JGears jgears = JGears.start(new JGears.Options("127.0.0.1", EmbeddedRedis.freePort(), null,
+                Files.createTempDirectory("jgears-dying"), false, Map.of("PoolSize", "1"), 1 << 20, 1 << 10));
+        try {
+            EmbeddedRedis redis = jgears.embeddedRedis();
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+            while (!jgears.stopped().isDone() && System.nanoTime() < deadline) {
+                long pid = redis.pid();
+                ProcessHandle.of(pid).ifPresent(ProcessHandle::destroyForcibly);
+                // Until it is running again (a new pid) or jgears gave up.
+                while (redis.pid() == pid && !jgears.stopped().isDone() && System.nanoTime() < deadline) {
+                    Thread.sleep(20);
+                }
+            }
+            assertEquals(1, jgears.stopped().get(60, TimeUnit.SECONDS), "exit code 1: its Redis could not be kept running");
+            assertThrows(IOException.class, () -> new Socket("127.0.0.1", jgears.port()).close(), "jgears no longer listens");
+        } finally {
+            jgears.close();
+        }
+    }
+
+    /**
+     * SHUTDOWN while the warm pool is still filling (a pool far bigger than can fill meanwhile): start-up
+     * returns and jgears stops, rather than waiting for the pool.
+     */
+    @Test
+    void shutdownBeforeThePoolIsFullStopsStartUp() throws Exception {
+        int port = EmbeddedRedis.freePort();
+        JGears jgears = new JGears();
+        java.util.concurrent.CompletableFuture<Void> started = java.util.concurrent.CompletableFuture.runAsync(() -> {
+            try {
+                jgears.startParts(new JGears.Options("127.0.0.1", port, null, Files.createTempDirectory("jgears-shutdown-early"),
+                        false, Map.of("PoolSize", "500"), 1 << 20, 1 << 10));
+            } catch (Exception e) {
+                throw new java.util.concurrent.CompletionException(e);
+            }
+        });
+        try {
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+            Object pong = null;
+            while (!"PONG".equals(pong) && System.nanoTime() < deadline) {
+                try (RawResp c = new RawResp(port)) {
+                    pong = c.send("PING").read();
+                } catch (IOException e) {
+                    Thread.sleep(50);
+                }
+            }
+            assertEquals("PONG", pong, "jgears answers before its pool is full");
+            long redisPid = jgears.embeddedRedis().pid();
+            try (RawResp c = new RawResp(port)) {
+                c.send("SHUTDOWN", "NOSAVE");
+                // Start-up would wait for 500 contexts (minutes); it returns once jgears has stopped.
+                started.get(60, TimeUnit.SECONDS);
+                assertEquals(0, jgears.stopped().get(60, TimeUnit.SECONDS));
+            }
+            assertTrue(jgears.engine().pool().ready() < 500, "stopped before the pool was full");
+            assertFalse(ProcessHandle.of(redisPid).map(ProcessHandle::isAlive).orElse(false), "redis-server stopped");
         } finally {
             jgears.close();
         }

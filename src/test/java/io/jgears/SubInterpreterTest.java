@@ -78,7 +78,7 @@ class SubInterpreterTest extends GearsTestBase {
         assertTrue(!session.interpreter().isClosed());
         assertEquals("OK", call("RG.DROPEXECUTION", id));
         awaitSessions(sessions);
-        long deadline = System.currentTimeMillis() + 10_000;
+        long deadline = System.currentTimeMillis() + 120_000;
         while (!session.interpreter().isClosed() && System.currentTimeMillis() < deadline) {
             Thread.sleep(10);
         }
@@ -180,7 +180,7 @@ class SubInterpreterTest extends GearsTestBase {
     }
 
     private void awaitSessionGone(String id) throws InterruptedException {
-        long deadline = System.currentTimeMillis() + 10_000;
+        long deadline = System.currentTimeMillis() + 120_000;
         List<String> gone = List.of("Session " + id + " does not exists");
         while (!gone.equals(call("RG.PYDUMPSESSIONS", "SESSIONS", id)) && System.currentTimeMillis() < deadline) {
             Thread.sleep(20);

@@ -26,7 +26,20 @@ public final class Main implements Runnable {
     }
 
     public static void main(String[] args) {
-        System.exit(new CommandLine(new Main()).execute(args));
+        System.exit(commandLine().execute(args));
+    }
+
+    /**
+     * The command line: a bad option or value is one line on stderr and exit code 2 (with a pointer to
+     * --help), like every other start-up error, rather than the usage text.
+     */
+    static CommandLine commandLine() {
+        return new CommandLine(new Main()).setParameterExceptionHandler((e, args) -> {
+            String help = e.getCommandLine().getCommandName();
+            e.getCommandLine().getErr().println("jgears: " + e.getMessage().lines().findFirst().orElse("bad arguments")
+                    + " (see: jgears " + (help.equals("jgears") ? "" : help + " ") + "--help)");
+            return 2;
+        });
     }
 
     @Command(name = "start", mixinStandardHelpOptions = true,
@@ -112,7 +125,7 @@ public final class Main implements Runnable {
                 return 2;
             }
             io.jgears.metrics.MetricsEndpoint metrics = null;
-            if (metricsPort != null) {
+            if (metricsPort != null && !jgears.stopped().isDone()) {
                 try {
                     metrics = io.jgears.metrics.MetricsEndpoint.start(jgears.engine(), bind, metricsPort);
                 } catch (IOException e) {
@@ -132,6 +145,9 @@ public final class Main implements Runnable {
 
     /** A start-up failure as one line: the error and, where it says more, its root cause (no stack trace). */
     static String oneLine(Throwable e) {
+        if (e instanceof java.io.UncheckedIOException u) {
+            e = u.getCause();
+        }
         Throwable root = e;
         while (root.getCause() != null && root.getCause() != root) {
             root = root.getCause();

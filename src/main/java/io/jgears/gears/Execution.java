@@ -32,6 +32,11 @@ public final class Execution {
     /** With ProfileExecutions: nanoseconds in the reader, then in each step; else null. */
     private volatile long[] profileNanos;
     private volatile Registration registration;
+    /** Progress of a run() while it runs: records out of the reader, and out of the last step, so far. */
+    private volatile long recordsRead;
+    private volatile long recordsDone;
+    /** When the long-run log last named this execution (System.nanoTime), 0 before. */
+    private volatile long lastProgressLog;
 
     Execution(String id, Session session, String reader, boolean unblocking, List<List<String>> plan) {
         this.id = id;
@@ -119,6 +124,32 @@ public final class Execution {
         registration = r;
     }
 
+    public long recordsRead() {
+        return recordsRead;
+    }
+
+    public long recordsDone() {
+        return recordsDone;
+    }
+
+    void progress(long read, long done) {
+        recordsRead = read;
+        recordsDone = done;
+    }
+
+    /** How long it has run so far (ms), or its whole duration once finished. */
+    public long elapsedMillis() {
+        return isFinished() ? durationMillis() : (System.nanoTime() - createdNanos) / 1_000_000;
+    }
+
+    long lastProgressLog() {
+        return lastProgressLog;
+    }
+
+    void lastProgressLog(long nanos) {
+        lastProgressLog = nanos;
+    }
+
     boolean abortRequested() {
         return abortRequested;
     }
@@ -153,6 +184,7 @@ public final class Execution {
         }
         this.results = results;
         this.errors = errors;
+        this.recordsDone = results.size();
         this.durationNanos = System.nanoTime() - createdNanos;
         this.status = status;
         done.complete(this);

@@ -111,6 +111,11 @@ public final class Executions {
         return live.values().stream().filter(e -> e.session() == session).toList();
     }
 
+    /** The executions not finished yet (running, or parked on a future), oldest first. */
+    public synchronized List<Execution> unfinished() {
+        return live.values().stream().filter(e -> !e.isFinished()).toList();
+    }
+
     /** The stored executions (UNBLOCKING ones and those registrations triggered), oldest first. */
     public synchronized List<Execution> stored() {
         return live.values().stream().filter(e -> e.unblocking() || e.registration() != null).toList();

@@ -48,7 +48,13 @@ final class FailureLog {
             return "";
         }
         String s = error.strip();
+        String where = null;
         if (s.startsWith("['Traceback") || s.startsWith("[\"Traceback")) {
+            // The innermost frame of the user's code says where: the traceback's last "File ..., line n, in f".
+            java.util.regex.Matcher frame = FRAME.matcher(s);
+            while (frame.find()) {
+                where = frame.group(1);
+            }
             int end = s.lastIndexOf("'") > s.lastIndexOf('"') ? s.lastIndexOf("'") : s.lastIndexOf('"');
             int start = Math.max(s.lastIndexOf(", '", end - 1), s.lastIndexOf(", \"", end - 1));
             if (start > 0 && end > start) {
@@ -56,6 +62,9 @@ final class FailureLog {
             }
         }
         s = s.replace("\\n", " ").replace('\n', ' ').strip();
-        return s.length() > 300 ? s.substring(0, 300) + "..." : s;
+        s = s.length() > 300 ? s.substring(0, 300) + "..." : s;
+        return where == null ? s : s + " (at " + where + ")";
     }
+
+    private static final java.util.regex.Pattern FRAME = java.util.regex.Pattern.compile("File (\"[^\"]{0,200}\", line \\d+, in [^\\\\'\"]{1,100})");
 }

@@ -310,20 +310,25 @@ public final class GearsCommands implements LocalCommands {
             steps.add(List.of("type", step.get(0), "duration", nanos / 1_000_000, "name", step.get(1), "arg", step.get(2)));
             stepMicros.add(nanos / 1000);
         }
-        List<Object> errors = new ArrayList<>(e.errors());
+        // While it runs, RedisGears answers results -1 and no errors (they are known at the end).
+        boolean finished = e.isFinished();
+        List<Object> errors = finished ? new ArrayList<>(e.errors()) : new ArrayList<>();
         List<Object> details = new ArrayList<>(List.of(
                 "status", e.status().label(),
                 "shards_received", 0L,
                 "shards_completed", 0L,
-                "results", (long) e.results().size(),
+                "results", finished ? (long) e.results().size() : -1L,
                 "errors", errors,
-                "total_duration", e.durationMillis(),
+                "total_duration", e.elapsedMillis(),
                 "read_duration", prof != null && prof.length > 0 ? prof[0] / 1_000_000 : 0L,
                 "steps", steps));
         if (prof != null) {
             // jgears: the same durations in µs (ms are too coarse for most steps), after RedisGears' fields.
             details.addAll(List.of("read_duration_us", prof.length > 0 ? prof[0] / 1000 : 0L, "steps_duration_us", stepMicros));
         }
+        // jgears: a run()'s progress, so that a long one shows how far it is (records out of the reader,
+        // and out of the last step; at the end, records_done is the number of results).
+        details.addAll(List.of("records_read", e.recordsRead(), "records_done", e.recordsDone()));
         return Replies.of(List.of(List.of("shard_id", Executions.SHARD_ID, "execution_plan", details)));
     }
 

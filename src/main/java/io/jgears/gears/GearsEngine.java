@@ -81,6 +81,52 @@ public final class GearsEngine implements AutoCloseable {
             }
         }, 100, 100, TimeUnit.MILLISECONDS);
         timer.scheduleWithFixedDelay(this::interruptOverdueCalls, WATCHDOG_MILLIS, WATCHDOG_MILLIS, TimeUnit.MILLISECONDS);
+        // Off the timer thread (it runs the watchdog): a Redis round trip and a file write.
+        // Off the timer thread (it runs the watchdog): a Redis round trip and a file write. A check still
+        // waiting on an unreachable Redis is not joined by another one.
+        timer.scheduleWithFixedDelay(this::logLongRuns, 1, 1, TimeUnit.SECONDS);
+        timer.scheduleWithFixedDelay(() -> Thread.ofVirtual().name("jgears-state-check").start(() -> {
+            if (stateCheckLock.tryLock()) {
+                try {
+                    checkStoredSessions();
+                } finally {
+                    stateCheckLock.unlock();
+                }
+            }
+        }), 1, 1, TimeUnit.SECONDS);
+    }
+
+    private final java.util.concurrent.locks.ReentrantLock stateCheckLock = new java.util.concurrent.locks.ReentrantLock();
+
+    /** An execution running this long gets a log line with its progress, and another every LONG_RUN_EVERY. */
+    static final long LONG_RUN_FIRST_MILLIS = 5_000;
+    static final long LONG_RUN_EVERY_NANOS = TimeUnit.SECONDS.toNanos(60);
+
+    /**
+     * A long run shows in the log: one line when an execution has run for 5 s, then one a minute while it
+     * goes on, with its ids and its progress (records read and done so far, as RG.GETEXECUTION shows).
+     */
+    private void logLongRuns() {
+        try {
+            long now = System.nanoTime();
+            for (Execution e : executions.unfinished()) {
+                long elapsed = e.elapsedMillis();
+                if (elapsed < LONG_RUN_FIRST_MILLIS) {
+                    continue;
+                }
+                long last = e.lastProgressLog();
+                if (last != 0 && now - last < LONG_RUN_EVERY_NANOS) {
+                    continue;
+                }
+                e.lastProgressLog(now);
+                Registration r = e.registration();
+                log.info("execution {} of session {}{} has run for {} s{}: {} records read, {} done so far", e.id(),
+                        e.session().id(), r == null ? "" : " (registration " + r.id() + ")", elapsed / 1000,
+                        e.inPython() ? "" : " (waiting on a future)", e.recordsRead(), e.recordsDone());
+            }
+        } catch (RuntimeException e) {
+            log.debug("long-run check: {}", e.toString());
+        }
     }
 
     /** How often running Python calls are checked against their time limit (the limit's precision). */
@@ -277,7 +323,16 @@ public final class GearsEngine implements AutoCloseable {
      */
     public int restoreSessions() {
         int restored = 0;
-        for (SessionStore.Stored s : store.loadAll()) {
+        List<SessionStore.Stored> stored = store.loadAll();
+        SessionsFile file = sessionsFile;
+        if (stored.isEmpty() && file != null) {
+            stored = file.read();
+            if (!stored.isEmpty()) {
+                log.warn("the state database has no stored sessions (flushed directly on Redis?): restoring {} from {}",
+                        stored.size(), file.path());
+            }
+        }
+        for (SessionStore.Stored s : stored) {
             PyExecute request = new PyExecute(s.code(), false, s.id(), s.description(), false, null,
                     s.user() == null ? null : new io.jgears.redis.RedisUser(s.user(), null), s.shared());
             RedisMessage reply;
@@ -301,6 +356,63 @@ public final class GearsEngine implements AutoCloseable {
         return restored;
     }
 
+    private volatile SessionsFile sessionsFile;
+    /** Set when the stored sessions changed: the state check writes the file copy again. */
+    private volatile boolean sessionsFileDirty;
+
+    /**
+     * Keeps a copy of the stored sessions in {@code file} (under --data), written within a second of a
+     * change, and read at start-up when the state database is empty. {@code redisIdentity} names the
+     * Redis the sessions belong to. Call before {@link #restoreSessions()}.
+     */
+    public void keepSessionsCopy(java.nio.file.Path file, String redisIdentity) {
+        // Written at the first change only: a jgears started on another Redis leaves another's copy alone.
+        sessionsFile = new SessionsFile(file, redisIdentity);
+    }
+
+    /**
+     * Every second: the stored sessions are still in the state database (a FLUSHALL or FLUSHDB sent
+     * directly to Redis empties it, and jgears does not see it; it writes them again, as it does after a
+     * FLUSHALL through jgears), and the file copy is brought up to date.
+     */
+    private void checkStoredSessions() {
+        if (closing) {
+            return;
+        }
+        long live = sessions.all().stream().filter(s -> s.persisted() && !s.isDead() && !s.isFreed()).count();
+        if (live > 0) {
+            try {
+                long inRedis = store.count();
+                if (inRedis < live) {
+                    log.warn("the state database holds {} of jgears' {} stored sessions (flushed directly on Redis?): storing them again",
+                            inRedis, live);
+                    storeSessionsAgain();
+                }
+            } catch (RuntimeException e) {
+                log.debug("stored sessions check: {}", e.getMessage());  // Redis unreachable: the next check retries
+            }
+        }
+        writeSessionsFile();
+    }
+
+    private void writeSessionsFile() {
+        SessionsFile file = sessionsFile;
+        if (file == null || !sessionsFileDirty) {
+            return;
+        }
+        sessionsFileDirty = false;
+        List<SessionStore.Stored> stored = sessions.all().stream()
+                .filter(s -> s.persisted() && !s.isDead() && !s.isFreed())
+                .sorted(java.util.Comparator.comparing(Session::created))
+                .map(SessionStore::of).toList();
+        try {
+            file.write(stored);
+        } catch (java.io.IOException | RuntimeException e) {
+            sessionsFileDirty = true;
+            log.warn("could not write the sessions copy {}: {}", file.path(), e.getMessage());
+        }
+    }
+
     /** Stores a session whose script loaded and that holds registrations or time events (it outlives the script). */
     void persist(Session session) {
         if (session.isFreed() || session.isDead()) {
@@ -312,6 +424,7 @@ public final class GearsEngine implements AutoCloseable {
         try {
             store.save(session);
             session.persisted(true);
+            sessionsFileDirty = true;
         } catch (RuntimeException e) {
             log.warn("could not store session {} in Redis (it will not be restored after a restart): {}",
                     session.id(), e.getMessage());
@@ -324,7 +437,13 @@ public final class GearsEngine implements AutoCloseable {
         for (Session s : sessions.all()) {
             if (s.persisted() && !s.isDead() && !s.isFreed()) {
                 try {
-                    store.save(s);
+                    synchronized (store) {
+                        // Checked under the store's lock: a session freed meanwhile is not written back.
+                        if (s.isFreed() || s.isDead() || !s.persisted()) {
+                            continue;
+                        }
+                        store.save(s);
+                    }
                     n++;
                 } catch (RuntimeException e) {
                     log.warn("could not store session {} again after FLUSHALL: {}", s.id(), e.getMessage());
@@ -332,7 +451,7 @@ public final class GearsEngine implements AutoCloseable {
             }
         }
         if (n > 0) {
-            log.info("FLUSHALL: stored {} sessions again", n);
+            log.info("stored {} sessions again after a flush", n);
         }
     }
 
@@ -340,6 +459,7 @@ public final class GearsEngine implements AutoCloseable {
         // Freed because nothing holds it any more (not because jgears stops): it is not restored either,
         // unless a newer session owns its id now.
         if (session.persisted() && !closing && sessions.get(session.id()) == null) {
+            sessionsFileDirty = true;
             try {
                 store.delete(session.id());
             } catch (RuntimeException e) {
@@ -428,6 +548,7 @@ public final class GearsEngine implements AutoCloseable {
     private void takeOver(Session old, Session replacement) {
         sessions.promote(replacement);
         old.markDead();
+        sessionsFileDirty = true;
         if (old.persisted() && !old.id().equals(replacement.id())) {
             try {
                 store.delete(old.id());
@@ -727,7 +848,7 @@ public final class GearsEngine implements AutoCloseable {
                 }
                 if (timed != null && timed.timedOut) {
                     // A limit the user set fired: say so in the log too, the client may be long gone.
-                    log.warn("session {}: a call ran longer than {} ({} ms) and was interrupted", session.id(), timeoutKey, timeout);
+                    failureLog.warn("session {}: a call ran longer than {} ({} ms) and was interrupted", session.id(), timeoutKey, timeout);
                     throw new PythonCallFailed("Execution timed out: it ran longer than " + timeoutKey + " (" + timeout
                             + " ms) and was interrupted");
                 }
@@ -755,6 +876,17 @@ public final class GearsEngine implements AutoCloseable {
     @Override
     public void close() {
         closing = true;
+        try {
+            if (stateCheckLock.tryLock(5, TimeUnit.SECONDS)) {
+                try {
+                    writeSessionsFile();  // the last change, before the sessions are closed
+                } finally {
+                    stateCheckLock.unlock();
+                }
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
         registrations.close();
         executionThreads.shutdownNow();
         laneThreads.shutdownNow();

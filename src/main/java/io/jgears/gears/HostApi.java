@@ -631,6 +631,15 @@ public final class HostApi {
         return new Object[]{execution.id(), !unblocking, engine.config().getLong(GearsConfig.PROFILE_EXECUTIONS) != 0};
     }
 
+    /** A run()'s progress so far (every 1024 records read, and when its reader ends), for RG.GETEXECUTION and the log. */
+    @HostAccess.Export
+    public void progress(String executionId, long read, long done) {
+        Execution execution = engine.executions().find(executionId);
+        if (execution != null && execution.session() == session) {
+            execution.progress(read, done);
+        }
+    }
+
     @HostAccess.Export
     public void finish(String executionId, Value results, Value errors, Value profile) {
         Execution execution = engine.executions().find(executionId);
@@ -748,8 +757,9 @@ public final class HostApi {
     public void log(String message, String level) {
         String sid = session == null ? "-" : session.id();
         switch (level.toLowerCase(java.util.Locale.ROOT)) {
-            case "debug" -> pythonLog.debug("[{}] {}", sid, message);
-            case "verbose" -> pythonLog.info("[{}] {}", sid, message);
+            // Redis' levels, below notice (its default) hidden by default as in Redis: debug < verbose < notice < warning.
+            case "debug" -> pythonLog.trace("[{}] {}", sid, message);
+            case "verbose" -> pythonLog.debug("[{}] {}", sid, message);
             case "warning" -> pythonLog.warn("[{}] {}", sid, message);
             default -> pythonLog.info("[{}] {}", sid, message);
         }

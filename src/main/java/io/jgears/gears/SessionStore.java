@@ -15,7 +15,8 @@ import java.util.List;
  * set of ids by creation time (restored in that order). They live in a database of their own
  * ({@link GearsConfig#STATE_DATABASE}), never in the keyspace clients use: KEYS, SCAN, DBSIZE and KeysReader
  * runs do not see them, and clients may use any key name. Redis persists that database with the rest
- * (AOF/RDB). FLUSHALL empties it too: jgears writes its sessions back after a FLUSHALL it forwards.
+ * (AOF/RDB). FLUSHALL empties it too: jgears writes its sessions back after a FLUSHALL it forwards, and
+ * checks every second that the index is still there (a FLUSHALL or FLUSHDB sent directly to Redis).
  */
 final class SessionStore implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(SessionStore.class);
@@ -65,7 +66,17 @@ final class SessionStore implements AutoCloseable {
         log.info("moved {} stored sessions out of the clients' database into database {}", ids.size(), database);
     }
 
-    void save(Session s) {
+    /** The entry a session is stored as. */
+    static Stored of(Session s) {
+        return new Stored(s.id(), s.code(), s.description(), s.user() == null ? null : s.user().name(), s.isShared());
+    }
+
+    /** How many sessions the index holds (0 after a FLUSHALL or FLUSHDB of the state database). */
+    synchronized long count() {
+        return (Long) run("ZCARD", INDEX);
+    }
+
+    synchronized void save(Session s) {
         run("HSET", SESSION + s.id(),
                 "code", s.code(),
                 "description", s.description() == null ? "" : s.description(),
@@ -76,7 +87,7 @@ final class SessionStore implements AutoCloseable {
         run("ZADD", INDEX, "NX", String.valueOf(s.created().toEpochMilli()), s.id());
     }
 
-    void delete(String id) {
+    synchronized void delete(String id) {
         run("ZREM", INDEX, id);
         run("DEL", SESSION + id);
     }

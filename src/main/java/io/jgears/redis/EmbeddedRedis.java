@@ -116,8 +116,22 @@ public final class EmbeddedRedis implements AutoCloseable {
         this.onGiveUp = action;
     }
 
+    /**
+     * Told before a SHUTDOWN goes to this Redis (true) and when Redis refused it (false): an exit while
+     * it is expected is the shutdown jgears asked for, not a crash, so the process is not started again.
+     */
+    public void expectExit(boolean expected) {
+        exitExpected = expected;
+    }
+
+    private volatile boolean exitExpected;
+
     private synchronized void exited(Process p) {
         if (closed || p != process) {
+            return;
+        }
+        if (exitExpected) {
+            log.info("embedded redis-server (pid {}) exited after SHUTDOWN", p.pid());
             return;
         }
         long now = System.nanoTime();

@@ -54,7 +54,16 @@ public final class RespServer implements AutoCloseable {
                                 new ClientHandler(options, local, String.valueOf(ch.remoteAddress())));
                     }
                 });
-        channel = b.bind(options.bind(), options.port()).sync().channel();
+        try {
+            channel = b.bind(options.bind(), options.port()).sync().channel();
+        } catch (InterruptedException e) {
+            throw e;
+        } catch (Exception e) {
+            // Netty rethrows the bind failure unchecked (BindException, epoll's NativeIoException): say which port.
+            close();
+            throw new java.io.UncheckedIOException(new java.io.IOException("cannot listen on " + options.bind() + ":"
+                    + options.port() + ": " + e.getMessage(), e));
+        }
         log.info("jgears listening on {}:{} ({}), forwarding to Redis at {}:{}", options.bind(), port(),
                 transport.name().toLowerCase(java.util.Locale.ROOT), options.redisHost(), options.redisPort());
         return this;

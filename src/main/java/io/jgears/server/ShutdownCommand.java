@@ -26,10 +26,15 @@ public final class ShutdownCommand extends DelegatingLocalCommands {
     private final RedisBackend redis;
     private final Runnable stopJgears;
 
-    public ShutdownCommand(LocalCommands next, RedisBackend redis, Runnable stopJgears) {
+    /** Told true before a SHUTDOWN goes to Redis, false when Redis refused it (the embedded Redis' supervisor). */
+    private final java.util.function.Consumer<Boolean> redisExitExpected;
+
+    public ShutdownCommand(LocalCommands next, RedisBackend redis, Runnable stopJgears,
+                           java.util.function.Consumer<Boolean> redisExitExpected) {
         super(next);
         this.redis = redis;
         this.stopJgears = stopJgears;
+        this.redisExitExpected = redisExitExpected;
     }
 
     @Override
@@ -46,11 +51,17 @@ public final class ShutdownCommand extends DelegatingLocalCommands {
         // Off the event loop: SHUTDOWN SAVE waits for Redis to write its data.
         Thread.startVirtualThread(() -> {
             String answer;
+            // The supervisor of an embedded Redis must not start it again while it shuts down.
+            redisExitExpected.accept(true);
             try {
                 answer = sendToRedis(client, args);
             } catch (IOException e) {
+                redisExitExpected.accept(false);
                 reply.complete(Replies.error("ERR jgears could not reach Redis: " + e.getMessage()));
                 return;
+            }
+            if (answer != null) {
+                redisExitExpected.accept(false);
             }
             if (answer == null) {
                 // Redis closed the connection without a reply: it is going down, and so does jgears (the

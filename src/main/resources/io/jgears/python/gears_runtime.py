@@ -253,6 +253,10 @@ class atomic(object):
 _atomic_threads = {}
 
 
+# Execution id -> the future it waited on, settled, until the execution resumes (see _Future._complete).
+_settled_futures = {}
+
+
 class _Future(object):
     """An awaitable settled once, with a value or an error: what run() returns (settled with [results,
     errors] when its execution ends), createFuture() and execute_async() make, and the base of gearsFuture.
@@ -272,6 +276,10 @@ class _Future(object):
         self._error = error
         waiters, self._waiters = self._waiters, []
         for w in waiters:
+            if w.__class__ is str:
+                # Held until the execution resumes: it refers to a gearsFuture only weakly, and one that was
+                # continued must not look abandoned when a GC runs before the execution gets a thread.
+                _settled_futures[w] = self
             _wake(w)
 
     def done(self):
@@ -1640,11 +1648,24 @@ _runs = {}
 
 def _run_plan(eid, plan):
     reader, arg, kwargs, steps, convert, profile = plan
-    _start(eid, steps, convert, profile, None, _records, reader, arg, kwargs)
+    _start(eid, steps, convert, profile, None, _records, reader, arg, kwargs, counted=True)
     _collect_async()
 
 
-def _start(eid, steps, convert, profile, done, records_of, *args):
+def _counted(eid, records, results):
+    """The reader's records, telling the host every 1024 records how many were read and how many came out of
+    the last step (RG.GETEXECUTION of a running execution, the long-run log line)."""
+    progress = _host.progress
+    n = 0
+    for r in records:
+        n += 1
+        if not n & 1023:
+            progress(eid, n, len(results))
+        yield r
+    progress(eid, n, len(results))
+
+
+def _start(eid, steps, convert, profile, done, records_of, *args, counted=False):
     """Starts one execution: its steps over records_of(*args), driven until it ends or parks. With done (a
     list), a finished execution is appended there for a batched hand-over instead of its own host call."""
     run = _Run()
@@ -1658,7 +1679,10 @@ def _start(eid, steps, convert, profile, done, records_of, *args):
     run.waiting = None
     run.done = done
     try:
-        run.records = _apply(steps, records_of(*args), run.errors, run.prof)
+        records = records_of(*args)
+        if counted:
+            records = _counted(eid, records, run.results)
+        run.records = _apply(steps, records, run.errors, run.prof)
     except Exception as e:
         run.records = iter(())
         run.errors.append(_format_exception(e))
@@ -1692,6 +1716,8 @@ def _drive(run):
     finally:
         _drain_soon()
     _runs.pop(run.eid, None)
+    if _settled_futures:
+        _settled_futures.pop(run.eid, None)
     raw = results
     if run.convert:
         results = [r if type(r) is str else str(r) for r in results]
@@ -1717,7 +1743,11 @@ def _settle(run, w):
     if p.__class__ is weakref.ReferenceType:
         # The gearsFuture the step returned: only the user's references keep it.
         f = p()
+        settled = _settled_futures.pop(run.eid, None)
         if f is None:
+            f = settled
+        if f is None:
+            # Nothing referenced it any more and it was never continued: RedisGears' error.
             w.error = 'Async record did not called continue'
             return True
         if not f._done:
@@ -1727,6 +1757,7 @@ def _settle(run, w):
         w.value, w.error = f._value, _error_text(f._error)
         return True
     if isinstance(p, _Future):
+        _settled_futures.pop(run.eid, None)
         if not p._done:
             p._waiters.append(run.eid)
             return False
@@ -1787,8 +1818,8 @@ def _watch_orphan(eid, ref):
 
 def _check_orphan(eid, ref, n):
     run = _runs.get(eid)
-    if run is None or run.waiting is None or run.waiting.pending is not ref:
-        return  # it went on
+    if run is None or run.waiting is None or run.waiting.pending is not ref or eid in _settled_futures:
+        return  # it went on, or its future was continued and it resumes soon
     if n < len(_ORPHAN_CHECKS):
         _host.collectGarbage()
     if ref() is None:

@@ -42,6 +42,52 @@ class StartConfigTest {
         assertEquals(2, new CommandLine(new Main.Start()).execute("--config", "/nonexistent/jgears.conf"));
     }
 
+    /** Runs the jgears command line as main() does, returning its exit code and what it printed on stderr. */
+    private static Object[] run(String... args) {
+        java.io.ByteArrayOutputStream err = new java.io.ByteArrayOutputStream();
+        java.io.PrintStream saved = System.err;
+        int rc;
+        try {
+            System.setErr(new java.io.PrintStream(err, true));
+            CommandLine cli = Main.commandLine();
+            cli.setErr(new java.io.PrintWriter(System.err, true));
+            rc = cli.execute(args);
+        } finally {
+            System.setErr(saved);
+        }
+        return new Object[]{rc, err.toString().strip()};
+    }
+
+    @Test
+    void aBadFlagIsOneLineAndExitCode2() {
+        Object[] r = run("start", "--no-such-flag");
+        assertEquals(2, r[0]);
+        String printed = (String) r[1];
+        assertEquals(1, printed.lines().count(), printed);
+        assertTrue(printed.startsWith("jgears: Unknown option: '--no-such-flag'"), printed);
+        r = run("start", "--port", "notanumber");
+        assertEquals(2, r[0]);
+        assertEquals(1, ((String) r[1]).lines().count(), (String) r[1]);
+        assertTrue(((String) r[1]).contains("--port"), (String) r[1]);
+    }
+
+    @Test
+    void aPortInUseIsOneLineAndExitCode2() throws Exception {
+        io.jgears.redis.EmbeddedRedis redis = io.jgears.redis.EmbeddedRedis.start(Files.createTempDirectory("jgears-port"), false);
+        try (java.net.ServerSocket taken = new java.net.ServerSocket(0, 50, java.net.InetAddress.getByName("127.0.0.1"))) {
+            Object[] r = run("start", "--port", String.valueOf(taken.getLocalPort()), "--pool-size", "1",
+                    "--redis", "redis://127.0.0.1:" + redis.port(), "--data", Files.createTempDirectory("jgears-port-data").toString());
+            assertEquals(2, r[0]);
+            String printed = (String) r[1];
+            String last = printed.lines().reduce((a, b) -> b).orElse("");
+            assertTrue(last.startsWith("jgears: cannot start:") && last.contains(String.valueOf(taken.getLocalPort())), printed);
+            assertEquals(1, printed.lines().filter(l -> l.startsWith("jgears:") || l.startsWith("\tat ")).count(),
+                    "one line, no stack trace: " + printed);
+        } finally {
+            redis.close();
+        }
+    }
+
     @Test
     void anUnreachableRedisIsOneLineAndExitCode2() throws Exception {
         java.io.ByteArrayOutputStream err = new java.io.ByteArrayOutputStream();

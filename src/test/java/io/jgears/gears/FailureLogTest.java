@@ -11,7 +11,7 @@ class FailureLogTest {
     void aTracebackBecomesItsExceptionLine() {
         String traceback = "['Traceback (most recent call last):\\n', '  File \"<string>\", line 1, in <lambda>\\n', "
                 + "'ZeroDivisionError: division by zero\\n']";
-        assertEquals("ZeroDivisionError: division by zero", FailureLog.summary(traceback));
+        assertEquals("ZeroDivisionError: division by zero (at \"<string>\", line 1, in <lambda>)", FailureLog.summary(traceback));
         assertEquals("Execution timed out", FailureLog.summary("Execution timed out\n"));
         assertEquals(303, FailureLog.summary("x".repeat(1000)).length());
     }
