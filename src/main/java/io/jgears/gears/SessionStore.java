@@ -24,7 +24,8 @@ final class SessionStore implements AutoCloseable {
     static final String SESSION = "{jgears}:session:";
 
     /** {@code user}: the ACL user name the session ran as (never its password), or null. */
-    record Stored(String id, String code, String description, String user, boolean shared) {
+    record Stored(String id, String code, String description, String user, boolean shared,
+                  List<String> requirements, String network, boolean threads) {
     }
 
     private final StatefulRedisConnection<byte[], byte[]> state;
@@ -72,7 +73,11 @@ final class SessionStore implements AutoCloseable {
                 "hasDescription", s.description() == null ? "0" : "1",
                 "created", s.created().toString(),
                 "user", s.user() == null ? "" : s.user().name(),
-                "isolation", s.isShared() ? "shared" : "interpreter");
+                "isolation", s.isShared() ? "shared" : "interpreter",
+                // One requirement per line (pip requirement strings have no newlines).
+                "requirements", String.join("\n", s.requirements()),
+                "network", s.policy().networkText(),
+                "threads", s.policy().threads() ? "1" : "0");
         run("ZADD", INDEX, "NX", String.valueOf(s.created().toEpochMilli()), s.id());
     }
 
@@ -85,13 +90,17 @@ final class SessionStore implements AutoCloseable {
         List<Stored> out = new ArrayList<>();
         for (Object id : (List<?>) run("ZRANGE", INDEX, "0", "-1")) {
             String sid = String.valueOf(id);
-            List<?> h = (List<?>) run("HMGET", SESSION + sid, "code", "description", "hasDescription", "user", "isolation");
+            List<?> h = (List<?>) run("HMGET", SESSION + sid, "code", "description", "hasDescription", "user", "isolation",
+                    "requirements", "network", "threads");
             if (h.get(0) == null) {
                 continue;
             }
             String user = h.get(3) == null || String.valueOf(h.get(3)).isEmpty() ? null : String.valueOf(h.get(3));
             out.add(new Stored(sid, String.valueOf(h.get(0)), "1".equals(String.valueOf(h.get(2))) ? String.valueOf(h.get(1)) : null, user,
-                    "shared".equals(String.valueOf(h.get(4)))));
+                    "shared".equals(String.valueOf(h.get(4))),
+                    h.get(5) == null || String.valueOf(h.get(5)).isEmpty() ? List.of() : List.of(String.valueOf(h.get(5)).split("\n")),
+                    h.get(6) == null ? "none" : String.valueOf(h.get(6)),
+                    "1".equals(String.valueOf(h.get(7)))));
         }
         return out;
     }
