@@ -2245,6 +2245,8 @@ def _apply_policy(network, allowed, threads):
     import _socket
     if network == 'none':
         class socket(object):
+            __slots__ = ()  # socket.py's subclass adds __weakref__ and its own slots
+
             def __init__(self, *args, **kwargs):
                 raise PermissionError(13, _NO_NETWORK)
         socket.__module__ = '_socket'
