@@ -575,10 +575,11 @@ public final class Registrations implements KeyEvents.Listener {
 
     @Override
     public void onKeyEvent(String prefix, String event, byte[] key) {
-        if (!quietKeys.isEmpty() && quietKeys.containsKey(new String(key, StandardCharsets.UTF_8))) {
-            return;  // written by a sync key execution: see runSyncQuietly
-        }
-        for (Registration r : keyRegistrationsByPrefix.getOrDefault(prefix, List.of())) {
+        // Written by a sync key execution (see runSyncQuietly): hidden from key registrations only. A stream
+        // registration still sees the XADD, as RedisGears' StreamReader sees a sync execution's XADD (the
+        // write-behind pattern: a sync key registration feeds the stream a StreamReader drains).
+        boolean quiet = !quietKeys.isEmpty() && quietKeys.containsKey(new String(key, StandardCharsets.UTF_8));
+        for (Registration r : quiet ? List.<Registration>of() : keyRegistrationsByPrefix.getOrDefault(prefix, List.<Registration>of())) {
             if (r.isPaused()) {
                 continue;
             }
