@@ -37,6 +37,9 @@ class SessionLeakTest extends GearsTestBase {
         // on the later rounds, where a per-session leak would keep growing the heap.
         List<Long> heap = new ArrayList<>(List.of(heapBefore));
         AtomicInteger next = new AtomicInteger();
+        // A round that times out must not leave its clients running into the tests after this one.
+        java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
+        try {
         for (int round = 1; round <= ROUNDS; round++) {
             int end = SESSIONS * round / ROUNDS;
             List<CompletableFuture<Void>> clients = new ArrayList<>();
@@ -44,7 +47,7 @@ class SessionLeakTest extends GearsTestBase {
                 clients.add(CompletableFuture.runAsync(() -> {
                     try (StatefulRedisConnection<byte[], byte[]> conn = TestServer.connectRaw()) {
                         int i;
-                        while ((i = next.getAndIncrement()) < end) {
+                        while (!stop.get() && (i = next.getAndIncrement()) < end) {
                             oneSession(conn, i);
                         }
                     }
@@ -60,6 +63,9 @@ class SessionLeakTest extends GearsTestBase {
             }
             assertEquals(contextsBefore, engine.python().liveContexts(), "live contexts after round " + round);
             heap.add(usedHeapAfterGc());
+        }
+        } finally {
+            stop.set(true);
         }
         System.out.printf("leak test: %d sessions; used heap after GC, MB, start and after each round: %s%n",
                 SESSIONS, heap.stream().map(h -> h >> 20).toList());
