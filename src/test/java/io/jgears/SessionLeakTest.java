@@ -40,30 +40,30 @@ class SessionLeakTest extends GearsTestBase {
         // A round that times out must not leave its clients running into the tests after this one.
         java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
         try {
-        for (int round = 1; round <= ROUNDS; round++) {
-            int end = SESSIONS * round / ROUNDS;
-            List<CompletableFuture<Void>> clients = new ArrayList<>();
-            for (int c = 0; c < CLIENTS; c++) {
-                clients.add(CompletableFuture.runAsync(() -> {
-                    try (StatefulRedisConnection<byte[], byte[]> conn = TestServer.connectRaw()) {
-                        int i;
-                        while (!stop.get() && (i = next.getAndIncrement()) < end) {
-                            oneSession(conn, i);
+            for (int round = 1; round <= ROUNDS; round++) {
+                int end = SESSIONS * round / ROUNDS;
+                List<CompletableFuture<Void>> clients = new ArrayList<>();
+                for (int c = 0; c < CLIENTS; c++) {
+                    clients.add(CompletableFuture.runAsync(() -> {
+                        try (StatefulRedisConnection<byte[], byte[]> conn = TestServer.connectRaw()) {
+                            int i;
+                            while (!stop.get() && (i = next.getAndIncrement()) < end) {
+                                oneSession(conn, i);
+                            }
                         }
-                    }
-                    next.set(end);
-                }));
+                        next.set(end);
+                    }));
+                }
+                CompletableFuture.allOf(clients.toArray(CompletableFuture[]::new)).get(600, TimeUnit.SECONDS);
+                awaitSessions(sessionsBefore);
+                engine.pool().awaitFull(120, TimeUnit.SECONDS);
+                long deadline = System.currentTimeMillis() + 120_000;
+                while (engine.python().liveContexts() != contextsBefore && System.currentTimeMillis() < deadline) {
+                    Thread.sleep(20);
+                }
+                assertEquals(contextsBefore, engine.python().liveContexts(), "live contexts after round " + round);
+                heap.add(usedHeapAfterGc());
             }
-            CompletableFuture.allOf(clients.toArray(CompletableFuture[]::new)).get(600, TimeUnit.SECONDS);
-            awaitSessions(sessionsBefore);
-            engine.pool().awaitFull(120, TimeUnit.SECONDS);
-            long deadline = System.currentTimeMillis() + 120_000;
-            while (engine.python().liveContexts() != contextsBefore && System.currentTimeMillis() < deadline) {
-                Thread.sleep(20);
-            }
-            assertEquals(contextsBefore, engine.python().liveContexts(), "live contexts after round " + round);
-            heap.add(usedHeapAfterGc());
-        }
         } finally {
             stop.set(true);
         }
