@@ -96,19 +96,25 @@ class WriteBehindTest {
         return out.size() == 1 ? out.getFirst() : out;
     }
 
-    /** The write-behind session: person:* hashes → stream → PostgreSQL, in batches, acknowledged after commit. */
+    /**
+     * The capture session: each HSET of person:* adds a stream entry before the write is answered (sync).
+     * A session of its own: a sync event never waits for a database batch holding the writer's context.
+     */
+    static final String CAPTURE = """
+            def to_stream(r):
+                v = r['value'] or {}
+                execute('XADD', '_person_wb', '*', 'key', r['key'], 'name', v.get('name', ''), 'age', v.get('age', '0'))
+
+            GB('KeysReader').foreach(to_stream).register(prefix='person:*', eventTypes=['hset'], mode='sync')
+            """;
+
+    /** The writer session: the stream → PostgreSQL, in batches, acknowledged after the commit. */
     static String writeBehind(int pgPort) {
         return """
                 import pg8000
 
                 DB = dict(user='postgres', host='127.0.0.1', port=%d, database='postgres')
                 connection = [None]
-
-                def to_stream(r):
-                    v = r['value'] or {}
-                    execute('XADD', '_person_wb', '*', 'key', r['key'], 'name', v.get('name', ''), 'age', v.get('age', '0'))
-
-                GB('KeysReader').foreach(to_stream).register(prefix='person:*', eventTypes=['hset'], mode='sync')
 
                 def collect(a, r):
                     a = a or []
@@ -136,7 +142,7 @@ class WriteBehindTest {
                         raise
 
                 GB('StreamReader').accumulate(collect).foreach(write).register(
-                    prefix='_person_wb', batch=%d, duration=200, onFailedPolicy='retry', onFailedRetryInterval=1)
+                    prefix='_person_wb', batch=%d, duration=1000, onFailedPolicy='retry', onFailedRetryInterval=1)
                 """.formatted(pgPort, BATCH);
     }
 
@@ -164,6 +170,7 @@ class WriteBehindTest {
                         "ALLOW", "network=127.0.0.1:" + pg.port(), "REQUIREMENTS", "pg8000"));
                 System.out.printf("write-behind: session with REQUIREMENTS pg8000 (cold install) loaded in %d ms%n",
                         (System.nanoTime() - t0) / 1_000_000);
+                assertEquals("OK", pyexecute(c.sync(), CAPTURE, "ID", "capture"));
             }
 
             // 10,000 writes through jgears from 16 clients; each retries its write until jgears answers it
