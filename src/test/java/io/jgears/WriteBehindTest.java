@@ -166,7 +166,7 @@ class WriteBehindTest {
             RedisClient jg = RedisClient.create(RedisURI.builder().withHost("127.0.0.1").withPort(port)
                     .withTimeout(Duration.ofSeconds(10)).build());
             RedisClient admin = RedisClient.create(RedisURI.builder().withHost("127.0.0.1").withPort(port)
-                    .withTimeout(Duration.ofSeconds(180)).build());
+                    .withTimeout(Duration.ofSeconds(600)).build());
             try (StatefulRedisConnection<String, String> c = admin.connect()) {
                 long t0 = System.nanoTime();
                 assertEquals("OK", pyexecute(c.sync(), writeBehind(pg.port()), "ID", "wb",
