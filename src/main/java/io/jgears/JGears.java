@@ -79,6 +79,8 @@ public final class JGears implements AutoCloseable {
 
     private void doStart(Options options) throws IOException, InterruptedException {
         GearsConfig config = new GearsConfig();
+        // Requirements live with the data unless told otherwise (--set RequirementsDir=...).
+        config.setInitial(GearsConfig.REQUIREMENTS_DIR, options.dataDir().resolve("requirements").toString());
         options.config().forEach(config::setInitial);
         RedisURI uri;
         if (options.redisUri() == null) {

@@ -19,7 +19,7 @@ class BadInputTest extends GearsTestBase {
         assertTrue(error("RG.NOSUCH").startsWith("ERR unknown command 'RG.NOSUCH'"));
         assertEquals("Unknown arguments were given: BOGUS", error("RG.PYEXECUTE", "x=1", "BOGUS"));
         assertEquals("ID is missing", error("RG.PYEXECUTE", "x=1", "ID"));
-        assertTrue(error("RG.PYEXECUTE", "x=1", "REQUIREMENTS", "numpy").contains("not supported"));
+        assertTrue(error("RG.PYEXECUTE", "x=1", "REQUIREMENTS", "--index-url=http://x").contains("is not a requirement"));
         assertEquals("execution plan does not exist", error("RG.GETRESULTS", "nosuch"));
         assertEquals("execution does not exist", error("RG.DROPEXECUTION", "nosuch"));
         assertTrue(error("NOSUCHCOMMAND").startsWith("ERR unknown command"), "Redis' own error comes back");

@@ -156,6 +156,25 @@ class CompatStreamsTest extends GearsTestBase {
     }
 
     @Test
+    void unregisterLetsTheRunningBatchFinishAcknowledgedAndLeavesTheRest() throws Exception {
+        call("DEL", "cuu:s", "cuu:n", "cuu:go");
+        // The step holds its batch until cuu:go is set, so RG.UNREGISTER lands while it runs.
+        String id = register("cuu", "GB('StreamReader').foreach(lambda r: execute('INCR', 'cuu:n'))"
+                + ".foreach(lambda r: [__import__('time').sleep(0.05) for _ in range(2400) if not execute('GET', 'cuu:go')])"
+                + ".register(prefix='cuu:s')");
+        call("XADD", "cuu:s", "*", "x", "1");
+        call("XADD", "cuu:s", "*", "x", "2");
+        await("the first batch started", () -> "1".equals(call("GET", "cuu:n")));
+        assertEquals("OK", call("RG.UNREGISTER", id));
+        call("SET", "cuu:go", "1");
+        await("the running batch's entry acknowledged and trimmed", () -> Long.valueOf(1).equals(call("XLEN", "cuu:s")));
+        Thread.sleep(1000);
+        assertEquals(1L, call("XLEN", "cuu:s"), "the entry after it is not read");
+        assertEquals("1", call("GET", "cuu:n"));
+        unregisterSession("cuu");
+    }
+
+    @Test
     void aPauseErrorFromTheStepPausesTheRegistration() throws Exception {
         call("DEL", "cpe:s", "cpe:n", "cpe:stop");
         String id = register("cpe", "GB('StreamReader').foreach(lambda r: flat_error('PAUSE asked') if execute('GET', 'cpe:stop') else execute('INCR', 'cpe:n'))"

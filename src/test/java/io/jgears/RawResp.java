@@ -80,6 +80,30 @@ final class RawResp implements AutoCloseable {
         };
     }
 
+    /** Reads one reply and gives it back as the RESP text it came as (type markers included). */
+    String readRaw() throws IOException {
+        StringBuilder b = new StringBuilder();
+        readRaw(b);
+        return b.toString();
+    }
+
+    private void readRaw(StringBuilder b) throws IOException {
+        int type = in.read();
+        if (type < 0) {
+            throw new IOException("connection closed");
+        }
+        String line = line();
+        b.append((char) type).append(line).append("\r\n");
+        if (type == '$' && Integer.parseInt(line) >= 0) {
+            b.append(new String(in.readNBytes(Integer.parseInt(line) + 2), StandardCharsets.UTF_8));
+        } else if ((type == '*' || type == '%' || type == '~') && Integer.parseInt(line) > 0) {
+            int n = Integer.parseInt(line) * (type == '%' ? 2 : 1);
+            for (int i = 0; i < n; i++) {
+                readRaw(b);
+            }
+        }
+    }
+
     /** True once the server has closed the connection (reads hit end of stream). */
     boolean closedByServer() throws IOException {
         try {

@@ -77,4 +77,23 @@ class RedisViewsTest extends GearsTestBase {
         assertEquals("rg.pyexecute", docs.get(0));
         assertTrue(String.valueOf(docs.get(1)).contains("module, rg"), String.valueOf(docs));
     }
+
+    @Test
+    void commandRepliesKeepRedisStatusTypesSoRedisCliWorks() throws Exception {
+        // Flags are status replies on Redis; redis-cli reads COMMAND DOCS at start-up and aborts on a bulk one.
+        try (RawResp raw = new RawResp(TestServer.port())) {
+            String docs = raw.send("COMMAND", "DOCS", "SET").readRaw();
+            assertTrue(docs.contains("+optional\r\n"), docs);
+            String info = raw.send("COMMAND", "INFO", "RG.PYEXECUTE").readRaw();
+            assertTrue(info.contains("+readonly\r\n+module\r\n"), info);
+        }
+        Process cli = new ProcessBuilder("redis-cli", "-p", String.valueOf(TestServer.port()))
+                .redirectErrorStream(true).start();
+        try (var in = cli.getOutputStream()) {
+            in.write("SET views:cli 1\nGET views:cli\nRG.PYEXECUTE \"GB().count().run('views:*')\"\n".getBytes());
+        }
+        String out = new String(cli.getInputStream().readAllBytes());
+        assertEquals(0, cli.waitFor(), out);
+        assertTrue(out.startsWith("OK\n1\n1\n"), out);
+    }
 }

@@ -118,7 +118,9 @@ public final class GearsCommands implements LocalCommands {
                 case "RG.PYDUMPSESSIONS" -> done(dumpSessions(args));
                 case "RG.PYPROFILE" -> profile(args);
                 case "RG.PYSTATS" -> done(pyStats(args));
-                case "RG.PYDUMPREQS" -> done(noArgs(args, Replies.array(List.of())));
+                case "RG.PYDUMPREQS" -> done(noArgs(args, dumpRequirements()));
+                case "RG.PYEXPORTREQ" -> exportRequirement(args);
+                case "RG.PYIMPORTREQ" -> importRequirement(args);
                 case "RG.CONFIGGET" -> done(configGet(args));
                 case "RG.CONFIGSET" -> done(configSet(args));
                 case "RG.INFOCLUSTER", "RG.REFRESHCLUSTER" -> done(noArgs(args, Replies.simple("no cluster mode")));
@@ -188,6 +190,10 @@ public final class GearsCommands implements LocalCommands {
         String id = null;
         String description = null;
         String replaceWith = null;
+        List<String> requirements = new ArrayList<>();
+        boolean forceReinstall = false;
+        boolean allowThreads = false;
+        io.jgears.requirements.SessionPolicy network = null;
         for (int i = 2; i < args.size(); i++) {
             String opt = str(args.get(i)).toUpperCase(Locale.ROOT);
             switch (opt) {
@@ -217,10 +223,34 @@ public final class GearsCommands implements LocalCommands {
                     }
                 }
                 case "REQUIREMENTS" -> {
-                    // The rest are package names, as in RedisGears; none at all is no requirement.
-                    if (i + 1 < args.size()) {
-                        return done(Replies.error("ERR REQUIREMENTS are not supported: jgears sub-interpreters are "
-                                + "sandboxed and install no packages"));
+                    // The rest are pip requirement strings, as in RedisGears; none at all is no requirement.
+                    for (int j = i + 1; j < args.size(); j++) {
+                        String req = str(args.get(j)).trim();
+                        if (!requirements.contains(req)) {
+                            requirements.add(req);
+                        }
+                    }
+                    i = args.size();
+                }
+                case "FORCE_REINSTALL_REQUIREMENTS" -> forceReinstall = true;
+                case "ALLOW" -> {
+                    // jgears: ALLOW network | network=host:port,... | threads (may repeat).
+                    String what = i + 1 < args.size() ? str(args.get(++i)) : "";
+                    String lower = what.toLowerCase(Locale.ROOT);
+                    if (lower.equals("threads")) {
+                        if (!"1".equals(engine.config().get(GearsConfig.PYTHON_ALLOW_THREADS))) {
+                            return done(Replies.error("ERR ALLOW threads is off: start jgears with PythonAllowThreads 1 to let sessions ask for threads"));
+                        }
+                        allowThreads = true;
+                    } else if (lower.equals("network") || lower.startsWith("network=")) {
+                        try {
+                            network = io.jgears.requirements.SessionPolicy.parseNetwork(
+                                    lower.equals("network") ? "all" : what.substring("network=".length()), false);
+                        } catch (IllegalArgumentException e) {
+                            return done(Replies.error("ERR ALLOW " + e.getMessage()));
+                        }
+                    } else {
+                        return done(Replies.error("ERR ALLOW takes network, network=host:port,... or threads, not '" + what + "'"));
                     }
                 }
                 default -> {
@@ -233,7 +263,13 @@ public final class GearsCommands implements LocalCommands {
         }
         // The session runs its Redis commands as the ACL user this client authenticated as.
         io.jgears.redis.RedisUser user = client.user() == null ? null : new io.jgears.redis.RedisUser(client.user(), client.password());
-        return engine.pyExecute(new GearsEngine.PyExecute(code, unblocking, id, description, upgrade, replaceWith, user, shared));
+        io.jgears.requirements.SessionPolicy allow = null;
+        if (network != null || allowThreads) {
+            allow = (network != null ? network : io.jgears.requirements.SessionPolicy.parseNetwork(
+                    engine.config().get(GearsConfig.PYTHON_ALLOW_NETWORK), false)).withThreads(allowThreads);
+        }
+        return engine.pyExecute(new GearsEngine.PyExecute(code, unblocking, id, description, upgrade, replaceWith, user, shared,
+                List.copyOf(requirements), forceReinstall, allow));
     }
 
     // ------------------------------------------------------------------ executions
@@ -421,8 +457,11 @@ public final class GearsCommands implements LocalCommands {
                 "refCount", (long) s.refCount(),
                 "linked", s.isDead() ? "None" : "primary",
                 "dead", s.isDead() ? "true" : "false",
-                "requirementInstallationNeeded", 0L,
-                "requirements", List.of(),
+                "requirementInstallationNeeded", s.requirements().stream().allMatch(r -> {
+                    io.jgears.requirements.Requirements.Requirement req = engine.requirements().find(r);
+                    return req != null && req.installed();
+                }) ? 0L : 1L,
+                "requirements", requirementsOf(s, verbose),
                 "registrations", registrationsOf(s, verbose)));
         if (withHolders) {
             List<Object> holders = new ArrayList<>();
@@ -439,6 +478,69 @@ public final class GearsCommands implements LocalCommands {
                     "created", s.created().toString()));
         }
         return Replies.of(entry);
+    }
+
+    /** A session's requirements: names, or RedisGears' full entries with VERBOSE. */
+    private List<Object> requirementsOf(Session s, boolean verbose) {
+        List<Object> out = new ArrayList<>();
+        for (String name : s.requirements()) {
+            io.jgears.requirements.Requirements.Requirement r = engine.requirements().find(name);
+            out.add(verbose && r != null ? requirementEntry(r) : name);
+        }
+        return out;
+    }
+
+    private List<Object> requirementEntry(io.jgears.requirements.Requirements.Requirement r) {
+        return List.of("GearReqVersion", r.version(), "Name", r.name(),
+                "IsDownloaded", r.downloaded() ? "yes" : "no", "IsInstalled", r.installed() ? "yes" : "no",
+                "CompiledOs", engine.requirements().compiledOs(), "Wheels", new ArrayList<Object>(r.wheels()));
+    }
+
+    /** RG.PYDUMPREQS: every requirement in the store, as RedisGears lists them. */
+    private RedisMessage dumpRequirements() {
+        List<Object> out = new ArrayList<>();
+        for (io.jgears.requirements.Requirements.Requirement r : engine.requirements().all()) {
+            out.add(requirementEntry(r));
+        }
+        return Replies.of(out);
+    }
+
+    /** RG.PYEXPORTREQ name: the requirement's wheels as RESP data, for RG.PYIMPORTREQ on another server. */
+    private CompletableFuture<RedisMessage> exportRequirement(List<byte[]> args) {
+        arity(args, 2, 2);
+        String name = str(args.get(1));
+        return CompletableFuture.supplyAsync(() -> {
+            try {
+                List<byte[]> parts = engine.requirements().export(name);
+                if (parts == null) {
+                    return Replies.error("requirement does not exists");
+                }
+                List<RedisMessage> out = new ArrayList<>();
+                for (byte[] p : parts) {
+                    out.add(new io.netty.handler.codec.redis.FullBulkStringRedisMessage(io.netty.buffer.Unpooled.wrappedBuffer(p)));
+                }
+                return Replies.array(out);
+            } catch (java.io.IOException e) {
+                return Replies.error("could not read the wheels of requirement " + name + ": " + e.getMessage());
+            }
+        }, control);
+    }
+
+    /** RG.PYIMPORTREQ data ...: what RG.PYEXPORTREQ gave, installed here. */
+    private CompletableFuture<RedisMessage> importRequirement(List<byte[]> args) {
+        try {
+            return engine.requirements().importData(args.subList(1, args.size()))
+                    .handle((r, error) -> {
+                        if (error == null) {
+                            return Replies.OK;
+                        }
+                        Throwable cause = error.getCause() != null ? error.getCause() : error;
+                        return Replies.error(cause instanceof io.jgears.requirements.Requirements.InstallException
+                                ? cause.getMessage() : "could not import the requirement (see jgears' log)");
+                    });
+        } catch (io.jgears.requirements.Requirements.InstallException e) {
+            return done(Replies.error(e.getMessage()));
+        }
     }
 
     /**

@@ -62,8 +62,24 @@ public final class GearsConfig {
      */
     public static final String STATE_DATABASE = "StateDatabase";
 
+    /** jgears: the CPython (with pip) that resolves and downloads requirements: a path or a name on PATH. */
+    public static final String PYTHON_PIP = "PythonPip";
+    /** jgears: the package index pip uses (pip's --index-url); empty is pip's default, PyPI, unless find-links alone is set. */
+    public static final String PYTHON_INDEX_URL = "PythonIndexUrl";
+    /** jgears: local folders of wheels (comma separated, pip's --find-links); alone, pip works offline (--no-index). */
+    public static final String PYTHON_FIND_LINKS = "PythonFindLinks";
+    /** jgears: where installed requirements are kept (start-up only; default DATA/requirements). */
+    public static final String REQUIREMENTS_DIR = "RequirementsDir";
+    /** jgears: seconds one pip run may take before it is killed and the install fails. */
+    public static final String PYTHON_INSTALL_TIMEOUT = "PythonInstallTimeout";
+    /** jgears: network access of sessions that do not say (ALLOW): none (default), all, or host:port,... */
+    public static final String PYTHON_ALLOW_NETWORK = "PythonAllowNetwork";
+    /** jgears: 1 lets sessions that ask for it (ALLOW threads) start threads; start-up only, default 0. */
+    public static final String PYTHON_ALLOW_THREADS = "PythonAllowThreads";
+
     /** Keys only read at start-up; RG.CONFIGSET refuses them. */
-    private static final java.util.Set<String> START_ONLY = java.util.Set.of(EXECUTION_THREADS, PRE_IMPORTS, STATE_DATABASE);
+    private static final java.util.Set<String> START_ONLY = java.util.Set.of(EXECUTION_THREADS, PRE_IMPORTS, STATE_DATABASE,
+            REQUIREMENTS_DIR, PYTHON_ALLOW_THREADS);
     /**
      * RedisGears' Python plugin keys about installing Python and its packages: readable, never settable at
      * runtime (RedisGears refuses them with its own text). jgears installs nothing: their values are empty.
@@ -99,6 +115,13 @@ public final class GearsConfig {
         builtIn.put(MAX_SCRIPT_SIZE, String.valueOf(16 * 1024 * 1024));
         builtIn.put(PRE_IMPORTS, "json,re,math,random,itertools,functools,collections");
         builtIn.put(STATE_DATABASE, "15");
+        builtIn.put(PYTHON_PIP, "python3");
+        builtIn.put(PYTHON_INDEX_URL, "");
+        builtIn.put(PYTHON_FIND_LINKS, "");
+        builtIn.put(REQUIREMENTS_DIR, "data/requirements");
+        builtIn.put(PYTHON_INSTALL_TIMEOUT, "300");
+        builtIn.put(PYTHON_ALLOW_NETWORK, "none");
+        builtIn.put(PYTHON_ALLOW_THREADS, "0");
         for (Map.Entry<String, String> e : builtIn.entrySet()) {
             values.put(e.getKey(), e.getValue());
             canonical.put(e.getKey().toLowerCase(Locale.ROOT), e.getKey());
@@ -154,6 +177,19 @@ public final class GearsConfig {
         }
         if (name.equals(PRE_IMPORTS) && !value.matches("\\s*([A-Za-z_][A-Za-z0-9_.]*\\s*(,\\s*[A-Za-z_][A-Za-z0-9_.]*\\s*)*)?")) {
             throw new IllegalArgumentException("bad value for " + name + ": '" + value + "' (module names, comma separated)");
+        }
+        if (name.equals(PYTHON_ALLOW_NETWORK)) {
+            try {
+                io.jgears.requirements.SessionPolicy.parseNetwork(value, false);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("bad value for " + name + ": " + e.getMessage());
+            }
+        }
+        if (name.equals(PYTHON_ALLOW_THREADS) && !value.equals("0") && !value.equals("1")) {
+            throw new IllegalArgumentException("bad value for " + name + ": '" + value + "' (0 or 1)");
+        }
+        if (name.equals(PYTHON_PIP) && value.isBlank()) {
+            throw new IllegalArgumentException("bad value for " + name + ": a python3 with pip, as a path or a name on PATH");
         }
         if (name.equals(STATE_DATABASE) && !value.matches("\\d{1,5}")) {
             throw new IllegalArgumentException("bad value for " + name + ": '" + value + "' (a database index)");

@@ -52,8 +52,14 @@ public final class GearsEngine implements AutoCloseable {
     /** Fires time events, asyncio timers and the ExecutionTimeout watchdog; the work itself runs on executionThreads. */
     private final ScheduledExecutorService timer;
 
+    private final io.jgears.requirements.Requirements requirements;
+
     public GearsEngine(GearsConfig config, RedisBackend redis, PythonRuntime python) {
         this.config = config;
+        this.requirements = new io.jgears.requirements.Requirements(java.nio.file.Path.of(config.get(GearsConfig.REQUIREMENTS_DIR)),
+                () -> new io.jgears.requirements.Requirements.PipSettings(config.get(GearsConfig.PYTHON_PIP),
+                        config.get(GearsConfig.PYTHON_INDEX_URL), config.get(GearsConfig.PYTHON_FIND_LINKS),
+                        config.getLong(GearsConfig.PYTHON_INSTALL_TIMEOUT)));
         this.redis = redis;
         this.python = python;
         this.pool = new ContextPool(python, () -> new HostApi(this), (int) config.getLong(GearsConfig.POOL_SIZE));
@@ -228,16 +234,63 @@ public final class GearsEngine implements AutoCloseable {
         return executionThreads.getMaximumPoolSize();
     }
 
-    /** A parsed RG.PYEXECUTE. */
+    /**
+     * A parsed RG.PYEXECUTE. {@code requirements}: REQUIREMENTS, installed before the script runs;
+     * {@code allow}: the session's capability policy (ALLOW), null for the configured default.
+     */
     public record PyExecute(String code, boolean unblocking, String id, String description,
-                            boolean upgrade, String replaceWith, io.jgears.redis.RedisUser user, boolean shared) {
+                            boolean upgrade, String replaceWith, io.jgears.redis.RedisUser user, boolean shared,
+                            List<String> requirements, boolean forceReinstall, io.jgears.requirements.SessionPolicy allow) {
+        public PyExecute(String code, boolean unblocking, String id, String description,
+                         boolean upgrade, String replaceWith, io.jgears.redis.RedisUser user, boolean shared) {
+            this(code, unblocking, id, description, upgrade, replaceWith, user, shared, List.of(), false, null);
+        }
+
+        /** A session with requirements or more than the default sandbox needs a context of its own. */
+        boolean needsOwnContext(io.jgears.requirements.SessionPolicy policy) {
+            return !requirements.isEmpty() || !policy.isDefault();
+        }
+    }
+
+    /** The policy of a session: its ALLOW, else PythonAllowNetwork (threads only when asked for and enabled). */
+    io.jgears.requirements.SessionPolicy policyOf(PyExecute request) {
+        if (request.allow() != null) {
+            return request.allow();
+        }
+        return io.jgears.requirements.SessionPolicy.parseNetwork(config.get(GearsConfig.PYTHON_ALLOW_NETWORK), false);
+    }
+
+    public io.jgears.requirements.Requirements requirements() {
+        return requirements;
     }
 
     public CompletableFuture<RedisMessage> pyExecute(PyExecute request) {
+        if (!request.requirements().isEmpty() || request.forceReinstall()) {
+            // pip runs on the requirement store's own thread, never on the client's event loop; the script
+            // follows on an execution thread once its requirements are there.
+            CompletableFuture<List<io.jgears.requirements.Requirements.Requirement>> installed;
+            try {
+                installed = requirements.ensure(request.requirements(), request.forceReinstall());
+            } catch (io.jgears.requirements.Requirements.InstallException e) {
+                return done(Replies.error(e.getMessage()));
+            }
+            return installed.handle((reqs, error) -> {
+                if (error != null) {
+                    Throwable cause = error instanceof java.util.concurrent.CompletionException && error.getCause() != null ? error.getCause() : error;
+                    if (!(cause instanceof io.jgears.requirements.Requirements.InstallException)) {
+                        log.error("installing requirements {} failed", request.requirements(), cause);
+                    }
+                    return done(Replies.error(cause instanceof io.jgears.requirements.Requirements.InstallException
+                            ? cause.getMessage() : "Could not satisfy requirements (see jgears' log)"));
+                }
+                return CompletableFuture.supplyAsync(() -> runScript(request, false), executionThreads).thenCompose(r -> r);
+            }).thenCompose(r -> r);
+        }
         long limit = config.getLong(GearsConfig.INLINE_EXECUTION_MICROS) * 1000;
         // A one-off shared-mode script whose text ran short before runs right here, on the client's event
         // loop, when the shared context is free: no context to create, and no thread hand-offs.
         InlineGate gate = limit > 0 && request.shared() && request.id() == null && !request.upgrade()
+                && !request.needsOwnContext(policyOf(request))
                 && request.replaceWith() == null ? sharedScriptGates.of(request.code()) : null;
         if (gate != null && gate.open()) {
             io.jgears.python.SubInterpreter shared = sessions.sharedIfOpen();
@@ -333,10 +386,21 @@ public final class GearsEngine implements AutoCloseable {
             }
         }
         for (SessionStore.Stored s : stored) {
+            io.jgears.requirements.SessionPolicy allow;
+            try {
+                allow = io.jgears.requirements.SessionPolicy.parseNetwork(s.network(), s.threads());
+            } catch (IllegalArgumentException e) {
+                allow = io.jgears.requirements.SessionPolicy.DEFAULT;
+            }
             PyExecute request = new PyExecute(s.code(), false, s.id(), s.description(), false, null,
-                    s.user() == null ? null : new io.jgears.redis.RedisUser(s.user(), null), s.shared());
+                    s.user() == null ? null : new io.jgears.redis.RedisUser(s.user(), null), s.shared(),
+                    s.requirements(), false, allow);
             RedisMessage reply;
             try {
+                if (!s.requirements().isEmpty()) {
+                    // Installed ones are on disk already; a store that lost them installs them again.
+                    requirements.ensure(s.requirements(), false).get();
+                }
                 reply = CompletableFuture.supplyAsync(() -> runScript(request, true), executionThreads)
                         .thenCompose(r -> r).get();
             } catch (Exception e) {
@@ -482,9 +546,25 @@ public final class GearsEngine implements AutoCloseable {
         }
         Session session;
         try {
-            session = sessions.create(request.id(), request.description(), request.upgrade() ? replaced : null, request.shared());
-        } catch (IllegalStateException e) {
+            io.jgears.requirements.SessionPolicy policy = policyOf(request);
+            boolean own = request.needsOwnContext(policy);
+            session = sessions.create(request.id(), request.description(), request.upgrade() ? replaced : null,
+                    request.shared() && !own, policy);
+        } catch (IllegalStateException | IllegalArgumentException e) {
             return done(Replies.error(e.getMessage()));
+        } catch (org.graalvm.polyglot.PolyglotException e) {
+            log.error("could not create a Python context", e);
+            return done(Replies.error("could not create a Python context for the session (see jgears' log)"));
+        }
+        if (!request.requirements().isEmpty()) {
+            session.requirements(request.requirements(), requirements.importRoots(request.requirements()));
+            try {
+                session.enter(si -> si.call("_use_requirements"));
+            } catch (RuntimeException e) {
+                session.release(Session.Holder.SCRIPT);
+                log.error("could not set up the requirements of session {}", session.id(), e);
+                return done(Replies.error("could not set up the session's requirements (see jgears' log)"));
+            }
         }
         session.code(request.code());
         session.user(request.user());
@@ -894,5 +974,6 @@ public final class GearsEngine implements AutoCloseable {
         pool.close();
         sessions.close();
         store.close();
+        requirements.close();
     }
 }

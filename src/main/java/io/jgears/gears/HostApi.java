@@ -765,6 +765,16 @@ public final class HostApi {
         }
     }
 
+    /**
+     * A module of the session's requirements, read for its import hook: [kind, origin, source], or null.
+     * Only the directories of the requirements the session asked for are looked at.
+     */
+    @HostAccess.Export
+    public String[] requirementModule(String fullname) {
+        Session s = session;
+        return s == null ? null : io.jgears.requirements.Requirements.findModule(s.requirementRoots(), fullname);
+    }
+
     @HostAccess.Export
     public String configGet(String key) {
         return engine.config().get(key);

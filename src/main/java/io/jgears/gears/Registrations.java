@@ -581,10 +581,11 @@ public final class Registrations implements KeyEvents.Listener {
 
     @Override
     public void onKeyEvent(String prefix, String event, byte[] key) {
-        if (!quietKeys.isEmpty() && quietKeys.containsKey(new String(key, StandardCharsets.UTF_8))) {
-            return;  // written by a sync key execution: see runSyncQuietly
-        }
-        for (Registration r : keyRegistrationsByPrefix.getOrDefault(prefix, List.of())) {
+        // Written by a sync key execution (see runSyncQuietly): hidden from key registrations only. A stream
+        // registration still sees the XADD, as RedisGears' StreamReader sees a sync execution's XADD (the
+        // write-behind pattern: a sync key registration feeds the stream a StreamReader drains).
+        boolean quiet = !quietKeys.isEmpty() && quietKeys.containsKey(new String(key, StandardCharsets.UTF_8));
+        for (Registration r : quiet ? List.<Registration>of() : keyRegistrationsByPrefix.getOrDefault(prefix, List.<Registration>of())) {
             if (r.isPaused()) {
                 continue;
             }
@@ -645,16 +646,29 @@ public final class Registrations implements KeyEvents.Listener {
                 waited += e.length > 2 ? now - (long) e[2] : 0;
             }
             r.eventLag(waited, batch.size(), batch.getFirst().length > 2 ? now - (long) batch.getFirst()[2] : 0);
+            List<Execution> created = new ArrayList<>(batch.size());
             try {
-                runKeyBatch(r, batch);
+                runKeyBatch(r, batch, created);
             } catch (RuntimeException e) {
                 log.warn("registration {}: a batch of {} key events failed: {}", r.id(), batch.size(), e.getMessage());
-                r.processed(batch.size());
+                // Executions already created count themselves when they end (end them now); the events that
+                // never became one are counted here, once: the sync barrier must not run ahead of them.
+                for (Execution x : created) {
+                    engine.failed(x, e.getMessage());
+                }
+                if (created.size() < batch.size()) {
+                    r.processed(batch.size() - created.size() - accountedSkips.get());
+                }
+            } finally {
+                accountedSkips.remove();
             }
         }
     }
 
-    private void runKeyBatch(Registration r, List<Object[]> batch) {
+    /** Events of the running batch that runKeyBatch counted as processed itself (skipped ones). */
+    private final ThreadLocal<Integer> accountedSkips = ThreadLocal.withInitial(() -> 0);
+
+    private void runKeyBatch(Registration r, List<Object[]> batch, List<Execution> created) {
         boolean keysOnly = r.kind() == Registration.Kind.KEYS_ONLY;
         List<String> keyTypes = r.listArg("keyTypes");
         boolean readValue = !keysOnly && r.boolArg("readValue");
@@ -680,6 +694,7 @@ public final class Registrations implements KeyEvents.Listener {
         synchronized (r) {
             if (r.isUnregistered()) {
                 r.processed(batch.size());
+                accountedSkips.set(batch.size());
                 return;
             }
             for (int i = 0; i < batch.size(); i++) {
@@ -698,6 +713,7 @@ public final class Registrations implements KeyEvents.Listener {
                 Object value = readValue ? io.jgears.redis.GenericOutput.toHost(read.get(1 + i * step + 2)) : null;
                 Execution e = newExecution(r);
                 e.done().whenComplete((x, error) -> r.processed(1));
+                created.add(e);
                 // Events of one key share a lane, so they run in arrival order.
                 int lane = lanes.length == 1 ? 0 : Math.floorMod(key.hashCode(), lanes.length);
                 if (lanes[lane] == null) {
@@ -710,6 +726,7 @@ public final class Registrations implements KeyEvents.Listener {
             r.triggered(executions(lanes));
         }
         r.processed(skipped);
+        accountedSkips.set(skipped);
         List<List<Execution>> used = new ArrayList<>(lanes.length);
         List<List<Object>> usedPayloads = new ArrayList<>(lanes.length);
         for (int i = 0; i < lanes.length; i++) {

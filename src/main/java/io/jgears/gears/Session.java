@@ -34,6 +34,34 @@ public final class Session {
     /** The ACL user its commands run as (the client's), or null for jgears' own. */
     private volatile io.jgears.redis.RedisUser user;
 
+    /** The requirements it asked for (REQUIREMENTS), as given. */
+    private volatile java.util.List<String> requirements = java.util.List.of();
+    /** The directories its import hook reads, those of its requirements' wheels. */
+    private volatile java.util.List<java.nio.file.Path> requirementRoots = java.util.List.of();
+    /** What its sandbox allows beyond the default (ALLOW, PythonAllowNetwork). */
+    private volatile io.jgears.requirements.SessionPolicy policy = io.jgears.requirements.SessionPolicy.DEFAULT;
+
+    public java.util.List<String> requirements() {
+        return requirements;
+    }
+
+    public java.util.List<java.nio.file.Path> requirementRoots() {
+        return requirementRoots;
+    }
+
+    void requirements(java.util.List<String> names, java.util.List<java.nio.file.Path> roots) {
+        requirements = java.util.List.copyOf(names);
+        requirementRoots = java.util.List.copyOf(roots);
+    }
+
+    public io.jgears.requirements.SessionPolicy policy() {
+        return policy;
+    }
+
+    void policy(io.jgears.requirements.SessionPolicy p) {
+        policy = p;
+    }
+
     /** RedisGears 1.2 mode: a globals dict of its own in the one shared context (see Sessions). */
     private final boolean shared;
     /** Names this session's globals in the shared context (ids repeat across upgrades, this does not). */

@@ -25,7 +25,8 @@ final class SessionStore implements AutoCloseable {
     static final String SESSION = "{jgears}:session:";
 
     /** {@code user}: the ACL user name the session ran as (never its password), or null. */
-    record Stored(String id, String code, String description, String user, boolean shared) {
+    record Stored(String id, String code, String description, String user, boolean shared,
+                  List<String> requirements, String network, boolean threads) {
     }
 
     private final StatefulRedisConnection<byte[], byte[]> state;
@@ -68,7 +69,8 @@ final class SessionStore implements AutoCloseable {
 
     /** The entry a session is stored as. */
     static Stored of(Session s) {
-        return new Stored(s.id(), s.code(), s.description(), s.user() == null ? null : s.user().name(), s.isShared());
+        return new Stored(s.id(), s.code(), s.description(), s.user() == null ? null : s.user().name(), s.isShared(),
+                s.requirements(), s.policy().networkText(), s.policy().threads());
     }
 
     /** How many sessions the index holds (0 after a FLUSHALL or FLUSHDB of the state database). */
@@ -83,7 +85,11 @@ final class SessionStore implements AutoCloseable {
                 "hasDescription", s.description() == null ? "0" : "1",
                 "created", s.created().toString(),
                 "user", s.user() == null ? "" : s.user().name(),
-                "isolation", s.isShared() ? "shared" : "interpreter");
+                "isolation", s.isShared() ? "shared" : "interpreter",
+                // One requirement per line (pip requirement strings have no newlines).
+                "requirements", String.join("\n", s.requirements()),
+                "network", s.policy().networkText(),
+                "threads", s.policy().threads() ? "1" : "0");
         run("ZADD", INDEX, "NX", String.valueOf(s.created().toEpochMilli()), s.id());
     }
 
@@ -96,13 +102,17 @@ final class SessionStore implements AutoCloseable {
         List<Stored> out = new ArrayList<>();
         for (Object id : (List<?>) run("ZRANGE", INDEX, "0", "-1")) {
             String sid = String.valueOf(id);
-            List<?> h = (List<?>) run("HMGET", SESSION + sid, "code", "description", "hasDescription", "user", "isolation");
+            List<?> h = (List<?>) run("HMGET", SESSION + sid, "code", "description", "hasDescription", "user", "isolation",
+                    "requirements", "network", "threads");
             if (h.get(0) == null) {
                 continue;
             }
             String user = h.get(3) == null || String.valueOf(h.get(3)).isEmpty() ? null : String.valueOf(h.get(3));
             out.add(new Stored(sid, String.valueOf(h.get(0)), "1".equals(String.valueOf(h.get(2))) ? String.valueOf(h.get(1)) : null, user,
-                    "shared".equals(String.valueOf(h.get(4)))));
+                    "shared".equals(String.valueOf(h.get(4))),
+                    h.get(5) == null || String.valueOf(h.get(5)).isEmpty() ? List.of() : List.of(String.valueOf(h.get(5)).split("\n")),
+                    h.get(6) == null ? "none" : String.valueOf(h.get(6)),
+                    "1".equals(String.valueOf(h.get(7)))));
         }
         return out;
     }

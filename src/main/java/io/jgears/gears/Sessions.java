@@ -83,13 +83,19 @@ public final class Sessions {
     }
 
     Session create(String id, String description, Session replacing, boolean sharedMode) {
+        return create(id, description, replacing, sharedMode, io.jgears.requirements.SessionPolicy.DEFAULT);
+    }
+
+    /** As above, on a context built for {@code policy} when it is not the default sandbox (never shared). */
+    Session create(String id, String description, Session replacing, boolean sharedMode, io.jgears.requirements.SessionPolicy policy) {
         String sid = id != null ? id : UUID.randomUUID().toString().replace("-", "");
         Session existing = byId.get(sid);
         if (existing != null && existing != replacing) {
             throw new IllegalStateException("Session " + sid + " already exists");
         }
-        SubInterpreter interpreter = sharedMode ? sharedInterpreter() : pool.take();
+        SubInterpreter interpreter = sharedMode ? sharedInterpreter() : pool.take(policy);
         Session session = new Session(sid, description, interpreter, this::removed, sharedMode);
+        session.policy(policy);
         if (!sharedMode) {
             ((HostApi) interpreter.host()).bind(session);
         }

@@ -25,7 +25,9 @@ import java.util.List;
  */
 final class SessionsFile {
     private static final Logger log = LoggerFactory.getLogger(SessionsFile.class);
-    private static final String MAGIC = "jgears-sessions 1";
+    private static final String MAGIC = "jgears-sessions 2";
+    /** Version 1 had no requirements or capability policy. */
+    private static final String MAGIC_1 = "jgears-sessions 1";
 
     private final Path file;
     private final String redisIdentity;
@@ -51,6 +53,9 @@ final class SessionsFile {
                 writeString(out, s.description());
                 writeString(out, s.user());
                 out.writeBoolean(s.shared());
+                writeString(out, String.join("\n", s.requirements()));
+                writeString(out, s.network());
+                out.writeBoolean(s.threads());
             }
         }
         Files.createDirectories(file.toAbsolutePath().getParent());
@@ -71,7 +76,9 @@ final class SessionsFile {
             return List.of();
         }
         try (DataInputStream in = new DataInputStream(new java.io.ByteArrayInputStream(content))) {
-            if (!MAGIC.equals(in.readUTF())) {
+            String magic = in.readUTF();
+            boolean v1 = MAGIC_1.equals(magic);
+            if (!v1 && !MAGIC.equals(magic)) {
                 log.warn("{} is not a jgears sessions file; ignored", file);
                 return List.of();
             }
@@ -83,7 +90,18 @@ final class SessionsFile {
             int n = in.readInt();
             List<SessionStore.Stored> out = new ArrayList<>(n);
             for (int i = 0; i < n; i++) {
-                out.add(new SessionStore.Stored(readString(in), readString(in), readString(in), readString(in), in.readBoolean()));
+                String id = readString(in), code = readString(in), description = readString(in), user = readString(in);
+                boolean shared = in.readBoolean();
+                List<String> requirements = List.of();
+                String network = "none";
+                boolean threads = false;
+                if (!v1) {
+                    String reqs = readString(in);
+                    requirements = reqs == null || reqs.isEmpty() ? List.of() : List.of(reqs.split("\n"));
+                    network = readString(in);
+                    threads = in.readBoolean();
+                }
+                out.add(new SessionStore.Stored(id, code, description, user, shared, requirements, network, threads));
             }
             return out;
         } catch (IOException | RuntimeException e) {

@@ -71,6 +71,11 @@ public final class ContextPool implements AutoCloseable {
         return si != null ? si : runtime.create(hostObjects);
     }
 
+    /** A sub-interpreter for this policy: the pool's for the default sandbox, else one built for it. */
+    public SubInterpreter take(io.jgears.requirements.SessionPolicy policy) {
+        return policy.isDefault() ? take() : runtime.create(hostObjects, policy);
+    }
+
     /** Waits until the pool holds {@code size} contexts (used at start-up and by tests). */
     public boolean awaitFull(long timeout, TimeUnit unit) throws InterruptedException {
         long deadline = System.nanoTime() + unit.toNanos(timeout);

@@ -1,5 +1,6 @@
 package io.jgears.python;
 
+import io.jgears.requirements.SessionPolicy;
 import org.graalvm.polyglot.Context;
 import org.graalvm.polyglot.Engine;
 import org.graalvm.polyglot.EnvironmentAccess;
@@ -80,13 +81,22 @@ public final class PythonRuntime implements AutoCloseable {
      * given here is reachable (as {@code polyglot.import_value('jgears')}).
      */
     public SubInterpreter create(Supplier<Object> hostObject) {
+        return create(hostObject, SessionPolicy.DEFAULT);
+    }
+
+    /**
+     * A sub-interpreter for a session's capability policy: host sockets when it allows network (the
+     * file system stays closed either way), threads when it allows them. What the policy refuses raises
+     * PermissionError in Python (see _apply_policy in the runtime).
+     */
+    public SubInterpreter create(Supplier<Object> hostObject, SessionPolicy policy) {
         long start = System.nanoTime();
         Object host = hostObject.get();
         Context context = Context.newBuilder("python")
                 .engine(engine)
-                .allowIO(IOAccess.NONE)
+                .allowIO(policy.socketAccess() ? IOAccess.newBuilder().allowHostSocketAccess(true).build() : IOAccess.NONE)
                 .allowCreateProcess(false)
-                .allowCreateThread(false)
+                .allowCreateThread(policy.threads())
                 .allowNativeAccess(false)
                 .allowEnvironmentAccess(EnvironmentAccess.NONE)
                 .allowHostClassLookup(name -> false)
@@ -105,6 +115,7 @@ public final class PythonRuntime implements AutoCloseable {
         try {
             context.getPolyglotBindings().putMember("jgears", host);
             Value module = context.eval(bootstrap).execute(runtimeSource);
+            module.getMember("_apply_policy").execute(policy.network(), String.join(",", policy.allowed()), policy.threads());
             context.eval("python", "del _jgears_bootstrap\n" + preImports);
             SubInterpreter si = new SubInterpreter(this, context, module, host);
             live.incrementAndGet();

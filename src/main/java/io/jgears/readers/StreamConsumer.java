@@ -200,12 +200,24 @@ public final class StreamConsumer {
 
     /** RG.UNREGISTER: no execution starts after this returns; one already running completes. */
     public void stop() {
+        CompletableFuture<Boolean> running = new CompletableFuture<>();
         call(() -> {
             status = Status.UNREGISTERED;
             forgetStreams();
             releaseIdleWaiters();
-            close(conn);
+            running.complete(current != null);
+            if (current == null) {
+                close(conn);
+            }
         });
+        // A batch still running finishes as on RedisGears: its entries are acknowledged (and trimmed) by
+        // done(), which then stops the threads; the next entries stay in the stream.
+        if (!running.getNow(false)) {
+            stopThreads();
+        }
+    }
+
+    private void stopThreads() {
         control.shutdown();
         try {
             worker.execute(() -> close(readConn));  // after the running execution, if any
@@ -481,6 +493,13 @@ public final class StreamConsumer {
             }
         } else {
             st.running = false;
+        }
+        if (status == Status.UNREGISTERED) {
+            if (idle()) {
+                close(conn);
+                stopThreads();
+            }
+            return;
         }
         dispatch();
         if (idle()) {

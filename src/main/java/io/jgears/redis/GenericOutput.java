@@ -18,6 +18,17 @@ public final class GenericOutput extends CommandOutput<byte[], byte[], Object> {
     private record Open(List<Object> list, int expected) {
     }
 
+    /**
+     * A status (simple string) to send on as one. Lettuce decodes status and bulk replies alike, so the
+     * views that pass a Redis reply on mark the fields Redis sends as statuses (redis-cli checks the type).
+     */
+    public record Status(String text) {
+        @Override
+        public String toString() {
+            return text;
+        }
+    }
+
     private final ArrayDeque<Open> stack = new ArrayDeque<>();
 
     public GenericOutput() {

@@ -77,6 +77,7 @@ public final class Replies {
         return switch (value) {
             case null -> FullBulkStringRedisMessage.NULL_INSTANCE;
             case RedisMessage m -> m;
+            case io.jgears.redis.GenericOutput.Status st -> simple(st.text());
             case String s -> bulk(s);
             case Long l -> integer(l);
             case Integer i -> integer(i);

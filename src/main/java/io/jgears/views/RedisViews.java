@@ -213,7 +213,7 @@ public final class RedisViews extends DelegatingLocalCommands {
         String sub = args.size() < 2 ? "" : str(args.get(1)).toUpperCase(Locale.ROOT);
         switch (sub) {
             case "" -> {
-                List<Object> all = new ArrayList<>((List<?>) onRedis(client, args));
+                List<Object> all = new ArrayList<>(commandInfoStatuses((List<?>) onRedis(client, args)));
                 RgCommands.ALL.forEach(c -> all.add(c.info()));
                 return Replies.of(all);
             }
@@ -250,7 +250,8 @@ public final class RedisViews extends DelegatingLocalCommands {
     /** COMMAND INFO / DOCS name...: Redis answers for its commands, jgears for RG.*, in the order asked. */
     private RedisMessage perName(ClientInfo client, List<byte[]> args, boolean info) {
         if (args.size() == 2) {
-            List<Object> all = new ArrayList<>((List<?>) onRedis(client, args));
+            List<?> redisAll = (List<?>) onRedis(client, args);
+            List<Object> all = new ArrayList<>(info ? commandInfoStatuses(redisAll) : docsStatuses(redisAll));
             for (RgCommands.Spec c : RgCommands.ALL) {
                 if (info) {
                     all.add(c.info());
@@ -268,6 +269,7 @@ public final class RedisViews extends DelegatingLocalCommands {
             }
         }
         List<?> fromRedis = redisArgs.size() > 2 ? (List<?>) onRedis(client, redisArgs) : List.of();
+        fromRedis = info ? commandInfoStatuses(fromRedis) : docsStatuses(fromRedis);
         List<Object> out = new ArrayList<>();
         if (info) {
             int j = 0;
@@ -286,6 +288,48 @@ public final class RedisViews extends DelegatingLocalCommands {
             }
         }
         return Replies.of(out);
+    }
+
+    /** COMMAND (INFO) entries with the fields Redis sends as statuses marked so: flags, ACL categories, key spec flags. */
+    private static List<?> commandInfoStatuses(List<?> entries) {
+        List<Object> out = new ArrayList<>(entries.size());
+        for (Object e : entries) {
+            if (e instanceof List<?> entry && entry.size() >= 10) {
+                List<Object> copy = new ArrayList<>(entry);
+                copy.set(2, statuses(entry.get(2)));
+                copy.set(6, statuses(entry.get(6)));
+                copy.set(8, docsStatuses((List<?>) entry.get(8)));
+                copy.set(9, commandInfoStatuses((List<?>) entry.get(9)));
+                out.add(copy);
+            } else {
+                out.add(e);
+            }
+        }
+        return out;
+    }
+
+    /** Flat maps nested anywhere: the values of "flags" and "doc_flags" are lists of statuses. */
+    private static List<?> docsStatuses(List<?> list) {
+        List<Object> out = new ArrayList<>(list.size());
+        for (int i = 0; i < list.size(); i++) {
+            Object v = list.get(i);
+            Object key = i % 2 == 1 ? list.get(i - 1) : null;
+            if (("flags".equals(key) || "doc_flags".equals(key)) && v instanceof List<?>) {
+                out.add(statuses(v));
+            } else if (v instanceof List<?> nested) {
+                out.add(docsStatuses(nested));
+            } else {
+                out.add(v);
+            }
+        }
+        return out;
+    }
+
+    private static Object statuses(Object list) {
+        if (!(list instanceof List<?> l)) {
+            return list;
+        }
+        return l.stream().map(x -> x instanceof String s ? (Object) new io.jgears.redis.GenericOutput.Status(s) : x).toList();
     }
 
     // ------------------------------------------------------------------ Redis

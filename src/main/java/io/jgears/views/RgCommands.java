@@ -11,14 +11,20 @@ import java.util.Locale;
 final class RgCommands {
     record Spec(String name, String summary, boolean keyed, boolean movable) {
         List<Object> info() {
-            List<Object> flags = movable ? List.of("readonly", "module", "movablekeys") : List.of("readonly", "module");
+            // Flags are status replies, as Redis sends them (redis-cli and client libraries check the type).
+            List<Object> flags = movable ? List.of(status("readonly"), status("module"), status("movablekeys"))
+                    : List.of(status("readonly"), status("module"));
             List<Object> keySpecs = keyed
-                    ? List.of(List.of("flags", List.of("RW", "UPDATE"),
+                    ? List.of(List.of("flags", List.of(status("RW"), status("UPDATE")),
                     "begin_search", List.of("type", "index", "spec", List.of("index", 2L)),
                     "find_keys", List.of("type", "range", "spec", List.of("lastkey", 0L, "keystep", 1L, "limit", 0L))))
                     : List.of();
             return List.of(name, -1L, flags, keyed ? 2L : 0L, keyed ? 2L : 0L, keyed ? 1L : 0L,
                     List.of(), List.of(), keySpecs, List.of());
+        }
+
+        private static Object status(String text) {
+            return new io.jgears.redis.GenericOutput.Status(text);
         }
 
         List<Object> docs() {

@@ -2252,3 +2252,139 @@ _module.registerTimeEvent = registerTE
 _module.error = GearsError
 builtins.redisgears = _module
 sys.modules['redisgears'] = _module
+
+
+# ---------------------------------------------------------------- capability policy and requirements
+# The JVM-level sandbox decides what a context may do (no host sockets unless its session's policy allows
+# network; no threads unless it allows threads). Asking for what it refuses would end in an internal
+# error that no `except` catches; these patches make the refusal an ordinary PermissionError first.
+
+_NO_NETWORK = ('network access is not allowed in this session: run it with RG.PYEXECUTE ... ALLOW network '
+               '(or ALLOW network=host:port,...), or set PythonAllowNetwork')
+_NO_THREADS = ('threads are not allowed in this session: start jgears with PythonAllowThreads 1 and run it '
+               'with RG.PYEXECUTE ... ALLOW threads')
+
+
+def _refuse(message):
+    def refused(*args, **kwargs):
+        raise PermissionError(13, message)
+    return refused
+
+
+def _apply_policy(network, allowed, threads):
+    """network: 'none', 'all' or 'list' (then allowed is 'host:port,...'); threads: a bool."""
+    import _socket
+    if network == 'none':
+        class socket(object):
+            __slots__ = ()  # socket.py's subclass adds __weakref__ and its own slots
+
+            def __init__(self, *args, **kwargs):
+                raise PermissionError(13, _NO_NETWORK)
+        socket.__module__ = '_socket'
+        _socket.socket = _socket.SocketType = socket
+        for name in ('socketpair', 'fromfd', 'getaddrinfo', 'gethostbyname', 'gethostbyname_ex', 'gethostbyaddr',
+                     'getnameinfo', 'dup'):
+            if hasattr(_socket, name):
+                setattr(_socket, name, _refuse(_NO_NETWORK))
+    elif network == 'list':
+        _limit_sockets(_socket, [a for a in str(allowed).split(',') if a])
+    if not threads:
+        _thread.start_new_thread = _refuse(_NO_THREADS)
+        if hasattr(_thread, 'start_joinable_thread'):
+            _thread.start_joinable_thread = _refuse(_NO_THREADS)
+        if 'threading' in sys.modules:
+            sys.modules['threading']._start_new_thread = _thread.start_new_thread
+
+
+def _limit_sockets(_socket, allowed):
+    """Sockets may connect (or send, or bind) only to the listed host:port pairs, by name or address."""
+    original = _socket.socket
+    resolve = _socket.getaddrinfo
+    wanted = []
+    for entry in allowed:
+        host, _, port = entry.rpartition(':')
+        wanted.append((host.lower(), int(port)))
+
+    def check(address):
+        if not isinstance(address, tuple) or len(address) < 2:
+            raise PermissionError(13, 'network access to %r is not allowed in this session' % (address,))
+        host, port = str(address[0]).lower(), address[1]
+        for h, p in wanted:
+            if p != port:
+                continue
+            if h == host:
+                return
+            try:
+                if any(info[4][0] == host for info in resolve(h, p)):
+                    return
+            except OSError:
+                pass
+        raise PermissionError(13, 'network access to %s:%s is not allowed in this session (allowed: %s)'
+                              % (host, port, ', '.join(allowed)))
+
+    class socket(original):
+        __slots__ = ()
+
+        def connect(self, address):
+            check(address)
+            return original.connect(self, address)
+
+        def connect_ex(self, address):
+            check(address)
+            return original.connect_ex(self, address)
+
+        def bind(self, address):
+            check(address)
+            return original.bind(self, address)
+
+        def sendto(self, data, *args):
+            check(args[-1] if args else None)
+            return original.sendto(self, data, *args)
+
+    socket.__module__ = '_socket'
+    _socket.socket = _socket.SocketType = socket
+
+
+class _RequirementLoader(object):
+    """Runs a requirement's module from the source jgears read for it."""
+
+    def __init__(self, source):
+        self.source = source
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        exec(compile(self.source, module.__spec__.origin, 'exec', dont_inherit=True), module.__dict__)
+
+
+class _RequirementsFinder(object):
+    """Imports the session's requirements, and only its own, through jgears: the sandbox has no file
+    system, so jgears reads their files (read-only) from its requirement store."""
+
+    @staticmethod
+    def find_spec(fullname, path=None, target=None):
+        found = _host.requirementModule(fullname)
+        if found is None:
+            return None
+        import importlib.machinery
+        kind, origin, source = str(found[0]), str(found[1]), str(found[2])
+        if kind == 'namespace':
+            spec = importlib.machinery.ModuleSpec(fullname, None, is_package=True)
+            spec.submodule_search_locations = origin.split('\n')
+            return spec
+        spec = importlib.machinery.ModuleSpec(fullname, _RequirementLoader(source), origin=origin,
+                                              is_package=(kind == 'package'))
+        if kind == 'package':
+            spec.submodule_search_locations = [origin.rpartition('/')[0]]
+        spec.has_location = True
+        return spec
+
+    @staticmethod
+    def invalidate_caches():
+        pass
+
+
+def _use_requirements():
+    if _RequirementsFinder not in sys.meta_path:
+        sys.meta_path.append(_RequirementsFinder)
