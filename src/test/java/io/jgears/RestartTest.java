@@ -52,7 +52,7 @@ class RestartTest {
         RedisClient probe = RedisClient.create(RedisURI.builder().withHost("127.0.0.1").withPort(port)
                 .withTimeout(Duration.ofSeconds(5)).build());
         try {
-            await("jgears " + name + " to answer", 120_000, () -> {
+            await("jgears " + name + " to answer", 300_000, () -> {
                 if (!p.isAlive()) {
                     throw new AssertionError("jgears " + name + " exited; see " + LOGS.resolve(name + ".log"));
                 }
