@@ -3,6 +3,9 @@ package io.jgears;
 import io.jgears.metrics.MetricsEndpoint;
 import org.junit.jupiter.api.Test;
 
+import java.util.List;
+import java.util.Map;
+
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -44,6 +47,52 @@ class MetricsTest extends GearsTestBase {
                 call("RG.UNREGISTER", rid);
             }
             assertFalse(get(metrics.port()).contains("id=\"" + rid + "\""), "an unregistered registration's meters are gone");
+        }
+    }
+
+    /** Key events' lag per registration, and a stream registration's group lag and pending entries (XINFO GROUPS). */
+    @Test
+    void eventLagAndStreamGroupsAreScraped() throws Exception {
+        var direct = TestServer.redisDirect();
+        try (MetricsEndpoint metrics = MetricsEndpoint.start(TestServer.get().engine(), "127.0.0.1", 0)) {
+            py("GB().foreach(lambda r: execute('INCR', 'mlag:seen')).register(prefix='mlag:k:*')\n"
+                    + "GB('StreamReader').foreach(lambda r: execute('INCR', 'mlag:entries')).register(prefix='mlag:s')", "ID", "metrics-lag");
+            List<String> rids = new java.util.ArrayList<>();
+            for (Object r : (List<?>) call("RG.DUMPREGISTRATIONS")) {
+                if (String.valueOf(r).contains("mlag:")) {
+                    rids.add(String.valueOf(((List<?>) r).get(1)));
+                }
+            }
+            assertEquals(2, rids.size());
+            try {
+                for (int i = 0; i < 20; i++) {
+                    direct.set("mlag:k:" + i, "v");
+                    direct.xadd("mlag:s", Map.of("n", String.valueOf(i)));
+                }
+                long deadline = System.currentTimeMillis() + 120_000;
+                while ((!"20".equals(direct.get("mlag:seen")) || !"20".equals(direct.get("mlag:entries")))
+                        && System.currentTimeMillis() < deadline) {
+                    Thread.sleep(50);
+                }
+                assertEquals("20", direct.get("mlag:seen"));
+                assertEquals("20", direct.get("mlag:entries"));
+                String body = get(metrics.port());
+                String keyReg = ".*id=\"" + java.util.regex.Pattern.quote(rids.get(0)) + "\".*";
+                String streamReg = ".*id=\"" + java.util.regex.Pattern.quote(rids.get(1)) + "\".*";
+                assertTrue(line(body, "jgears_registration_event_lag_seconds_count", keyReg).endsWith(" 20"), body);
+                assertTrue(line(body, "jgears_registration_event_lag_seconds_sum", keyReg).matches(".* [0-9.E-]+"), body);
+                assertTrue(line(body, "jgears_registration_event_lag_last_seconds", keyReg).matches(".* [0-9.E-]+"), body);
+                assertTrue(line(body, "jgears_stream_lag", streamReg + "stream=\"mlag:s\".*").endsWith(" 0.0"), body);
+                assertTrue(line(body, "jgears_stream_pending", streamReg + "stream=\"mlag:s\".*").endsWith(" 0.0"), body);
+            } finally {
+                for (String rid : rids) {
+                    call("RG.UNREGISTER", rid);
+                }
+                direct.del("mlag:s", "mlag:seen", "mlag:entries");
+                for (int i = 0; i < 20; i++) {
+                    direct.del("mlag:k:" + i);
+                }
+            }
         }
     }
 

@@ -96,4 +96,26 @@ class RedisViewsTest extends GearsTestBase {
         assertEquals(0, cli.waitFor(), out);
         assertTrue(out.startsWith("OK\n1\n1\n"), out);
     }
+    /** A slow RG.* call is Redis' latency monitor's "command" event: LATENCY LATEST, HISTORY command, RESET. */
+    @Test
+    void slowRgCallsAreInTheLatencyMonitorsCommandEvent() throws Exception {
+        var direct = TestServer.redisDirect();
+        direct.configSet("latency-monitor-threshold", "100");
+        try {
+            Thread.sleep(1100);
+            call("RG.PYSTATS");  // jgears reads the threshold again (at most once a second)
+            Thread.sleep(500);
+            call("LATENCY", "RESET");
+            py("GB('ShardsIDReader').foreach(lambda x: __import__('time').sleep(0.3)).run()");
+            List<?> command = ((List<?>) call("LATENCY", "LATEST")).stream().map(r -> (List<?>) r)
+                    .filter(r -> "command".equals(r.get(0))).findFirst().orElseThrow(() -> new AssertionError("no command event"));
+            assertTrue((Long) command.get(2) >= 300 && (Long) command.get(3) >= 300, command.toString());
+            List<?> history = (List<?>) call("LATENCY", "HISTORY", "command");
+            assertTrue(history.stream().anyMatch(r -> (Long) ((List<?>) r).get(1) >= 300), history.toString());
+            assertTrue((Long) call("LATENCY", "RESET", "command") >= 1);
+            assertTrue(((List<?>) call("LATENCY", "HISTORY", "command")).isEmpty());
+        } finally {
+            direct.configSet("latency-monitor-threshold", "0");
+        }
+    }
 }

@@ -52,7 +52,7 @@ class RestartTest {
         RedisClient probe = RedisClient.create(RedisURI.builder().withHost("127.0.0.1").withPort(port)
                 .withTimeout(Duration.ofSeconds(5)).build());
         try {
-            await("jgears " + name + " to answer", 120_000, () -> {
+            await("jgears " + name + " to answer", 300_000, () -> {
                 if (!p.isAlive()) {
                     throw new AssertionError("jgears " + name + " exited; see " + LOGS.resolve(name + ".log"));
                 }
@@ -79,7 +79,7 @@ class RestartTest {
             int port = EmbeddedRedis.freePort();
             first = startJGears(port, redis.port(), "first");
             RedisClient jg = RedisClient.create(RedisURI.builder().withHost("127.0.0.1").withPort(port)
-                    .withTimeout(Duration.ofSeconds(60)).build());
+                    .withTimeout(Duration.ofSeconds(180)).build());
             try (StatefulRedisConnection<String, String> c = jg.connect()) {
                 var j = c.sync();
                 assertEquals("OK", pyexecute(j, "import time\n"

@@ -28,10 +28,12 @@ public final class GearsCommands implements LocalCommands {
     private final ExecutorService control = Executors.newVirtualThreadPerTaskExecutor();
 
     private final SlowLog slowLog;
+    private final LatencyMonitor latency;
 
     public GearsCommands(GearsEngine engine) {
         this.engine = engine;
         this.slowLog = new SlowLog(engine.redis());
+        this.latency = new LatencyMonitor(engine.redis());
         engine.commands(this);
     }
 
@@ -74,23 +76,33 @@ public final class GearsCommands implements LocalCommands {
 
     @Override
     public boolean handles(String upperName) {
-        // SLOWLOG too: jgears' own slow RG.* commands are merged into Redis' entries.
-        return upperName.startsWith("RG.") || upperName.equals("SLOWLOG");
+        // SLOWLOG and LATENCY too: jgears' own slow RG.* commands are merged into Redis' entries.
+        return upperName.startsWith("RG.") || upperName.equals("SLOWLOG") || upperName.equals("LATENCY");
     }
 
     @Override
     public CompletableFuture<RedisMessage> execute(ClientInfo client, List<byte[]> args) {
         String name = str(args.getFirst()).toUpperCase(Locale.ROOT);
         if (slowLog.claimRefresh()) {
-            control.execute(slowLog::refresh);
+            control.execute(() -> {
+                slowLog.refresh();
+                latency.refresh();
+            });
         }
         if (name.equals("SLOWLOG")) {
             return CompletableFuture.supplyAsync(() -> slowLog.command(args), control);
         }
+        if (name.equals("LATENCY")) {
+            return CompletableFuture.supplyAsync(() -> latency.command(args), control);
+        }
         long start = System.nanoTime();
         CompletableFuture<RedisMessage> reply = run(client, args, name);
         String address = clientAddress(client);
-        reply.whenComplete((r, e) -> slowLog.record(args, (System.nanoTime() - start) / 1000, address));
+        reply.whenComplete((r, e) -> {
+            long micros = (System.nanoTime() - start) / 1000;
+            slowLog.record(args, micros, address);
+            latency.record(micros);
+        });
         return reply;
     }
 

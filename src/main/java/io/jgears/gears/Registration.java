@@ -171,7 +171,25 @@ public final class Registration {
     synchronized void lag(long nanos) {
         lastLagNanos = nanos;
         totalLagNanos += nanos;
+        lagSamples++;
+        lagMetricNanos += nanos;
     }
+
+    /**
+     * Key events' lag, for metrics: {@code total} nanoseconds waited by {@code events} events between their
+     * notification and the start of their batch, the oldest of them {@code oldest}. (DUMPREGISTRATIONS shows
+     * lag for StreamReader only, as RedisGears does.)
+     */
+    synchronized void eventLag(long total, long events, long oldest) {
+        lastEventLagNanos = oldest;
+        lagSamples += events;
+        lagMetricNanos += total;
+    }
+
+    /** Lag samples (events, or stream batches), their total (ns) and the last one, as metrics export them. */
+    private long lagSamples;
+    private long lagMetricNanos;
+    private long lastEventLagNanos;
 
     void status(String s) {
         status = s;
@@ -267,7 +285,8 @@ public final class Registration {
     }
 
     /** The counters metrics export: events triggered, executions by outcome, events received but not done. */
-    public record Counts(long triggered, long succeeded, long failed, long aborted, long backlog) {
+    public record Counts(long triggered, long succeeded, long failed, long aborted, long backlog,
+                         long lagSamples, long lagNanos, long lastLagNanos) {
     }
 
     public Counts counts() {
@@ -276,7 +295,8 @@ public final class Registration {
             backlog = Math.max(0, received.get() - processed);
         }
         synchronized (this) {
-            return new Counts(triggered, success, failures, aborted, backlog);
+            return new Counts(triggered, success, failures, aborted, backlog, lagSamples, lagMetricNanos,
+                    kind == Kind.STREAM ? lastLagNanos : lastEventLagNanos);
         }
     }
 }

@@ -31,6 +31,12 @@ public final class Registrations implements KeyEvents.Listener {
     private final GearsEngine engine;
     private final LinkedHashMap<String, Registration> byId = new LinkedHashMap<>();
     private final Map<Registration, StreamConsumer> consumers = new ConcurrentHashMap<>();
+
+    /** A stream registration's consumer group and the streams it reads (empty for other registrations). */
+    public Map.Entry<String, List<String>> streamsOf(Registration r) {
+        StreamConsumer c = consumers.get(r);
+        return c == null ? Map.entry("", List.of()) : Map.entry(c.group(), c.streamNames());
+    }
     /** Active registrations by reader, read on the notification thread without locking. */
     private volatile List<Registration> keyRegistrations = List.of();
     private volatile List<Registration> streamRegistrations = List.of();
@@ -594,7 +600,7 @@ public final class Registrations implements KeyEvents.Listener {
             }
             if (wantsEvent(r, event)) {
                 r.received.incrementAndGet();
-                r.events.add(new Object[]{event, key});
+                r.events.add(new Object[]{event, key, System.nanoTime()});
                 if (r.draining.compareAndSet(false, true)) {
                     engine.submit(() -> drain(r));
                 }
@@ -634,6 +640,12 @@ public final class Registrations implements KeyEvents.Listener {
                 }
                 continue;
             }
+            long now = System.nanoTime();
+            long waited = 0;
+            for (Object[] e : batch) {
+                waited += e.length > 2 ? now - (long) e[2] : 0;
+            }
+            r.eventLag(waited, batch.size(), batch.getFirst().length > 2 ? now - (long) batch.getFirst()[2] : 0);
             List<Execution> created = new ArrayList<>(batch.size());
             try {
                 runKeyBatch(r, batch, created);

@@ -5,7 +5,9 @@ import io.jgears.gears.GearsEngine;
 import io.jgears.gears.Registration;
 import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.FunctionTimer;
 import io.micrometer.core.instrument.Meter;
+import io.micrometer.core.instrument.MultiGauge;
 import io.micrometer.core.instrument.Tags;
 import io.micrometer.core.instrument.binder.jvm.ClassLoaderMetrics;
 import io.micrometer.core.instrument.binder.jvm.JvmGcMetrics;
@@ -22,11 +24,13 @@ import java.io.IOException;
 import java.io.OutputStream;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.TimeUnit;
 import java.util.function.ToDoubleFunction;
 
 /**
@@ -42,6 +46,12 @@ public final class MetricsEndpoint implements AutoCloseable {
     private final PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
     private final Map<String, List<Meter>> registrationMeters = new HashMap<>();
     private final JvmGcMetrics gc = new JvmGcMetrics();
+    private final MultiGauge streamLag = MultiGauge.builder("jgears.stream.lag")
+            .description("entries of a stream not delivered to a registration's consumer group yet (XINFO GROUPS lag)")
+            .register(registry);
+    private final MultiGauge streamPending = MultiGauge.builder("jgears.stream.pending")
+            .description("entries delivered to a registration's consumer group and not acknowledged (XINFO GROUPS pending)")
+            .register(registry);
     private final HttpServer http;
 
     private MetricsEndpoint(GearsEngine engine, HttpServer http) {
@@ -97,10 +107,15 @@ public final class MetricsEndpoint implements AutoCloseable {
     /** The Prometheus text format of every meter, with the registrations' meters brought up to date. */
     public synchronized String scrape() {
         Set<String> live = new HashSet<>();
+        List<MultiGauge.Row<?>> lagRows = new ArrayList<>();
+        List<MultiGauge.Row<?>> pendingRows = new ArrayList<>();
         for (Registration r : engine.registrations().all()) {
             live.add(r.id());
             registrationMeters.computeIfAbsent(r.id(), id -> registrationMeters(r));
+            streamRows(r, lagRows, pendingRows);
         }
+        streamLag.register(lagRows, true);
+        streamPending.register(pendingRows, true);
         registrationMeters.entrySet().removeIf(e -> {
             if (live.contains(e.getKey())) {
                 return false;
@@ -109,6 +124,39 @@ public final class MetricsEndpoint implements AutoCloseable {
             return true;
         });
         return registry.scrape();
+    }
+
+    /**
+     * A stream registration's consumer group on each of its streams, from XINFO GROUPS: {@code lag} (entries
+     * not delivered to the group yet) and {@code pending} (delivered, not acknowledged).
+     */
+    private void streamRows(Registration r, List<MultiGauge.Row<?>> lag, List<MultiGauge.Row<?>> pending) {
+        Map.Entry<String, List<String>> group = engine.registrations().streamsOf(r);
+        for (String stream : group.getValue()) {
+            try {
+                Object reply = engine.redis().execute(List.of("XINFO".getBytes(StandardCharsets.UTF_8),
+                        "GROUPS".getBytes(StandardCharsets.UTF_8), stream.getBytes(StandardCharsets.UTF_8)));
+                for (Object g : (List<?>) reply) {
+                    Map<String, Object> fields = new HashMap<>();
+                    List<?> flat = (List<?>) g;
+                    for (int i = 0; i + 1 < flat.size(); i += 2) {
+                        fields.put(String.valueOf(flat.get(i)), flat.get(i + 1));
+                    }
+                    if (!group.getKey().equals(String.valueOf(fields.get("name")))) {
+                        continue;
+                    }
+                    Tags tags = Tags.of("id", r.id(), "session", r.session().id(), "stream", stream);
+                    if (fields.get("lag") instanceof Number n) {
+                        lag.add(MultiGauge.Row.of(tags, n.doubleValue()));
+                    }
+                    if (fields.get("pending") instanceof Number n) {
+                        pending.add(MultiGauge.Row.of(tags, n.doubleValue()));
+                    }
+                }
+            } catch (RuntimeException e) {
+                log.debug("XINFO GROUPS {}: {}", stream, e.getMessage());  // the stream is gone: no row
+            }
+        }
     }
 
     private List<Meter> registrationMeters(Registration r) {
@@ -120,6 +168,14 @@ public final class MetricsEndpoint implements AutoCloseable {
                 counter("jgears.registration.aborted", "executions aborted", r, tags, c -> c.aborted()),
                 Gauge.builder("jgears.registration.backlog", r, x -> x.counts().backlog())
                         .description("events received and not done yet (the registration's lag, in events)")
+                        .tags(tags).register(registry),
+                FunctionTimer.builder("jgears.registration.event.lag", r, x -> x.counts().lagSamples(),
+                                x -> x.counts().lagNanos(), TimeUnit.NANOSECONDS)
+                        .description("time events waited before their execution started (key events: from the"
+                                + " notification; stream batches: from the first entry's xadd to the end)")
+                        .tags(tags).register(registry),
+                Gauge.builder("jgears.registration.event.lag.last", r, x -> x.counts().lastLagNanos() / 1e9)
+                        .description("the last batch's lag (its oldest event)").baseUnit("seconds")
                         .tags(tags).register(registry));
     }
 

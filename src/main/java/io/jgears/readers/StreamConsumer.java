@@ -122,6 +122,19 @@ public final class StreamConsumer {
         this.worker = Executors.newSingleThreadExecutor(Thread.ofVirtual().name("jgears-stream-run-" + name).factory());
     }
 
+    public String group() {
+        return settings.group();
+    }
+
+    /** The streams this consumer has seen (read on its control thread, where they are kept). */
+    public List<String> streamNames() {
+        try {
+            return control.submit(() -> List.copyOf(streams.keySet())).get(10, TimeUnit.SECONDS);
+        } catch (Exception e) {
+            return List.of();
+        }
+    }
+
     public Status status() {
         return status;
     }
