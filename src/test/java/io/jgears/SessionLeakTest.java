@@ -1,6 +1,7 @@
 package io.jgears;
 
 import io.lettuce.core.api.StatefulRedisConnection;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 import java.lang.management.ManagementFactory;
@@ -20,6 +21,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * (400, not more: each interpreter-mode session costs a new context, and the suite must stay within
  * minutes on a busy 2-core machine.)
  */
+@Tag("long")  // minutes on 2 cores: ./jgears test-long
 class SessionLeakTest extends GearsTestBase {
     private static final int SESSIONS = 400;
     private static final int CLIENTS = 3;

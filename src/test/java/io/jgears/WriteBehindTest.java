@@ -9,6 +9,7 @@ import io.lettuce.core.codec.StringCodec;
 import io.lettuce.core.output.NestedMultiOutput;
 import io.lettuce.core.protocol.CommandArgs;
 import io.lettuce.core.protocol.ProtocolKeyword;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 import java.nio.file.Files;
@@ -33,6 +34,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * back (entries wait and are written), a read-through registration answers key misses from the database,
  * and `import redis` reaches Redis back through jgears.
  */
+@Tag("long")  // minutes on 2 cores: ./jgears test-long
 class WriteBehindTest {
     private static final Path LOGS = Path.of("target", "write-behind-test");
     private static final int WRITES = 10_000;
