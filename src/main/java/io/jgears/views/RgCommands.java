@@ -68,6 +68,8 @@ final class RgCommands {
             new Spec("rg.pydumpsessions", "The live sessions (sub-interpreters)", false, false),
             new Spec("rg.pystats", "Python memory statistics", false, false),
             new Spec("rg.pydumpreqs", "The installed requirements", false, false),
+            new Spec("rg.pyexportreq", "Exports an installed requirement's wheels as RESP data", false, false),
+            new Spec("rg.pyimportreq", "Installs a requirement from RG.PYEXPORTREQ data", false, false),
             new Spec("rg.pyprofile", "Profiles a session's executions", false, false),
             new Spec("rg.configget", "Reads configuration values", false, false),
             new Spec("rg.configset", "Sets configuration values", false, false),
