@@ -87,13 +87,47 @@ def _format_exception(e):
     """RedisGears' error text: str() of the traceback's line list, without jgears' own frames."""
     if isinstance(e, _FlatError):
         return e.args[0]
-    import traceback
     if isinstance(e, (AttributeError, NameError)) and getattr(e, 'name', None) is not None:
         # Python 3.7 (RedisGears') adds no "Did you mean" hint; working one out over an object's
         # attributes costs a second or more in a fresh context.
         e.name = None
-    lines = traceback.format_exception(type(e), e, e.__traceback__)
+    lines = _script_traceback(e)
+    if lines is None:
+        import traceback
+        lines = traceback.format_exception(type(e), e, e.__traceback__)
     return str([line for line in lines if not line.startswith('  File "_jgears.py"')])
+
+
+def _script_traceback(e):
+    """The traceback lines of an exception raised in script code alone (frames of "<string>" and the
+    runtime, no chained exception, no notes), as the traceback module writes them; None otherwise. The
+    traceback module costs half a second or more on its first use in a fresh context (every interpreter-
+    mode RG.PYEXECUTE), and most failing steps are plain exceptions in the script's own lambdas."""
+    cls = type(e)
+    if e.__cause__ is not None or (e.__context__ is not None and not e.__suppress_context__) \
+            or isinstance(e, SyntaxError) or getattr(e, '__notes__', None) is not None:
+        return None
+    lines = []
+    tb = e.__traceback__
+    if tb is not None:
+        lines.append('Traceback (most recent call last):\n')
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        name = code.co_filename
+        if name != '<string>' and name != '_jgears.py':
+            return None  # a library frame: the traceback module shows its source line
+        lines.append('  File "%s", line %d, in %s\n' % (name, tb.tb_lineno, code.co_name))
+        tb = tb.tb_next
+    kind = cls.__qualname__
+    module = cls.__module__
+    if module not in ('__main__', 'builtins'):
+        kind = '%s.%s' % (module, kind)
+    try:
+        text = str(e)
+    except Exception:
+        return None
+    lines.append('%s: %s\n' % (kind, text) if text else '%s\n' % kind)
+    return lines
 
 
 # ---------------------------------------------------------------- module functions
