@@ -36,9 +36,7 @@ final class LatencyMonitor {
 
     void refresh() {
         try {
-            List<?> reply = (List<?>) redis.execute(List.of("CONFIG".getBytes(), "GET".getBytes(),
-                    "latency-monitor-threshold".getBytes()));
-            thresholdMillis = Long.parseLong(String.valueOf(reply.get(1)));
+            thresholdMillis = Long.parseLong(SlowLog.configGet(redis, "latency-monitor-threshold"));
         } catch (RuntimeException e) {
             // Redis away or CONFIG refused: keep the last value.
         }

@@ -75,14 +75,15 @@ final class SlowLog {
     /** Re-reads Redis' threshold and length (off the event loop: it is a round trip). */
     void refresh() {
         try {
-            slowerThanMicros = Long.parseLong(configGet("slowlog-log-slower-than"));
-            maxLen = Long.parseLong(configGet("slowlog-max-len"));
+            slowerThanMicros = Long.parseLong(configGet(redis, "slowlog-log-slower-than"));
+            maxLen = Long.parseLong(configGet(redis, "slowlog-max-len"));
         } catch (RuntimeException e) {
             // Redis away or CONFIG refused (ACL): keep the last values.
         }
     }
 
-    private String configGet(String name) {
+    /** One Redis setting's value (CONFIG GET); the latency monitor reads its threshold with it too. */
+    static String configGet(RedisBackend redis, String name) {
         List<?> reply = (List<?>) redis.execute(List.of("CONFIG".getBytes(), "GET".getBytes(), name.getBytes()));
         return String.valueOf(reply.get(1));
     }
