@@ -261,22 +261,28 @@ class RegistrationsTest extends GearsTestBase {
 
     @Test
     void unregisterStopsExecutionsAndFreesTheSessionWhenTheLastOneEnds() throws Exception {
-        direct().del("ur:n");
+        direct().del("ur:n", "ur:started", "ur:go");
+        // Each execution holds until the test says go: UNREGISTER then comes while executions are in
+        // flight and events are queued, however slow the machine.
         py("import time\n"
                 + "def slow(r):\n"
-                + "    time.sleep(0.02)\n"
+                + "    execute('INCR', 'ur:started')\n"
+                + "    while execute('GET', 'ur:go') is None:\n"
+                + "        time.sleep(0.01)\n"
                 + "    execute('INCR', 'ur:n')\n"
                 + "GB().foreach(slow).register(prefix='ur:k:*')", "ID", "ur");
         String id = registrationId("ur");
         for (int i = 0; i < 100; i++) {
             direct().set("ur:k:" + i, "x");
         }
-        await("some ran", () -> direct().get("ur:n") != null);
+        await("some started", () -> direct().get("ur:started") != null);
         assertEquals("OK", call("RG.UNREGISTER", id));
-        long atUnregister = Long.parseLong(direct().get("ur:n"));
+        long atUnregister = direct().get("ur:n") == null ? 0 : Long.parseLong(direct().get("ur:n"));
+        assertEquals(0, atUnregister, "none finished before the go");
+        direct().set("ur:go", "1");
         await("ur freed", () -> !(((List<?>) call("RG.PYDUMPSESSIONS", "SESSIONS", "ur")).getFirst() instanceof List));
         Thread.sleep(300);
-        long after = Long.parseLong(direct().get("ur:n"));
+        long after = direct().get("ur:n") == null ? 0 : Long.parseLong(direct().get("ur:n"));
         // One execution per lane may have been in flight (KeyEventConcurrency); none started after.
         long lanes = Long.parseLong(String.valueOf(((List<?>) call("RG.CONFIGGET", "KeyEventConcurrency")).getFirst()));
         assertTrue(after <= atUnregister + lanes, "at most the ones in flight ran after UNREGISTER: " + atUnregister + " -> " + after);
