@@ -61,9 +61,9 @@ public final class JGears implements AutoCloseable {
         }
     }
 
-    /** The PreImports list (comma separated module names) as Python that imports them. */
-    static String preImports(String modules) {
-        StringBuilder code = new StringBuilder();
+    /** The PreImports list (comma separated module names). */
+    static java.util.List<String> preImports(String modules) {
+        java.util.List<String> names = new java.util.ArrayList<>();
         for (String m : modules.split(",")) {
             String name = m.trim();
             if (name.isEmpty()) {
@@ -72,9 +72,9 @@ public final class JGears implements AutoCloseable {
             if (!name.matches("[A-Za-z_][A-Za-z0-9_.]*")) {
                 throw new IllegalArgumentException("PreImports: '" + name + "' is not a module name");
             }
-            code.append("import ").append(name).append('\n');
+            names.add(name);
         }
-        return code.toString();
+        return names;
     }
 
     private void doStart(Options options) throws IOException, InterruptedException {

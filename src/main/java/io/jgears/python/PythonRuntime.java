@@ -26,17 +26,6 @@ import java.util.function.Supplier;
  */
 public final class PythonRuntime implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(PythonRuntime.class);
-    /** The bootstrap loads the runtime as module '_jgears', keeping the script's __main__ clean. */
-    private static final String BOOTSTRAP = """
-            def _jgears_bootstrap(src):
-                import sys
-                m = type(sys)('_jgears')
-                sys.modules['_jgears'] = m
-                exec(compile(src, '_jgears.py', 'exec'), m.__dict__)
-                return m
-            _jgears_bootstrap
-            """;
-
     /** Only methods jgears marks as exported are reachable from Python; arrays it returns are readable. */
     static final HostAccess HOST_ACCESS = HostAccess.newBuilder()
             .allowAccessAnnotatedBy(HostAccess.Export.class)
@@ -44,23 +33,26 @@ public final class PythonRuntime implements AutoCloseable {
             .build();
 
     private final Engine engine;
-    private final Source bootstrap;
-    private final String runtimeSource;
-    private final String preImports;
+    /**
+     * The runtime as one cached Source: the engine parses it once, and the call targets it creates (and
+     * their JIT-compiled code) are shared by every context instead of being rebuilt in each.
+     */
+    private final Source runtimeSource;
+    private final String[] preImports;
     private final AtomicInteger live = new AtomicInteger();
     private final AtomicLong created = new AtomicLong();
     private final AtomicLong createNanos = new AtomicLong();
 
-    public PythonRuntime(String preImports) {
+    public PythonRuntime(java.util.List<String> preImports) {
         this.engine = Engine.newBuilder("python")
                 .option("engine.WarnInterpreterOnly", "false")
                 .in(InputStream.nullInputStream())
                 .out(OutputStream.nullOutputStream())
                 .err(OutputStream.nullOutputStream())
                 .build();
-        this.bootstrap = Source.create("python", BOOTSTRAP);
-        this.runtimeSource = resource("gears_runtime.py");
-        this.preImports = preImports;
+        this.runtimeSource = Source.newBuilder("python", resource("gears_runtime.py"), "_jgears.py")
+                .cached(true).buildLiteral();
+        this.preImports = preImports.toArray(String[]::new);
         log.info("Python runtime: GraalPy {} on {} {} ({}), JIT {}", engine.getVersion(),
                 System.getProperty("java.vm.name"), System.getProperty("java.version"), engine.getImplementationName(),
                 jitEnabled() ? "on (Graal compiler via JVMCI)" : "OFF: interpreter only, start with the jgears launcher flags");
@@ -114,9 +106,9 @@ public final class PythonRuntime implements AutoCloseable {
                 .build();
         try {
             context.getPolyglotBindings().putMember("jgears", host);
-            Value module = context.eval(bootstrap).execute(runtimeSource);
-            module.getMember("_apply_policy").execute(policy.network(), String.join(",", policy.allowed()), policy.threads());
-            context.eval("python", "del _jgears_bootstrap\n" + preImports);
+            context.eval(runtimeSource);
+            Value module = context.getBindings("python").getMember("_become_module")
+                    .execute(policy.network(), String.join(",", policy.allowed()), policy.threads(), preImports);
             SubInterpreter si = new SubInterpreter(this, context, module, host);
             live.incrementAndGet();
             created.incrementAndGet();

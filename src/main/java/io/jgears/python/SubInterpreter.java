@@ -123,31 +123,11 @@ public final class SubInterpreter implements AutoCloseable {
      * context), or in __main__ when null.
      */
     public String execScript(String code, String sessionKey) {
-        if (sessionKey != null) {
-            Value error = execScript.execute(code, sessionKey);
-            return error.isNull() ? null : error.asString();
-        }
-        // Parsed from the host as a cached Source: the shared Engine then reuses the parsed and JIT-compiled
-        // code of a script in every context that runs it, instead of compiling it anew per sub-interpreter.
-        Value module;
-        try {
-            module = context.parse(Source.newBuilder("python", code, "<string>").cached(true).buildLiteral());
-        } catch (PolyglotException e) {
-            if (e.isSyntaxError() && e.getGuestObject() != null) {
-                return call("_load_error", e.getGuestObject()).asString();
-            }
-            throw e;
-        }
-        try {
-            Value error = call("_run_parsed", module);
-            return error.isNull() ? null : error.asString();
-        } catch (PolyglotException e) {
-            if (e.isExit()) {
-                // sys.exit() at the top of a script ends the script, not the sub-interpreter.
-                return "['Traceback (most recent call last):\\n', 'SystemExit: " + e.getExitStatus() + "\\n']";
-            }
-            throw e;
-        }
+        // compile() inside the context goes through the Engine's source cache like a host-parsed Source
+        // would; running from the host's parse is not possible here because a host-evaluated Source runs
+        // in the context's first __main__, which is the runtime module's namespace (see PythonRuntime).
+        Value error = execScript.execute(code, sessionKey);
+        return error.isNull() ? null : error.asString();
     }
 
     /** Calls a function of the runtime module ({@code _run_pending}, {@code _resume}, ...). Call inside enter(). */

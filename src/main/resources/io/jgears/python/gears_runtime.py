@@ -1,6 +1,13 @@
 # The Python side of jgears, loaded once into every sub-interpreter (GraalPy context) when the warm
 # pool creates it. It gives scripts the RedisGears 1.2 API (GearsBuilder/GB, execute, log, ...) as
 # builtins, and talks to jgears through one host object with a few batched calls.
+#
+# jgears evaluates this file as one cached Source shared by every context of the engine (so it is parsed
+# once and its JIT-compiled code serves all contexts); that runs it in the context's __main__ module,
+# which _become_module() at the end then hands over to sys.modules['_jgears'], giving scripts a fresh
+# __main__. The name below makes everything defined here belong to module '_jgears'.
+__name__ = '_jgears'
+
 import _thread
 import builtins
 import sys
@@ -2216,16 +2223,6 @@ _session_globals = {}
 _compiled = {}
 
 
-def _run_parsed(module):
-    """Runs a script the host parsed (a cached Source, so its compiled code is shared by all contexts)."""
-    try:
-        module()
-        _collect_async()
-    except BaseException as e:
-        return _format_exception(e)
-    return None
-
-
 def _load_error(e):
     if isinstance(e, SyntaxError) and not isinstance(e, IndentationError):
         _as_plain_invalid_syntax(e)
@@ -2247,8 +2244,7 @@ def _exec_script(code, session_key=None):
     """Runs a script in __main__ (its own context), or in a globals dict of its own in the shared
     context (session_key); returns None, or the RedisGears-style error text when it fails to load."""
     if session_key is None:
-        import __main__
-        scope = __main__.__dict__
+        scope = sys.modules['__main__'].__dict__
     else:
         scope = _session_globals.get(session_key)
         if scope is None:
@@ -2422,3 +2418,19 @@ class _RequirementsFinder(object):
 def _use_requirements():
     if _RequirementsFinder not in sys.meta_path:
         sys.meta_path.append(_RequirementsFinder)
+
+
+def _become_module(network, allowed, threads, pre_imports):
+    """Called once by jgears right after this file ran in the context's __main__: this namespace becomes
+    module '_jgears', scripts get a fresh, empty __main__, the session's capability policy is applied,
+    and pre_imports (module names) are imported into sys.modules only, never into __main__: a script
+    sees the same globals whether they ran or not."""
+    runtime = sys.modules['__main__']
+    sys.modules['_jgears'] = runtime
+    main = type(sys)('__main__')
+    main.__builtins__ = builtins  # as CPython's __main__: a script's builtins.len patch is seen by its own code
+    sys.modules['__main__'] = main
+    _apply_policy(network, allowed, threads)
+    for name in pre_imports:
+        __import__(name)
+    return runtime
