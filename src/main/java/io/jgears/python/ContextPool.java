@@ -35,12 +35,18 @@ public final class ContextPool implements AutoCloseable {
         while (!closed) {
             try {
                 if (ready.size() < size) {
-                    SubInterpreter si = runtime.create(hostObjects);
+                    // Pre-imports (json alone costs ~340 ms of CPU) only while the pool is at least half full:
+                    // when sessions drain it, a ready context matters more than ready modules.
+                    boolean relaxed = ready.size() * 2 >= size && size > 0;
+                    SubInterpreter si = runtime.create(hostObjects, io.jgears.requirements.SessionPolicy.DEFAULT, relaxed);
                     if (closed) {
                         si.close();
                         return;
                     }
                     ready.add(si);
+                    continue;
+                }
+                if (topUpOne()) {
                     continue;
                 }
                 synchronized (refill) {
@@ -60,6 +66,32 @@ public final class ContextPool implements AutoCloseable {
                 }
             }
         }
+    }
+
+    /**
+     * With the pool full and nobody waiting, imports the pre-imports into one ready context that lacks them
+     * (created while the pool was being drained). The context leaves the queue meanwhile, so it is never
+     * handed out half-imported. False when there was nothing to do.
+     */
+    private boolean topUpOne() {
+        for (SubInterpreter si : ready) {
+            if (!si.preImported() && ready.remove(si)) {
+                try {
+                    si.preImport();
+                } catch (RuntimeException e) {
+                    si.close();
+                    log.warn("pre-imports failed in a pooled context; it was dropped", e);
+                    return true;
+                }
+                if (closed) {
+                    si.close();
+                } else {
+                    ready.add(si);
+                }
+                return true;
+            }
+        }
+        return false;
     }
 
     /** A ready sub-interpreter: from the pool when one is there, else created on the calling thread. */

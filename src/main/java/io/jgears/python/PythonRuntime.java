@@ -73,7 +73,7 @@ public final class PythonRuntime implements AutoCloseable {
      * given here is reachable (as {@code polyglot.import_value('jgears')}).
      */
     public SubInterpreter create(Supplier<Object> hostObject) {
-        return create(hostObject, SessionPolicy.DEFAULT);
+        return create(hostObject, SessionPolicy.DEFAULT, false);
     }
 
     /**
@@ -82,6 +82,15 @@ public final class PythonRuntime implements AutoCloseable {
      * PermissionError in Python (see _apply_policy in the runtime).
      */
     public SubInterpreter create(Supplier<Object> hostObject, SessionPolicy policy) {
+        return create(hostObject, policy, false);
+    }
+
+    /**
+     * As {@link #create(Supplier, SessionPolicy)}, importing the configured pre-imports when {@code withPreImports}
+     * (the pool does so when it is idle; a context created on a caller's path skips them: a script pays
+     * only for the modules it imports).
+     */
+    public SubInterpreter create(Supplier<Object> hostObject, SessionPolicy policy, boolean withPreImports) {
         long start = System.nanoTime();
         Object host = hostObject.get();
         Context context = Context.newBuilder("python")
@@ -108,8 +117,9 @@ public final class PythonRuntime implements AutoCloseable {
             context.getPolyglotBindings().putMember("jgears", host);
             context.eval(runtimeSource);
             Value module = context.getBindings("python").getMember("_become_module")
-                    .execute(policy.network(), String.join(",", policy.allowed()), policy.threads(), preImports);
-            SubInterpreter si = new SubInterpreter(this, context, module, host);
+                    .execute(policy.network(), String.join(",", policy.allowed()), policy.threads(),
+                            withPreImports ? preImports : new String[0]);
+            SubInterpreter si = new SubInterpreter(this, context, module, host, withPreImports || preImports.length == 0);
             live.incrementAndGet();
             created.incrementAndGet();
             createNanos.addAndGet(System.nanoTime() - start);
@@ -118,6 +128,11 @@ public final class PythonRuntime implements AutoCloseable {
             context.close(true);
             throw e;
         }
+    }
+
+    /** The modules every pool context imports when idle (GearsConfig PreImports). */
+    String[] preImports() {
+        return preImports;
     }
 
     void closed() {

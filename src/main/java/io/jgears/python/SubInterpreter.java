@@ -24,13 +24,26 @@ public final class SubInterpreter implements AutoCloseable {
     private final ReentrantLock lock = new ReentrantLock();
     private volatile Thread inside;
     private volatile boolean closed;
+    private volatile boolean preImported;
 
-    SubInterpreter(PythonRuntime runtime, Context context, Value module, Object host) {
+    SubInterpreter(PythonRuntime runtime, Context context, Value module, Object host, boolean preImported) {
         this.runtime = runtime;
         this.context = context;
         this.module = module;
         this.execScript = module.getMember("_exec_script");
         this.host = host;
+        this.preImported = preImported;
+    }
+
+    /** True once the configured pre-imports are in this context's sys.modules. */
+    boolean preImported() {
+        return preImported;
+    }
+
+    /** Imports the configured pre-imports into sys.modules (the pool does it for idle contexts not yet handed out). */
+    void preImport() {
+        enter(si -> module.getMember("_pre_import").execute((Object) runtime.preImports()));
+        preImported = true;
     }
 
     /** The host object this context's runtime calls (its {@code polyglot.import_value('jgears')}). */
