@@ -839,7 +839,8 @@ _run_futures = {}
 def _inside_execution():
     f = sys._getframe(2)
     while f is not None:
-        if f.f_code is _DRIVE_CODE:
+        c = f.f_code
+        if c.co_name == '_drive' and c.co_filename == _RUNTIME_FILE:
             return True
         f = f.f_back
     return False
@@ -1059,7 +1060,8 @@ def _step_scope(depth):
     coroutine, a time event). Walks the frames: only gearsFuture() and isAsyncAllow() pay for it."""
     f = sys._getframe(depth)
     while f is not None:
-        kind = _SCOPES.get(f.f_code)
+        c = f.f_code
+        kind = _SCOPES.get(c.co_name) if c.co_filename == _RUNTIME_FILE else None
         if kind is not None:
             if kind == 1:
                 return f.f_locals['created']
@@ -2175,13 +2177,15 @@ def _drain_soon():
 
 # How gearsFuture() and isAsyncAllow() see the frames they walk: 1 a step whose function may create a
 # gearsFuture (its `created` list), 2 a step whose function may not, 3 an execution's or a coroutine's driver.
-_SCOPES = {_drive.__code__: 3, _settle.__code__: 3, _advance.__code__: 3}
+# Keyed by name within this file, not by code object: with the runtime's code shared by every context of
+# the engine, a frame's f_code is not always the very object the function's __code__ is.
+_RUNTIME_FILE = _drive.__code__.co_filename
+_SCOPES = {'_drive': 3, '_settle': 3, '_advance': 3}
 for _fn in (_map, _flatmap, _foreach, _filter, _accumulate, _groupby, _aggregate, _aggregateby):
-    _SCOPES[_fn.__code__] = 1
+    _SCOPES[_fn.__name__] = 1
 for _fn in (_repartition, _batchgroupby):
-    _SCOPES[_fn.__code__] = 2
+    _SCOPES[_fn.__name__] = 2
 del _fn
-_DRIVE_CODE = _drive.__code__
 
 
 _STEP_NAMES = {
