@@ -64,10 +64,15 @@ abstract class GearsTestBase {
 
     /** A stat of RG.PYSTATS. */
     protected long stat(String name) {
+        return Long.parseLong(statText(name));
+    }
+
+    /** A stat of RG.PYSTATS as its text (some are decimals). */
+    protected String statText(String name) {
         List<?> stats = (List<?>) call("RG.PYSTATS");
         for (int i = 0; i < stats.size(); i += 2) {
             if (stats.get(i).equals(name)) {
-                return Long.parseLong(String.valueOf(stats.get(i + 1)));
+                return String.valueOf(stats.get(i + 1));
             }
         }
         throw new AssertionError("no stat " + name);

@@ -37,6 +37,29 @@ class SubInterpreterTest extends GearsTestBase {
     }
 
     @Test
+    void preImportsAreAddedWhileThePoolIsIdleAndNeverChangeWhatAScriptSees() throws Exception {
+        // Drain the pool: contexts made meanwhile skip the pre-imports (json alone is ~340 ms of CPU); the
+        // pool adds them once it is full and idle again.
+        for (int i = 0; i < 8; i++) {
+            assertEquals(List.of(List.of("[]"), List.of()), py("GB('ShardsIDReader').map(lambda r: str([k for k in ('json',) if k in globals()])).run()"));
+        }
+        long deadline = System.currentTimeMillis() + 180_000;
+        while (stat("pooledWithPreImports") < stat("poolSize") && System.currentTimeMillis() < deadline) {
+            Thread.sleep(100);
+        }
+        assertEquals(stat("poolSize"), stat("pooledWithPreImports"), "pooled contexts holding the pre-imports");
+        // A topped-up context has json in sys.modules, yet not in the script's globals, and import works alike.
+        assertEquals(List.of(List.of("True False 2"), List.of()), py("import sys
+"
+                + "seen = '%s %s' % ('json' in sys.modules, 'json' in globals())
+"
+                + "import json
+"
+                + "GB('ShardsIDReader').map(lambda r: seen + ' ' + json.dumps(2)).run()"));
+        assertTrue(Double.parseDouble(statText("avgContextCreateCpuMs")) > 0, "CPU per context is measured");
+    }
+
+    @Test
     void twoLiveSessionsKeepTheirOwnStateAtTheSameTime() throws Exception {
         // Both sessions stay alive (UNBLOCKING executions not yet dropped) while the other changes the same names.
         String a = (String) py("x = 'a'\nGB('ShardsIDReader').map(lambda r: x).run()", "UNBLOCKING");

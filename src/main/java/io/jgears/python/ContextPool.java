@@ -124,6 +124,17 @@ public final class ContextPool implements AutoCloseable {
         return ready.size();
     }
 
+    /** Ready contexts that already hold the pre-imports (the rest get them when the pool is idle). */
+    public int readyWithPreImports() {
+        int n = 0;
+        for (SubInterpreter si : ready) {
+            if (si.preImported()) {
+                n++;
+            }
+        }
+        return n;
+    }
+
     public int size() {
         return size;
     }
