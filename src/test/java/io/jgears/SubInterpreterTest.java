@@ -49,12 +49,9 @@ class SubInterpreterTest extends GearsTestBase {
         }
         assertEquals(stat("poolSize"), stat("pooledWithPreImports"), "pooled contexts holding the pre-imports");
         // A topped-up context has json in sys.modules, yet not in the script's globals, and import works alike.
-        assertEquals(List.of(List.of("True False 2"), List.of()), py("import sys
-"
-                + "seen = '%s %s' % ('json' in sys.modules, 'json' in globals())
-"
-                + "import json
-"
+        assertEquals(List.of(List.of("True False 2"), List.of()), py("import sys\n"
+                + "seen = '%s %s' % ('json' in sys.modules, 'json' in globals())\n"
+                + "import json\n"
                 + "GB('ShardsIDReader').map(lambda r: seen + ' ' + json.dumps(2)).run()"));
         assertTrue(Double.parseDouble(statText("avgContextCreateCpuMs")) > 0, "CPU per context is measured");
     }
