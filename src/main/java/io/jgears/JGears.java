@@ -1,5 +1,7 @@
 package io.jgears;
 
+import io.jgears.cluster.ClusterCommands;
+import io.jgears.cluster.ClusterNodes;
 import io.jgears.gears.GearsCommands;
 import io.jgears.gears.GearsConfig;
 import io.jgears.gears.GearsEngine;
@@ -23,7 +25,17 @@ public final class JGears implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(JGears.class);
     /** How to start: {@code redisUri} null means start an embedded redis-server with data in {@code dataDir}. */
     public record Options(String bind, int port, String redisUri, Path dataDir, boolean appendOnly,
-                          Map<String, String> config, int maxBulkLength, int maxArrayLength) {
+                          Map<String, String> config, int maxBulkLength, int maxArrayLength, boolean cluster) {
+        public Options(String bind, int port, String redisUri, Path dataDir, boolean appendOnly,
+                       Map<String, String> config, int maxBulkLength, int maxArrayLength) {
+            this(bind, port, redisUri, dataDir, appendOnly, config, maxBulkLength, maxArrayLength, false);
+        }
+
+        /** The same options as one node of a Redis Cluster (needs {@code redisUri}: a cluster node). */
+        public Options asClusterNode() {
+            return new Options(bind, port, redisUri, dataDir, appendOnly, config, maxBulkLength, maxArrayLength, true);
+        }
+
         public static Options defaults() {
             return new Options("127.0.0.1", 6380, null, Path.of("data"), true, Map.of(),
                     ServerOptions.DEFAULT_MAX_BULK, ServerOptions.DEFAULT_MAX_ARRAY);
@@ -38,6 +50,7 @@ public final class JGears implements AutoCloseable {
     private volatile PythonRuntime python;
     private volatile GearsEngine engine;
     private volatile RespServer server;
+    private volatile ClusterNodes cluster;
     private volatile boolean closed;
     /** Completes once jgears has stopped: closed by its owner, by SHUTDOWN, or because its Redis is gone. */
     private final java.util.concurrent.CompletableFuture<Integer> stopped = new java.util.concurrent.CompletableFuture<>();
@@ -100,8 +113,23 @@ public final class JGears implements AutoCloseable {
             throw new IOException("Redis at " + uri.getHost() + ":" + uri.getPort() + " is unreachable ("
                     + root.getMessage() + ")", e);
         }
+        boolean clusterEnabled = isClusterNode(redis);
+        if (options.cluster() && !clusterEnabled) {
+            throw new IOException("--cluster: the Redis at " + uri.getHost() + ":" + uri.getPort()
+                    + " is not a cluster node (cluster-enabled no)");
+        }
+        if (!options.cluster() && clusterEnabled) {
+            throw new IOException("the Redis at " + uri.getHost() + ":" + uri.getPort()
+                    + " is a Redis Cluster node: start jgears with --cluster beside each node");
+        }
         python = new PythonRuntime(preImports(config.get(GearsConfig.PRE_IMPORTS)));
-        engine = new GearsEngine(config, redis, python);
+        // Redis Cluster has database 0 only: there the stored sessions live in the file copy (see README).
+        engine = new GearsEngine(config, redis, python, options.cluster());
+        if (options.cluster()) {
+            String host = options.bind().equals("0.0.0.0") ? uri.getHost() : options.bind();
+            cluster = new ClusterNodes(redis, host, options.port());
+            engine.shardId(cluster.myId());
+        }
         // A copy of the stored sessions beside the data, for a state database found empty at start-up.
         engine.keepSessionsCopy(options.dataDir().resolve(SESSIONS_FILE), embedded != null
                 ? "embedded redis-server in " + embedded.dataDir()
@@ -116,13 +144,16 @@ public final class JGears implements AutoCloseable {
         }
         server = new RespServer(new ServerOptions(options.bind(), options.port(), uri.getHost(), uri.getPort(),
                 options.maxBulkLength(), options.maxArrayLength(), ServerOptions.DEFAULT_MAX_INLINE, authRequired),
-                new io.jgears.server.ShutdownCommand(new io.jgears.views.RedisViews(new GearsCommands(engine), engine, redis),
+                clusterCommands(new io.jgears.server.ShutdownCommand(new io.jgears.views.RedisViews(new GearsCommands(engine), engine, redis),
                         redis, () -> stop(0), expected -> {
                             EmbeddedRedis e = embedded;
                             if (e != null) {
                                 e.expectExit(expected);
                             }
-                        })).start();
+                        }))).start();
+        if (cluster != null) {
+            cluster.start();
+        }
         // Waits for the warm pool, but not past a stop (SHUTDOWN, SIGTERM) that comes meanwhile.
         long poolDeadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
         while (!engine.pool().awaitFull(200, TimeUnit.MILLISECONDS)) {
@@ -136,6 +167,22 @@ public final class JGears implements AutoCloseable {
         }
         log.info("jgears ready on {}:{} (pool {} contexts, {} execution threads)", options.bind(), server.port(),
                 engine.pool().size(), engine.executionThreads());
+    }
+
+    /** On a cluster, the cluster's commands in front of the rest. */
+    private io.jgears.server.LocalCommands clusterCommands(io.jgears.server.LocalCommands commands) {
+        return cluster == null ? commands : new ClusterCommands(commands, cluster, redis);
+    }
+
+    /** Whether Redis runs with cluster-enabled yes (INFO cluster). */
+    private static boolean isClusterNode(RedisBackend redis) {
+        Object info = redis.execute(java.util.List.of("INFO".getBytes(), "cluster".getBytes()));
+        return String.valueOf(info).contains("cluster_enabled:1");
+    }
+
+    /** This node's view of the cluster, or null outside cluster mode. */
+    public ClusterNodes cluster() {
+        return cluster;
     }
 
     public int port() {
@@ -181,6 +228,9 @@ public final class JGears implements AutoCloseable {
             return;
         }
         closed = true;
+        if (cluster != null) {
+            cluster.close();
+        }
         if (server != null) {
             server.close();
         }

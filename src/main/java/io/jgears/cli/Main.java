@@ -54,6 +54,9 @@ public final class Main implements Runnable {
         @Option(names = "--redis", description = "Use this Redis (redis://[user:password@]host:port) instead of starting one.")
         String redis;
 
+        @Option(names = "--cluster", description = "The --redis is a Redis Cluster node: run as that node's jgears (see ./jgears cluster).")
+        boolean cluster;
+
         @Option(names = "--data", defaultValue = "data", description = "Data directory of the embedded Redis (default ${DEFAULT-VALUE}).")
         Path data;
 
@@ -114,12 +117,16 @@ public final class Main implements Runnable {
                 System.err.println("jgears: bad configuration: " + e.getMessage());
                 return 2;
             }
+            if (cluster && redis == null) {
+                System.err.println("jgears: --cluster needs --redis redis://host:port, the cluster node this jgears runs beside");
+                return 2;
+            }
             JGears jgears = new JGears();
             // Registered before anything starts: Ctrl-C during start-up still stops the embedded Redis.
             Runtime.getRuntime().addShutdownHook(new Thread(jgears::close, "jgears-shutdown"));
             try {
                 jgears.startParts(new JGears.Options(bind, port, redis, data, !noAppendOnly, config,
-                        maxBulk, maxArray));
+                        maxBulk, maxArray, cluster));
             } catch (IOException | RuntimeException e) {
                 System.err.println("jgears: cannot start: " + oneLine(e));
                 return 2;

@@ -14,6 +14,8 @@ public final class Executions {
     public static final String SHARD_ID = "0000000000000000000000000000000000000000";
 
     private final GearsConfig config;
+    /** This shard's id in execution ids: RedisGears' zeros on a single Redis, the Redis node id on a cluster. */
+    private volatile String shardId = SHARD_ID;
     private final AtomicLong counter = new AtomicLong();
     /**
      * By sequence number, oldest first. Not by id string: the ids share a 41-character prefix, and
@@ -26,9 +28,17 @@ public final class Executions {
         this.config = config;
     }
 
+    public String shardId() {
+        return shardId;
+    }
+
+    void shardId(String id) {
+        shardId = id;
+    }
+
     /** A new id in the executions' sequence (registrations take theirs from it too, as in RedisGears). */
     String nextId() {
-        return SHARD_ID + "-" + counter.incrementAndGet();
+        return shardId + "-" + counter.incrementAndGet();
     }
 
     /** An execution a registration triggered: kept per registration (MaxExecutionsPerRegistration), not here. */

@@ -377,7 +377,7 @@ public final class GearsCommands implements LocalCommands {
         // jgears: a run()'s progress, so that a long one shows how far it is (records out of the reader,
         // and out of the last step; at the end, records_done is the number of results).
         details.addAll(List.of("records_read", e.recordsRead(), "records_done", e.recordsDone()));
-        return Replies.of(List.of(List.of("shard_id", Executions.SHARD_ID, "execution_plan", details)));
+        return Replies.of(List.of(List.of("shard_id", engine.shardId(), "execution_plan", details)));
     }
 
     private RedisMessage dumpTimeEvents(List<byte[]> args) {

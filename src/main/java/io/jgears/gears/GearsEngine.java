@@ -54,7 +54,22 @@ public final class GearsEngine implements AutoCloseable {
 
     private final io.jgears.requirements.Requirements requirements;
 
+    /** This shard's id (see {@link Executions#shardId()}). */
+    public String shardId() {
+        return executions.shardId();
+    }
+
+    /** On a cluster: the local Redis node's id, for execution ids and ShardsIDReader. Set before any script runs. */
+    public void shardId(String id) {
+        executions.shardId(id);
+    }
+
     public GearsEngine(GearsConfig config, RedisBackend redis, PythonRuntime python) {
+        this(config, redis, python, false);
+    }
+
+    /** {@code noStateDatabase}: Redis has no database for jgears' state (a cluster node): sessions are kept in the file copy only. */
+    public GearsEngine(GearsConfig config, RedisBackend redis, PythonRuntime python, boolean noStateDatabase) {
         this.config = config;
         this.requirements = new io.jgears.requirements.Requirements(java.nio.file.Path.of(config.get(GearsConfig.REQUIREMENTS_DIR)),
                 () -> new io.jgears.requirements.Requirements.PipSettings(config.get(GearsConfig.PYTHON_PIP),
@@ -65,7 +80,7 @@ public final class GearsEngine implements AutoCloseable {
         this.pool = new ContextPool(python, () -> new HostApi(this), (int) config.getLong(GearsConfig.POOL_SIZE));
         this.sessions = new Sessions(pool, this::sessionFreed);
         this.registrations = new Registrations(this);
-        this.store = new SessionStore(redis, (int) config.getLong(GearsConfig.STATE_DATABASE));
+        this.store = noStateDatabase ? SessionStore.none() : new SessionStore(redis, (int) config.getLong(GearsConfig.STATE_DATABASE));
         this.executions = new Executions(config);
         int threads = (int) Math.max(1, config.getLong(GearsConfig.EXECUTION_THREADS));
         AtomicInteger n = new AtomicInteger();

@@ -776,6 +776,11 @@ public final class HostApi {
     }
 
     @HostAccess.Export
+    /** This shard's id: ShardsIDReader's record (the Redis node id on a cluster). */
+    public String shardId() {
+        return engine.shardId();
+    }
+
     public String configGet(String key) {
         return engine.config().get(key);
     }

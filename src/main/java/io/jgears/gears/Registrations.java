@@ -1200,7 +1200,7 @@ public final class Registrations implements KeyEvents.Listener {
     public String pauseRegistration(String id, boolean pause) {
         Registration r = find(id);
         if (r == null || !r.isActive()) {
-            return "Execution " + id + " does not exists on shard " + Executions.SHARD_ID;
+            return "Execution " + id + " does not exists on shard " + engine.shardId();
         }
         StreamConsumer c = consumers.get(r);
         if (c == null) {

@@ -40,6 +40,15 @@ final class SessionStore implements AutoCloseable {
         migrateFrom(redis, database);
     }
 
+    /** No state database (Redis Cluster has database 0 only): nothing stored in Redis, the file copy is all. */
+    static SessionStore none() {
+        return new SessionStore();
+    }
+
+    private SessionStore() {
+        this.state = null;
+    }
+
     private Object run(String... args) {
         List<byte[]> argv = new ArrayList<>(args.length);
         for (String a : args) {
@@ -75,10 +84,16 @@ final class SessionStore implements AutoCloseable {
 
     /** How many sessions the index holds (0 after a FLUSHALL or FLUSHDB of the state database). */
     synchronized long count() {
+        if (state == null) {
+            return Long.MAX_VALUE;  // nothing to store again
+        }
         return (Long) run("ZCARD", INDEX);
     }
 
     synchronized void save(Session s) {
+        if (state == null) {
+            return;
+        }
         run("HSET", SESSION + s.id(),
                 "code", s.code(),
                 "description", s.description() == null ? "" : s.description(),
@@ -94,12 +109,18 @@ final class SessionStore implements AutoCloseable {
     }
 
     synchronized void delete(String id) {
+        if (state == null) {
+            return;
+        }
         run("ZREM", INDEX, id);
         run("DEL", SESSION + id);
     }
 
     List<Stored> loadAll() {
         List<Stored> out = new ArrayList<>();
+        if (state == null) {
+            return out;
+        }
         for (Object id : (List<?>) run("ZRANGE", INDEX, "0", "-1")) {
             String sid = String.valueOf(id);
             List<?> h = (List<?>) run("HMGET", SESSION + sid, "code", "description", "hasDescription", "user", "isolation",
@@ -119,6 +140,8 @@ final class SessionStore implements AutoCloseable {
 
     @Override
     public void close() {
-        state.close();
+        if (state != null) {
+            state.close();
+        }
     }
 }

@@ -382,15 +382,42 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
         ctx.flush();
     }
 
+    /**
+     * A MOVED/ASK error names a Redis node; on a cluster the client is sent to the jgears beside it instead
+     * (see {@link LocalCommands#redirectTarget}). Any other error frame is returned as it is.
+     */
+    private ByteBuf redirected(ByteBuf frame) {
+        byte second = frame.getByte(frame.readerIndex() + 1);
+        if (second != 'M' && second != 'A') {
+            return frame;
+        }
+        String text = frame.toString(StandardCharsets.UTF_8);
+        if (!text.startsWith("-MOVED ") && !text.startsWith("-ASK ")) {
+            return frame;
+        }
+        String[] parts = text.strip().split(" ");
+        if (parts.length != 3) {
+            return frame;
+        }
+        String target = local.redirectTarget(parts[2]);
+        if (target == null) {
+            return frame;
+        }
+        frame.release();
+        return Unpooled.copiedBuffer(parts[0] + " " + parts[1] + " " + target + "\r\n", StandardCharsets.UTF_8);
+    }
+
     /** Receives whole reply frames from Redis. */
     private final class UpstreamHandler extends ChannelInboundHandlerAdapter {
         @Override
         public void channelRead(ChannelHandlerContext uctx, Object msg) {
-            ByteBuf frame = (ByteBuf) msg;
+            ByteBuf received = (ByteBuf) msg;
             if (closing) {
-                frame.release();
+                received.release();
                 return;
             }
+            ByteBuf frame = received.readableBytes() > 6 && received.getByte(received.readerIndex()) == '-'
+                    ? redirected(received) : received;
             boolean push = frame.getByte(frame.readerIndex()) == '>';
             Slot slot = push ? null : awaiting.poll();
             if (slot != null && slot.onReply != null) {

@@ -62,4 +62,9 @@ public abstract class DelegatingLocalCommands implements LocalCommands {
     public CompletableFuture<RedisMessage> hookQueued(ClientInfo client, List<byte[]> args) {
         return next.hookQueued(client, args);
     }
+
+    @Override
+    public String redirectTarget(String redisAddress) {
+        return next.redirectTarget(redisAddress);
+    }
 }

@@ -55,4 +55,12 @@ public interface LocalCommands {
     /** Called when Redis accepted a forwarded FLUSHALL (which also empties jgears' state database). */
     default void afterFlushAll() {
     }
+
+    /**
+     * A MOVED or ASK redirect from Redis names {@code redisAddress} ("ip:port"): the address clients should
+     * be sent to instead (the jgears beside that Redis node on a cluster), or null to keep Redis' one.
+     */
+    default String redirectTarget(String redisAddress) {
+        return null;
+    }
 }

@@ -820,7 +820,7 @@ GB = GearsBuilder
 
 def shardReaderCallback():
     """The PythonReader generator behind ShardsIDReader; RedisGears gives it to scripts as a global too."""
-    yield SHARD_ID
+    yield str(_host.shardId())
 
 
 builtins.shardReaderCallback = shardReaderCallback
