@@ -2,6 +2,7 @@ package io.jgears;
 
 import io.jgears.cluster.ClusterCommands;
 import io.jgears.cluster.ClusterNodes;
+import io.jgears.cluster.ShardLinks;
 import io.jgears.gears.GearsCommands;
 import io.jgears.gears.GearsConfig;
 import io.jgears.gears.GearsEngine;
@@ -51,6 +52,7 @@ public final class JGears implements AutoCloseable {
     private volatile GearsEngine engine;
     private volatile RespServer server;
     private volatile ClusterNodes cluster;
+    private volatile ShardLinks shardLinks;
     private volatile boolean closed;
     /** Completes once jgears has stopped: closed by its owner, by SHUTDOWN, or because its Redis is gone. */
     private final java.util.concurrent.CompletableFuture<Integer> stopped = new java.util.concurrent.CompletableFuture<>();
@@ -129,6 +131,8 @@ public final class JGears implements AutoCloseable {
             String host = options.bind().equals("0.0.0.0") ? uri.getHost() : options.bind();
             cluster = new ClusterNodes(redis, host, options.port());
             engine.shardId(cluster.myId());
+            shardLinks = new ShardLinks(cluster, uri);
+            engine.fanOut(shardLinks);
         }
         // A copy of the stored sessions beside the data, for a state database found empty at start-up.
         engine.keepSessionsCopy(options.dataDir().resolve(SESSIONS_FILE), embedded != null
@@ -230,6 +234,9 @@ public final class JGears implements AutoCloseable {
         closed = true;
         if (cluster != null) {
             cluster.close();
+        }
+        if (shardLinks != null) {
+            shardLinks.close();
         }
         if (server != null) {
             server.close();

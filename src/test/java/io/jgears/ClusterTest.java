@@ -160,4 +160,83 @@ class ClusterTest {
             client.shutdown(Duration.ZERO, Duration.ofSeconds(2));
         }
     }
+
+    private static List<?> pyExecute(int node, String code, String... options) throws IOException {
+        String[] args = new String[2 + options.length];
+        args[0] = "RG.PYEXECUTE";
+        args[1] = code;
+        System.arraycopy(options, 0, args, 2, options.length);
+        Object reply = TestCluster.call(cluster.jgears.get(node).port(), args);
+        assertTrue(reply instanceof List<?>, "reply: " + reply);
+        return (List<?>) reply;
+    }
+
+    private static List<String> sorted(Object results) {
+        return ((List<?>) results).stream().map(String::valueOf).sorted().toList();
+    }
+
+    private static void writeBatchKeys() throws IOException {
+        // 30 keys, ten on each shard, written to the owning Redis directly.
+        for (int shard = 0; shard < 3; shard++) {
+            for (int i = 0; i < 10; i++) {
+                String key = cluster.keyOn(shard, "batch:" + shard + ":" + i + ":");
+                TestCluster.call(cluster.redis.get(shard).port(), "SET", key, String.valueOf(shard * 10 + i));
+            }
+        }
+    }
+
+    @Test
+    void shardsIdReaderGivesOneRecordPerShard() throws Exception {
+        List<?> reply = pyExecute(1, "GB('ShardsIDReader').run()");
+        assertEquals(List.of(redisId(0), redisId(1), redisId(2)).stream().sorted().toList(), sorted(reply.get(0)));
+        assertEquals(List.of(), reply.get(1));
+    }
+
+    @Test
+    void batchRunsReadEveryShardAndReduceAcrossShards() throws Exception {
+        writeBatchKeys();
+        assertEquals(30, ((List<?>) pyExecute(0, "GB().map(lambda r: r['key']).run('batch:*')").get(0)).size());
+        assertEquals(List.of("30"), pyExecute(2, "GB().count().run('batch:*')").get(0));
+        assertEquals(List.of(String.valueOf(29 * 30 / 2)), pyExecute(1,
+                "GB().map(lambda r: int(r['value'])).aggregate(0, lambda a, r: a + r, lambda a, r: a + r).run('batch:*')").get(0));
+        assertEquals(List.of("14.5"), pyExecute(0, "GB().map(lambda r: int(r['value'])).avg().run('batch:*')").get(0));
+        assertEquals(List.of("0", "1", "2", "3", "4"), pyExecute(0,
+                "GB().map(lambda r: int(r['value'])).sort().limit(5).run('batch:*')").get(0));
+        assertEquals(List.of("{'key': '0', 'value': 10}", "{'key': '1', 'value': 10}", "{'key': '2', 'value': 10}"),
+                sorted(pyExecute(1, "GB().countby(lambda r: str(int(r['value']) % 3)).run('batch:*')").get(0)));
+        assertEquals(List.of("{'key': 'a', 'value': 435}"), sorted(pyExecute(2,
+                "GB().aggregateby(lambda r: 'a', 0, lambda k, a, r: a + int(r['value']), lambda k, a, r: a + r).run('batch:*')").get(0)));
+        assertEquals(List.of("0:10", "1:10", "2:10"), sorted(pyExecute(0,
+                "GB().groupby(lambda r: str(int(r['value']) // 10), lambda k, a, r: (a or 0) + 1)"
+                        + ".map(lambda r: '%s:%s' % (r['key'], r['value'])).run('batch:*')").get(0)));
+        // run(collect=False): the records stay on their shards; the reply has the coordinator's own.
+        assertEquals(10, ((List<?>) pyExecute(1, "GB().map(lambda r: r['key']).run('batch:*', collect=False)").get(0)).size());
+        // Errors of every shard come back to the coordinator.
+        List<?> failing = pyExecute(1, "GB().map(lambda r: 1 / 0).run('batch:*')");
+        assertEquals(List.of(), failing.get(0));
+        assertEquals(30, ((List<?>) failing.get(1)).size());
+    }
+
+    @Test
+    void registrationsAreInstalledOnEveryShardAndFireWhereTheDataChanges() throws Exception {
+        assertEquals("OK", TestCluster.call(cluster.jgears.get(0).port(), "RG.PYEXECUTE",
+                "GB().foreach(lambda r: execute('SET', '{%s}:seen' % r['key'], '1')).register(prefix='reg:*', eventTypes=['set'])",
+                "ID", "everywhere"));
+        for (int shard = 0; shard < 3; shard++) {
+            List<?> regs = (List<?>) TestCluster.call(cluster.jgears.get(shard).port(), "RG.DUMPREGISTRATIONS");
+            assertEquals(1, regs.size(), "registrations on shard " + shard);
+        }
+        for (int shard = 0; shard < 3; shard++) {
+            String key = cluster.keyOn(shard, "reg:");
+            int port = cluster.redis.get(shard).port();
+            TestCluster.call(port, "SET", key, "x");
+            TestCluster.await("the registration on shard " + port + " to see " + key, () -> {
+                try {
+                    return "1".equals(TestCluster.call(port, "GET", "{" + key + "}:seen"));
+                } catch (IOException e) {
+                    return false;
+                }
+            });
+        }
+    }
 }

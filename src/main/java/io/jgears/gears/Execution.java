@@ -29,6 +29,8 @@ public final class Execution {
     private volatile long durationNanos;
     /** [type, name, arg] per step, as run() described its pipeline. */
     private final List<List<String>> plan;
+    /** On a cluster, a coordinator's run: the other shards' replies (their records), else empty. */
+    private volatile List<CompletableFuture<Object>> shardReplies = List.of();
     /** With ProfileExecutions: nanoseconds in the reader, then in each step; else null. */
     private volatile long[] profileNanos;
     private volatile Registration registration;
@@ -37,6 +39,14 @@ public final class Execution {
     private volatile long recordsDone;
     /** When the long-run log last named this execution (System.nanoTime), 0 before. */
     private volatile long lastProgressLog;
+
+    void shardReplies(List<CompletableFuture<Object>> replies) {
+        shardReplies = replies;
+    }
+
+    List<CompletableFuture<Object>> shardReplies() {
+        return shardReplies;
+    }
 
     Execution(String id, Session session, String reader, boolean unblocking, List<List<String>> plan) {
         this.id = id;

@@ -118,7 +118,10 @@ public final class GearsCommands implements LocalCommands {
     private CompletableFuture<RedisMessage> run(ClientInfo client, List<byte[]> args, String name) {
         try {
             return switch (name) {
-                case "RG.PYEXECUTE" -> pyExecute(args, client);
+                case "RG.PYEXECUTE" -> pyExecute(args, client, engine.fanOut() == null ? "none" : "coordinator");
+                case ShardFanOut.SHARD_EXECUTE -> engine.fanOut() == null
+                        ? done(Replies.error("ERR unknown command '" + str(args.getFirst()) + "'"))
+                        : pyExecute(args, client, "shard");
                 case "RG.GETRESULTS" -> done(getResults(args));
                 case "RG.GETRESULTSBLOCKING" -> getResultsBlocking(args);
                 case "RG.DUMPEXECUTIONS" -> done(dumpExecutions(args));
@@ -180,7 +183,11 @@ public final class GearsCommands implements LocalCommands {
     /** The characters RedisGears allows in a session ID. */
     private static final java.util.regex.Pattern SESSION_ID = java.util.regex.Pattern.compile("[A-Za-z0-9_-]*");
 
-    private CompletableFuture<RedisMessage> pyExecute(List<byte[]> args, ClientInfo client) {
+    /**
+     * {@code role}: "none" on a single Redis; on a cluster "coordinator" (a client's RG.PYEXECUTE: the script
+     * is sent to every other shard too) or "shard" (another jgears' coordinator sent it).
+     */
+    private CompletableFuture<RedisMessage> pyExecute(List<byte[]> args, ClientInfo client, String role) {
         arity(args, 2, Integer.MAX_VALUE);
         long max = engine.config().getLong(GearsConfig.MAX_SCRIPT_SIZE);
         byte[] raw = args.get(1);
@@ -280,8 +287,22 @@ public final class GearsCommands implements LocalCommands {
             allow = (network != null ? network : io.jgears.requirements.SessionPolicy.parseNetwork(
                     engine.config().get(GearsConfig.PYTHON_ALLOW_NETWORK), false)).withThreads(allowThreads);
         }
-        return engine.pyExecute(new GearsEngine.PyExecute(code, unblocking, id, description, upgrade, replaceWith, user, shared,
-                List.copyOf(requirements), forceReinstall, allow));
+        GearsEngine.PyExecute request = new GearsEngine.PyExecute(code, unblocking, id, description, upgrade, replaceWith, user, shared,
+                List.copyOf(requirements), forceReinstall, allow);
+        if (role.equals("coordinator")) {
+            // The other shards run the same script as their part, blocking (their reply carries their records).
+            List<byte[]> shardArgs = new ArrayList<>();
+            shardArgs.add(ShardFanOut.SHARD_EXECUTE.getBytes(StandardCharsets.UTF_8));
+            for (int i = 1; i < args.size(); i++) {
+                if (i < 2 || !str(args.get(i)).equalsIgnoreCase("UNBLOCKING")) {
+                    shardArgs.add(args.get(i));
+                }
+            }
+            request = request.inCluster(role, engine.fanOut().sendToOtherShards(shardArgs));
+        } else if (role.equals("shard")) {
+            request = request.inCluster(role, List.of());
+        }
+        return engine.pyExecute(request);
     }
 
     // ------------------------------------------------------------------ executions

@@ -54,6 +54,17 @@ public final class GearsEngine implements AutoCloseable {
 
     private final io.jgears.requirements.Requirements requirements;
 
+    private volatile ShardFanOut fanOut;
+
+    /** On a cluster: how RG.PYEXECUTE reaches the other shards (set once at start-up). */
+    public void fanOut(ShardFanOut fanOut) {
+        this.fanOut = fanOut;
+    }
+
+    public ShardFanOut fanOut() {
+        return fanOut;
+    }
+
     /** This shard's id (see {@link Executions#shardId()}). */
     public String shardId() {
         return executions.shardId();
@@ -255,10 +266,27 @@ public final class GearsEngine implements AutoCloseable {
      */
     public record PyExecute(String code, boolean unblocking, String id, String description,
                             boolean upgrade, String replaceWith, io.jgears.redis.RedisUser user, boolean shared,
-                            List<String> requirements, boolean forceReinstall, io.jgears.requirements.SessionPolicy allow) {
+                            List<String> requirements, boolean forceReinstall, io.jgears.requirements.SessionPolicy allow,
+                            String clusterRole, List<CompletableFuture<Object>> shardReplies) {
         public PyExecute(String code, boolean unblocking, String id, String description,
                          boolean upgrade, String replaceWith, io.jgears.redis.RedisUser user, boolean shared) {
             this(code, unblocking, id, description, upgrade, replaceWith, user, shared, List.of(), false, null);
+        }
+
+        public PyExecute(String code, boolean unblocking, String id, String description,
+                         boolean upgrade, String replaceWith, io.jgears.redis.RedisUser user, boolean shared,
+                         List<String> requirements, boolean forceReinstall, io.jgears.requirements.SessionPolicy allow) {
+            this(code, unblocking, id, description, upgrade, replaceWith, user, shared, requirements, forceReinstall, allow,
+                    "none", List.of());
+        }
+
+        /**
+         * The same request on a cluster: {@code role} "coordinator" (the shard a client sent it to; the other
+         * shards' replies will be {@code shardReplies}) or "shard" (one shard's part of a coordinator's run).
+         */
+        public PyExecute inCluster(String role, List<CompletableFuture<Object>> replies) {
+            return new PyExecute(code, unblocking, id, description, upgrade, replaceWith, user, shared, requirements,
+                    forceReinstall, allow, role, replies);
         }
 
         /** A session with requirements or more than the default sandbox needs a context of its own. */
@@ -584,7 +612,7 @@ public final class GearsEngine implements AutoCloseable {
         session.code(request.code());
         session.user(request.user());
         session.replacing(replaced);
-        ScriptRun run = new ScriptRun(request.unblocking(), restoring);
+        ScriptRun run = new ScriptRun(request.unblocking(), restoring, request.clusterRole(), request.shardReplies());
         HostApi host = (HostApi) session.interpreter().host();
         String error;
         try {

@@ -624,6 +624,9 @@ public final class HostApi {
         Execution execution = engine.executions().create(session, reader, unblocking, planOf(plan));
         if (run != null) {
             run.started(execution);
+            if (run.clusterRole().equals("coordinator")) {
+                execution.shardReplies(run.shardReplies());
+            }
         }
         if (!unblocking) {
             execution.running();
@@ -775,12 +778,66 @@ public final class HostApi {
         return s == null ? null : io.jgears.requirements.Requirements.findModule(s.requirementRoots(), fullname);
     }
 
+    /** The cluster role of the RG.PYEXECUTE whose script is loading: "none", "coordinator" or "shard". */
     @HostAccess.Export
+    public String clusterRole() {
+        return run == null ? "none" : run.clusterRole();
+    }
+
+    /**
+     * A coordinator's run waits here for the other shards' parts: per shard {"ok", [records], [errors]}
+     * or {"error", message}. Bounded: a shard that does not answer within {@link #SHARD_WAIT_SECONDS} (or
+     * whose jgears goes away mid-run) is an error of the run, naming it.
+     */
+    @HostAccess.Export
+    public Object[] shardReplies(String executionId) {
+        Execution execution = engine.executions().find(executionId);
+        if (execution == null || execution.session() != session) {
+            return new Object[0];
+        }
+        List<java.util.concurrent.CompletableFuture<Object>> replies = execution.shardReplies();
+        Object[] out = new Object[replies.size()];
+        long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(SHARD_WAIT_SECONDS);
+        for (int i = 0; i < out.length; i++) {
+            Object reply;
+            try {
+                reply = replies.get(i).get(Math.max(1, deadline - System.nanoTime()), java.util.concurrent.TimeUnit.NANOSECONDS);
+            } catch (java.util.concurrent.TimeoutException e) {
+                out[i] = new Object[]{"error", "a shard did not send its part of the run within " + SHARD_WAIT_SECONDS + " s"};
+                continue;
+            } catch (java.util.concurrent.ExecutionException e) {
+                out[i] = new Object[]{"error", String.valueOf(e.getCause() == null ? e.getMessage() : e.getCause().getMessage())};
+                continue;
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("interrupted while waiting for the other shards");
+            }
+            out[i] = shardReply(reply);
+        }
+        return out;
+    }
+
+    /** How long a coordinator waits for the other shards' parts of a run. */
+    static final long SHARD_WAIT_SECONDS = 120;
+
+    private static Object[] shardReply(Object reply) {
+        if (reply instanceof List<?> l && l.size() == 2 && l.get(0) instanceof List<?> records && l.get(1) instanceof List<?> errors) {
+            return new Object[]{"ok", records.stream().map(String::valueOf).toArray(), errors.stream().map(String::valueOf).toArray()};
+        }
+        if (reply instanceof io.jgears.redis.RedisError e) {
+            return new Object[]{"error", "a shard could not run the script: " + e.message()};
+        }
+        // "OK": the script ran no execution there (a nested or restored run); nothing to gather.
+        return new Object[]{"ok", new Object[0], new Object[0]};
+    }
+
     /** This shard's id: ShardsIDReader's record (the Redis node id on a cluster). */
+    @HostAccess.Export
     public String shardId() {
         return engine.shardId();
     }
 
+    @HostAccess.Export
     public String configGet(String key) {
         return engine.config().get(key);
     }

@@ -8,10 +8,28 @@ final class ScriptRun {
     private final boolean unblocking;
     private final boolean restoring;
     private final List<Execution> started = new ArrayList<>();
+    private final String clusterRole;
+    private final List<java.util.concurrent.CompletableFuture<Object>> shardReplies;
 
     ScriptRun(boolean unblocking, boolean restoring) {
+        this(unblocking, restoring, "none", List.of());
+    }
+
+    ScriptRun(boolean unblocking, boolean restoring, String clusterRole, List<java.util.concurrent.CompletableFuture<Object>> shardReplies) {
         this.unblocking = unblocking;
         this.restoring = restoring;
+        this.clusterRole = clusterRole;
+        this.shardReplies = shardReplies;
+    }
+
+    /** "none" on a single Redis (and for restored sessions), "coordinator" or "shard" on a cluster. */
+    String clusterRole() {
+        return restoring ? "none" : clusterRole;
+    }
+
+    /** A coordinator's run: the other shards' replies to the same script. */
+    List<java.util.concurrent.CompletableFuture<Object>> shardReplies() {
+        return shardReplies;
     }
 
     /** Re-run at start-up from the stored code: run() does nothing, register()/registerTE() take effect. */

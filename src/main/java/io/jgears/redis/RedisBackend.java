@@ -335,7 +335,7 @@ public final class RedisBackend implements AutoCloseable {
         if (keys.isEmpty()) {
             return out;
         }
-        if (avoidKeyMisses) {
+        if (avoidKeyMisses || (crossSlot && keys.size() > 1)) {
             List<?> read = readKeys(user, keys, true);
             return keepMissing ? read : present(read, next);
         }
@@ -346,7 +346,10 @@ public final class RedisBackend implements AutoCloseable {
         try {
             values = (List<?>) executeBlocking(user, mget);
         } catch (RedisCommandException e) {
-            if (!e.getMessage().startsWith("NOPERM")) {
+            if (e.getMessage().startsWith("CROSSSLOT")) {
+                // A Redis Cluster node: one MGET may not span slots; the script reads the keys one by one.
+                crossSlot = true;
+            } else if (!e.getMessage().startsWith("NOPERM")) {
                 throw e;
             }
             List<?> read = readKeys(user, keys, true);
@@ -384,6 +387,9 @@ public final class RedisBackend implements AutoCloseable {
         }
         return out;
     }
+
+    /** Set at the first CROSSSLOT answer to a batch's MGET (a cluster node): batches are read by the script. */
+    private volatile boolean crossSlot;
 
     /** See {@link #avoidKeyMisses}. */
     public void avoidKeyMisses(boolean avoid) {

@@ -753,9 +753,12 @@ class GearsBuilder(object):
         # From inside an execution (a step, a coroutine) the new one runs after the current call, on its
         # own, as in RedisGears; an async step awaits the future run() returns for its [results, errors].
         nested = _inside_execution()
+        role = 'none' if nested else str(_host.clusterRole())
         eid, run_now, profile = _host.newExecution(reader, self.desc, _describe(reader, arg, steps), nested)
         if eid is None:
             return None  # jgears is restoring this session after a restart: only register() takes effect
+        if role != 'none':
+            steps = _cluster_steps(steps, role, collect, eid)
         future = _RunFuture()
         _run_futures[eid] = future
         plan = (reader, arg, kwargs, steps, convertToStr, profile)
@@ -990,7 +993,9 @@ def _records(reader, arg, kwargs):
         read_value = bool(kwargs.get('readValue', True))
         return _keys_records(str(arg), no_scan, read_value, False)
     if reader == 'ShardsIDReader':
-        return iter(['1'])  # RedisGears outside a cluster: the one shard is '1'
+        shard = str(_host.shardId())
+        # RedisGears outside a cluster: the one shard is '1'; on a cluster each shard's id (its Redis node's).
+        return iter(['1' if shard == SHARD_ID else shard])
     if reader == 'PythonReader':
         if not callable(arg):
             raise Exception('PythonReader needs a callable (a generator function) as the run() argument')
@@ -1577,7 +1582,148 @@ def _avg(step, records, errors):
         yield total / n
 
 
+# ---------------------------------------------------------------- Redis Cluster
+# A run() on a cluster runs on every shard: the shard that got RG.PYEXECUTE (the coordinator) and every
+# other shard's jgears, which runs the same script. Each shard runs the steps up to the first one that needs
+# the records of all shards (collect, count, aggregate, groupby, sort, limit, ...), and that step's local
+# half where it has one (a partial count, a partial aggregate, a local limit); the shards send their records
+# to the coordinator (pickled), which runs the step's global half and the rest. Without such a step, the
+# records are gathered at the end (RedisGears' implicit collect), unless run(collect=False).
+
+_CLUSTER_GLOBAL = frozenset(('collect', 'repartition', 'groupby', 'batchgroupby', 'aggregate', 'aggregateby',
+                             'limit', 'sort', 'distinct', 'count', 'countby', 'avg'))
+
+
+def _second(*args):
+    return args[-1]
+
+
+def _cluster_halves(step):
+    """The (local, global) step lists of a step that needs every shard's records."""
+    kind = step[0]
+    if kind == 'count':
+        return [step], [('_sum',)]
+    if kind == 'countby':
+        return [step], [('_sumby',)]
+    if kind == 'avg':
+        return [('_avgpart', step[1])], [('_avgcombine',)]
+    if kind == 'aggregate':
+        zero, seq, comb = step[1], step[2], step[3]
+        return [('aggregate', zero, seq, _second)], [('aggregate', zero, comb, _second)]
+    if kind == 'aggregateby' and len(step) > 5:
+        return [step], []  # __localAggregateby__: local by definition
+    if kind == 'aggregateby':
+        extractor, zero, seq, comb = step[1], step[2], step[3], step[4]
+        return ([('aggregateby', extractor, zero, seq, None, 'local')],
+                [('aggregateby', lambda r: r['key'], zero, lambda k, a, r: comb(k, a, r['value']), _second)])
+    if kind == 'limit':
+        return [('limit', step[1] + step[2], 0)], [step]
+    if kind == 'distinct':
+        return [step], [step]
+    return [], [step]  # collect, repartition, groupby, batchgroupby, sort: all records, then the step
+
+
+def _cluster_steps(steps, role, collect, eid):
+    g = next((i for i, st in enumerate(steps) if st[0] in _CLUSTER_GLOBAL), None)
+    if g is None:
+        local, rest = list(steps), []
+        if not collect:
+            return local  # run(collect=False): each shard keeps its records; the reply has this shard's
+        global_half = []
+    else:
+        local_half, global_half = _cluster_halves(steps[g])
+        local, rest = list(steps[:g]) + local_half, list(steps[g + 1:])
+    if role == 'shard':
+        return local + [('_pickle',)]
+    return local + [('_gather', eid)] + global_half + rest
+
+
+def _pickle(step, records, errors):
+    import pickle
+    import base64
+    for r in records:
+        if r.__class__ is _Wait:
+            yield r
+            continue
+        try:
+            yield base64.b64encode(pickle.dumps(r)).decode('ascii')
+        except Exception as e:
+            errors.append('record could not be sent to the coordinating shard: ' + _format_exception(e))
+
+
+def _gather(step, records, errors):
+    """This shard's records, then every other shard's (waits for them: the host bounds the wait)."""
+    for r in records:
+        yield r
+    import pickle
+    import base64
+    for reply in _host.shardReplies(step[1]):
+        if str(reply[0]) != 'ok':
+            errors.append(str(reply[1]))
+            continue
+        for r in reply[1]:
+            yield pickle.loads(base64.b64decode(str(r)))
+        for e in reply[2]:
+            errors.append(str(e))
+
+
+def _sum(step, records, errors):
+    total = 0
+    seen = False
+    for r in records:
+        if r.__class__ is _Wait:
+            yield r
+            continue
+        total += r
+        seen = True
+    if seen:
+        yield total
+
+
+def _sumby(step, records, errors):
+    totals = {}
+    for r in records:
+        if r.__class__ is _Wait:
+            yield r
+            continue
+        totals[r['key']] = totals.get(r['key'], 0) + r['value']
+    for k, n in totals.items():
+        yield {'key': k, 'value': n}
+
+
+def _avgpart(step, records, errors):
+    extractor = step[1]
+    total = 0.0
+    n = 0
+    for r in records:
+        if r.__class__ is _Wait:
+            yield r
+            continue
+        try:
+            total += extractor(r)
+            n += 1
+        except Exception as e:
+            errors.append(_format_exception(e))
+    if n:
+        yield (total, n)
+
+
+def _avgcombine(step, records, errors):
+    total = 0.0
+    n = 0
+    for r in records:
+        if r.__class__ is _Wait:
+            yield r
+            continue
+        total += r[0]
+        n += r[1]
+    if n:
+        yield total / n
+
+
 _STEP = {
+    '_gather': _gather, '_pickle': _pickle, '_sum': _sum, '_sumby': _sumby, '_avgpart': _avgpart,
+    '_avgcombine': _avgcombine,
     'map': _map, 'flatmap': _flatmap, 'foreach': _foreach, 'filter': _filter,
     'accumulate': _accumulate, 'groupby': _groupby, 'batchgroupby': _batchgroupby,
     'aggregate': _aggregate, 'aggregateby': _aggregateby, 'repartition': _repartition,

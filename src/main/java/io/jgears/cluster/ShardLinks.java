@@ -1,0 +1,118 @@
+package io.jgears.cluster;
+
+import io.jgears.gears.ShardFanOut;
+import io.jgears.redis.GenericOutput;
+import io.lettuce.core.ClientOptions;
+import io.lettuce.core.RedisClient;
+import io.lettuce.core.RedisURI;
+import io.lettuce.core.TimeoutOptions;
+import io.lettuce.core.api.StatefulRedisConnection;
+import io.lettuce.core.codec.ByteArrayCodec;
+import io.lettuce.core.protocol.CommandArgs;
+import io.lettuce.core.protocol.ProtocolKeyword;
+import io.lettuce.core.protocol.ProtocolVersion;
+
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * jgears-to-jgears traffic: RESP over each peer's ordinary client port, authenticated as this jgears
+ * authenticates to its own Redis (the same user and password, which a cluster's nodes share). A link is
+ * never reconnected behind a command's back: a peer that goes away mid-run fails that run's part with an
+ * error naming it (no command is silently sent twice), and the next run opens a new link.
+ */
+public final class ShardLinks implements ShardFanOut, AutoCloseable {
+    private final ClusterNodes nodes;
+    private final RedisURI ownRedis;
+    private final RedisClient client;
+    /** By peer "host:port runId": a restarted peer (new run id) gets a new link. */
+    private final Map<String, CompletableFuture<StatefulRedisConnection<byte[], byte[]>>> links = new ConcurrentHashMap<>();
+
+    public ShardLinks(ClusterNodes nodes, RedisURI ownRedis) {
+        this.nodes = nodes;
+        this.ownRedis = ownRedis;
+        this.client = RedisClient.create();
+        client.setOptions(ClientOptions.builder().protocolVersion(ProtocolVersion.RESP2).autoReconnect(false)
+                .timeoutOptions(TimeoutOptions.enabled(Duration.ofSeconds(150))).build());
+    }
+
+    @Override
+    public List<CompletableFuture<Object>> sendToOtherShards(List<byte[]> args) {
+        List<CompletableFuture<Object>> out = new ArrayList<>();
+        for (ClusterTopology.Shard s : nodes.topology().servingShards()) {
+            ClusterTopology.Node master = s.master();
+            String slots = s.minSlot() + "-" + s.maxSlot();
+            if (master == null) {
+                out.add(CompletableFuture.failedFuture(new IllegalStateException(
+                        "the shard of slots " + slots + " has no master now (a failover?): its part of the run is missing")));
+                continue;
+            }
+            if (master.id().equals(nodes.myId())) {
+                continue;
+            }
+            ClusterNodes.Peer peer = nodes.peer(master.id());
+            if (peer == null) {
+                out.add(CompletableFuture.failedFuture(new IllegalStateException("no live jgears beside Redis node "
+                        + master.id() + " (" + master.address() + ", slots " + slots + "): its part of the run is missing")));
+                continue;
+            }
+            out.add(send(peer, args));
+        }
+        return out;
+    }
+
+    private CompletableFuture<Object> send(ClusterNodes.Peer peer, List<byte[]> args) {
+        String key = peer.address() + " " + peer.runId();
+        CompletableFuture<StatefulRedisConnection<byte[], byte[]>> link = links.computeIfAbsent(key, k -> connect(peer));
+        CompletableFuture<Object> reply = link.thenCompose(c -> {
+            CommandArgs<byte[], byte[]> commandArgs = new CommandArgs<>(ByteArrayCodec.INSTANCE);
+            for (int i = 1; i < args.size(); i++) {
+                commandArgs.add(args.get(i));
+            }
+            return c.async().dispatch(new Keyword(args.getFirst()), new GenericOutput(), commandArgs).toCompletableFuture();
+        });
+        return reply.handle((r, error) -> {
+            if (error == null) {
+                return CompletableFuture.completedFuture(r);
+            }
+            Throwable cause = error instanceof java.util.concurrent.CompletionException && error.getCause() != null ? error.getCause() : error;
+            if (!(cause instanceof io.lettuce.core.RedisCommandExecutionException)) {
+                links.remove(key);  // the link is broken: the next run connects again
+            }
+            return CompletableFuture.<Object>failedFuture(new IllegalStateException("the jgears of shard " + peer.redisNodeId()
+                    + " (" + peer.address() + ") " + (cause instanceof io.lettuce.core.RedisCommandExecutionException
+                    ? "could not run the script: " : "was cut off mid-run: ") + cause.getMessage()));
+        }).thenCompose(f -> f);
+    }
+
+    private CompletableFuture<StatefulRedisConnection<byte[], byte[]>> connect(ClusterNodes.Peer peer) {
+        RedisURI.Builder uri = RedisURI.builder().withHost(peer.host()).withPort(peer.port()).withTimeout(Duration.ofSeconds(150));
+        if (ownRedis.getCredentialsProvider() != null) {
+            uri.withAuthentication(ownRedis.getCredentialsProvider());
+        }
+        return client.connectAsync(ByteArrayCodec.INSTANCE, uri.build()).toCompletableFuture();
+    }
+
+    private record Keyword(byte[] bytes) implements ProtocolKeyword {
+        @Override
+        public byte[] getBytes() {
+            return bytes;
+        }
+
+        @Override
+        public String toString() {
+            return new String(bytes, StandardCharsets.UTF_8);
+        }
+    }
+
+    @Override
+    public void close() {
+        links.values().forEach(f -> f.thenAccept(StatefulRedisConnection::closeAsync));
+        client.shutdown(Duration.ZERO, Duration.ofSeconds(2));
+    }
+}
