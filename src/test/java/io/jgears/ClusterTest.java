@@ -239,4 +239,15 @@ class ClusterTest {
             });
         }
     }
+
+    @Test
+    void triggerOnKeyIsRoutedToTheKeysShard() throws Exception {
+        assertEquals("OK", TestCluster.call(cluster.jgears.get(1).port(), "RG.PYEXECUTE",
+                "GB('CommandReader').map(lambda x: execute('GET', x[1])).register(trigger='getter')", "ID", "getter"));
+        String key = cluster.keyOn(2, "trig:");
+        TestCluster.call(cluster.redis.get(2).port(), "SET", key, "from-shard-2");
+        assertEquals("-MOVED " + TestCluster.slot(key) + " 127.0.0.1:" + cluster.jgears.get(2).port(),
+                TestCluster.call(cluster.jgears.get(0).port(), "RG.TRIGGERONKEY", "getter", key));
+        assertEquals("from-shard-2", redisCli(cluster.jgears.get(0).port(), "RG.TRIGGERONKEY", "getter", key));
+    }
 }

@@ -38,6 +38,25 @@ public final class ClusterCommands extends DelegatingLocalCommands {
                 || next.handles(upperName);
     }
 
+    /**
+     * RG.TRIGGERONKEY is a keyed command (its key is the third argument): on a shard that does not own the
+     * key it answers MOVED to the owner's jgears, as Redis answers for its own keyed commands, so cluster
+     * clients route it; null when the key is local (or the topology has no owner: the trigger runs here).
+     */
+    private RedisMessage movedTrigger(List<byte[]> args) {
+        if (args.size() < 3) {
+            return null;
+        }
+        int slot = io.lettuce.core.cluster.SlotHash.getSlot(args.get(2));
+        ClusterTopology.Shard owner = nodes.topology().shardOf(slot);
+        ClusterTopology.Node master = owner == null ? null : owner.master();
+        if (master == null || master.id().equals(nodes.myId())) {
+            return null;
+        }
+        ClusterNodes.Peer peer = nodes.peer(master.id());
+        return Replies.error("MOVED " + slot + " " + (peer == null ? master.address() : peer.address()));
+    }
+
     @Override
     public CompletableFuture<RedisMessage> execute(ClientInfo client, List<byte[]> args) {
         String name = str(args.getFirst()).toUpperCase(Locale.ROOT);
@@ -54,6 +73,10 @@ public final class ClusterCommands extends DelegatingLocalCommands {
                     return Replies.error(e.getMessage());
                 }
             }, Thread::startVirtualThread);
+            case "RG.TRIGGERONKEY" -> {
+                RedisMessage moved = movedTrigger(args);
+                yield moved != null ? CompletableFuture.completedFuture(moved) : next.execute(client, args);
+            }
             default -> next.execute(client, args);
         };
     }
