@@ -423,9 +423,11 @@ public final class GearsEngine implements AutoCloseable {
         SessionsFile file = sessionsFile;
         if (stored.isEmpty() && file != null) {
             stored = file.read();
-            if (!stored.isEmpty()) {
+            if (!stored.isEmpty() && store.inRedis()) {
                 log.warn("the state database has no stored sessions (flushed directly on Redis?): restoring {} from {}",
                         stored.size(), file.path());
+            } else if (!stored.isEmpty()) {
+                log.info("restoring {} stored sessions from {}", stored.size(), file.path());
             }
         }
         for (SessionStore.Stored s : stored) {

@@ -49,6 +49,11 @@ final class SessionStore implements AutoCloseable {
         this.state = null;
     }
 
+    /** False when there is no state database (a cluster node): the file copy is all. */
+    boolean inRedis() {
+        return state != null;
+    }
+
     private Object run(String... args) {
         List<byte[]> argv = new ArrayList<>(args.length);
         for (String a : args) {
