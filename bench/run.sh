@@ -2,14 +2,23 @@
 # ./jgears bench [scale]: runs the benchmarks (not part of the test suite), writes docs/benchmarks.md and
 # docs/benchmarks.png, and prints one summary line per comparison. scale 1 (default) is the full size of
 # the benchmarks issue (1M keys, 1M stream entries, 100k events); 0.1 is a quick run.
+# ./jgears bench SCALE PARTS (e.g. ./jgears bench 1 3: the key-event execute() row alone) runs only those
+# parts of the comparison, prints their figures and per-round lines, and leaves docs/ as it is;
+# JGEARS_BENCH_SET=Key=value,... sets jgears config for the run (e.g. KeyEventConcurrency=4).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scale="${1:-1}"
+parts="${2:-}"
 out=docs/benchmarks.md
+flags="$(cat target/jvm.args) -Xss16m -Xmx8g -Djava.awt.headless=true -Djgears.bench.set=${JGEARS_BENCH_SET:-} ${JGEARS_BENCH_JAVA_OPTS:-}"
+cp="target/jgears.jar:target/lib/*"
+if [ -n "$parts" ]; then
+  # shellcheck disable=SC2086
+  java $flags -cp "$cp" io.jgears.bench.ComparisonBench "$(mktemp -d)/benchmarks.png" "$scale" "$parts" 2> >(grep -E 'round|SUMMARY' >&2)
+  exit 0
+fi
 foundation=$(mktemp)
 comparison=$(mktemp)
-flags="$(cat target/jvm.args) -Xss16m -Xmx8g -Djava.awt.headless=true"
-cp="target/jgears.jar:target/lib/*"
 # shellcheck disable=SC2086
 java $flags -cp "$cp" io.jgears.bench.FoundationBench 300 > "$foundation" 2> bench/last-run.log
 # shellcheck disable=SC2086

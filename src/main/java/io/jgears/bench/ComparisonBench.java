@@ -56,8 +56,15 @@ public final class ComparisonBench {
         double scale = args.length > 1 ? Double.parseDouble(args[1]) : 1.0;
         java.util.Set<String> parts = java.util.Set.of((args.length > 2 ? args[2] : "1,2,3,4,5,6,7,8").split(","));
         int port = EmbeddedRedis.freePort();
+        Map<String, String> config = new java.util.LinkedHashMap<>(Map.of("PoolSize", "4", "ExecutionTimeout", "120000"));
+        // -Djgears.bench.set=Key=value,Key=value: config for this run (e.g. KeyEventConcurrency=4 for a before/after).
+        for (String kv : System.getProperty("jgears.bench.set", "").split(",")) {
+            if (kv.contains("=")) {
+                config.put(kv.substring(0, kv.indexOf('=')), kv.substring(kv.indexOf('=') + 1));
+            }
+        }
         try (JGears jgears = JGears.start(new JGears.Options("127.0.0.1", port, null,
-                Files.createTempDirectory("jgears-compare"), false, Map.of("PoolSize", "4", "ExecutionTimeout", "120000"), 512 << 20, 1 << 20))) {
+                Files.createTempDirectory("jgears-compare"), false, config, 512 << 20, 1 << 20))) {
             int redisPort = jgears.redisUri().getPort();
             RedisClient viaJgears = RedisClient.create(RedisURI.builder().withHost("127.0.0.1").withPort(port)
                     .withTimeout(java.time.Duration.ofMinutes(10)).build());

@@ -48,6 +48,8 @@ public final class GearsConfig {
      * arrival order. More lanes contend for the context's GIL: on 2 cores 2-4 measured best.
      */
     public static final String KEY_EVENT_CONCURRENCY = "KeyEventConcurrency";
+    /** The most lanes KeyEventConcurrency may ask for (each is a virtual thread inside the context). */
+    public static final int MAX_KEY_EVENT_CONCURRENCY = 256;
 
     /**
      * jgears: a command registration (RG.TRIGGER) or shared-mode script whose recent calls each ran under this
@@ -197,8 +199,9 @@ public final class GearsConfig {
         if (name.equals(MEMORY_WATERMARK) && !value.matches("\\d{1,2}|0")) {
             throw new IllegalArgumentException("bad value for " + name + ": '" + value + "' (a percent of the heap, 0-99)");
         }
-        if (name.equals(KEY_EVENT_CONCURRENCY) && !value.matches("[1-9]|[1-5][0-9]|6[0-4]")) {
-            throw new IllegalArgumentException("bad value for " + name + ": '" + value + "' (1 to 64)");
+        if (name.equals(KEY_EVENT_CONCURRENCY)
+                && !(value.matches("[1-9][0-9]{0,2}") && Integer.parseInt(value) <= MAX_KEY_EVENT_CONCURRENCY)) {
+            throw new IllegalArgumentException("bad value for " + name + ": '" + value + "' (1 to " + MAX_KEY_EVENT_CONCURRENCY + ")");
         }
         if (builtIn.containsKey(name) && builtIn.get(name).matches("\\d+")) {
             try {

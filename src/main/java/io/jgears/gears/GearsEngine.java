@@ -700,6 +700,12 @@ public final class GearsEngine implements AutoCloseable {
         return laneThreads;
     }
 
+    /** Counts what {@code thread} allocates against the heap guard (a lane carrier's); run the result to stop. */
+    Runnable trackThread(Session session, Thread thread) {
+        MemoryGuard.Call tracked = memoryGuard.begin(session, thread);
+        return () -> memoryGuard.end(tracked);
+    }
+
     /** Counts what this thread allocates against the heap guard while it runs {@code call} in the session. */
     <T> T tracked(Session session, Supplier<T> call) {
         MemoryGuard.Call tracked = memoryGuard.begin(session);

@@ -118,6 +118,23 @@ public final class HostApi {
         this.engine = engine;
     }
 
+    /** This context's key-event lanes (see {@link Lanes}), made on first use; null where they are not available. */
+    private volatile Lanes lanes;
+    private static final java.util.concurrent.atomic.AtomicInteger LANE_GROUPS = new java.util.concurrent.atomic.AtomicInteger();
+
+    Lanes lanes() {
+        Lanes l = lanes;
+        if (l == null && Lanes.available()) {
+            synchronized (this) {
+                l = lanes;
+                if (l == null) {
+                    l = lanes = Lanes.create(String.valueOf(LANE_GROUPS.incrementAndGet()), engine.redis(), GearsConfig.MAX_KEY_EVENT_CONCURRENCY);
+                }
+            }
+        }
+        return l;
+    }
+
     void bind(Session session) {
         this.session = session;
     }
@@ -201,6 +218,8 @@ public final class HostApi {
                 try (StatefulRedisConnection<byte[], byte[]> own = engine.redis().connectDedicated(user)) {
                     reply = RedisBackend.dispatch(own, command);
                 }
+            } else if (lanes != null && lanes.isLane()) {
+                reply = lanes.call(user, command);  // pipelined with the other lanes' commands (see Lanes)
             } else {
                 reply = engine.redis().executeBlocking(user, command);
             }

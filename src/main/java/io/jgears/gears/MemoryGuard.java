@@ -49,7 +49,11 @@ final class MemoryGuard {
     }
 
     Call begin(Session session) {
-        Call call = new Call(session, Thread.currentThread());
+        return begin(session, Thread.currentThread());
+    }
+
+    Call begin(Session session, Thread thread) {
+        Call call = new Call(session, thread);
         active.put(call.thread, call);
         return call;
     }

@@ -487,6 +487,11 @@ public final class Registrations implements KeyEvents.Listener {
     private void runInPythonLanes(Registration r, List<List<Execution>> lanes, List<List<Object>> payloads, Trigger trigger) {
         Session session = r.session();
         HostApi host = (HostApi) session.interpreter().host();
+        Lanes onCarrier = host.lanes();
+        if (onCarrier != null) {
+            runOnCarrier(r, onCarrier, lanes, payloads, trigger);
+            return;
+        }
         List<java.util.function.Function<io.jgears.python.SubInterpreter, Integer>> actions = new ArrayList<>(lanes.size());
         for (int i = 0; i < lanes.size(); i++) {
             List<Execution> lane = lanes.get(i);
@@ -503,6 +508,44 @@ public final class Registrations implements KeyEvents.Listener {
         try {
             started = engine.callPython(session, GearsConfig.REGISTRATION_TIMEOUT,
                     () -> session.enterParallel(actions, engine.laneThreads()));
+        } catch (GearsEngine.PythonCallFailed e) {
+            for (List<Execution> lane : lanes) {
+                for (Execution x : lane) {
+                    engine.failed(x, e.getMessage());
+                }
+            }
+        }
+        for (int i = 0; i < lanes.size(); i++) {
+            notStarted(lanes.get(i), started == null ? 0 : started.get(i));
+        }
+    }
+
+    /**
+     * Runs lanes of executions at once inside the session's context, each on a virtual thread of the
+     * context's carrier (see {@link Lanes}): their execute() round trips go out pipelined, and switching
+     * from one lane to the next costs no OS wake-up.
+     */
+    private void runOnCarrier(Registration r, Lanes carrier, List<List<Execution>> lanes, List<List<Object>> payloads, Trigger trigger) {
+        Session session = r.session();
+        HostApi host = (HostApi) session.interpreter().host();
+        List<Integer> started = null;
+        try {
+            started = engine.callPython(session, GearsConfig.REGISTRATION_TIMEOUT, () -> session.enter(si -> {
+                List<java.util.function.Supplier<Integer>> actions = new ArrayList<>(lanes.size());
+                for (int i = 0; i < lanes.size(); i++) {
+                    List<Execution> lane = lanes.get(i);
+                    List<Object> payload = payloads.get(i);
+                    actions.add(() -> {
+                        try {
+                            return trigger.call(si, r, lane, payload);
+                        } finally {
+                            host.closeAtomic();  // an interrupted lane does not leave its thread inside a MULTI
+                        }
+                    });
+                }
+                // The lanes' allocations count to the carrier's thread, which the heap guard can read.
+                return carrier.run(actions, thread -> engine.trackThread(session, thread));
+            }));
         } catch (GearsEngine.PythonCallFailed e) {
             for (List<Execution> lane : lanes) {
                 for (Execution x : lane) {

@@ -1,0 +1,268 @@
+package io.jgears.gears;
+
+import io.jgears.redis.RedisBackend;
+import io.jgears.redis.RedisCommandException;
+import io.jgears.redis.RedisUser;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Executor;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.ThreadFactory;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * Where the lanes of a key registration's batch run, one {@code Lanes} per context: virtual threads
+ * scheduled on one carrier thread of their own, and their {@code execute()} round trips pipelined.
+ *
+ * <p>Why: with a blocking {@code execute()} per event, throughput is the number of events in flight. On
+ * platform threads every lane switch is an OS wake-up (5-15 us on this VM, and GraalPy's fair GIL makes
+ * each host call one), so more than a few lanes cost more than they gain. Here a lane that calls
+ * {@code execute()} queues its command and parks (GraalPy has already released the GIL around the host
+ * call); the carrier runs the next lane, without the OS. When no lane can run, the carrier sends every
+ * queued command in one write on the shared pipelined connection; Redis answers them in one go, and the
+ * replies make their lanes runnable again. Each lane still sees its own reply before it goes on.
+ */
+final class Lanes {
+    private static final Logger log = LoggerFactory.getLogger(Lanes.class);
+    /** A lane whose command is still queued after this long sends it itself (see {@link Pipe#call}). */
+    private static final long SELF_SEND_MICROS = 2000;
+    private static final long IDLE_SECONDS = 30;
+    /** Builds virtual threads on a given scheduler (the JDK's builder has it, not public: null when not opened to us). */
+    private static final java.lang.reflect.Constructor<?> VIRTUAL_BUILDER = virtualBuilder();
+
+    private final String name;
+    private final Carrier carrier = new Carrier();
+    private final ThreadPoolExecutor workers;
+    private final Pipe pipe;
+    private final ThreadLocal<Boolean> isLane = new ThreadLocal<>();
+
+    private Lanes(String name, RedisBackend redis, int maxLanes) throws ReflectiveOperationException {
+        this.name = name;
+        this.pipe = new Pipe(redis);
+        Thread.Builder.OfVirtual onCarrier = (Thread.Builder.OfVirtual) VIRTUAL_BUILDER.newInstance(carrier);
+        ThreadFactory factory = onCarrier.name("jgears-lane-" + name + "-", 1).factory();
+        this.workers = new ThreadPoolExecutor(maxLanes, maxLanes, IDLE_SECONDS, TimeUnit.SECONDS, new LinkedBlockingQueue<>(), factory);
+        this.workers.allowCoreThreadTimeOut(true);
+    }
+
+    /** Whether lanes can run on a carrier of their own here (the JVM lets jgears build such virtual threads). */
+    static boolean available() {
+        return VIRTUAL_BUILDER != null;
+    }
+
+    /** New lanes for one context, or null when this JVM does not allow them (see {@link #available}). */
+    static Lanes create(String name, RedisBackend redis, int maxLanes) {
+        if (VIRTUAL_BUILDER == null) {
+            return null;
+        }
+        try {
+            return new Lanes(name, redis, maxLanes);
+        } catch (ReflectiveOperationException | RuntimeException e) {
+            log.warn("lanes on a carrier thread are not available: {}", e.toString());
+            return null;
+        }
+    }
+
+    private static java.lang.reflect.Constructor<?> virtualBuilder() {
+        if (Boolean.getBoolean("jgears.platformLanes")) {
+            return null;  // -Djgears.platformLanes=true: the platform-thread lanes (for before/after measurements)
+        }
+        try {
+            Class<?> c = Class.forName("java.lang.ThreadBuilders$VirtualThreadBuilder");
+            java.lang.reflect.Constructor<?> k = c.getDeclaredConstructor(Executor.class);
+            k.setAccessible(true);
+            return k;
+        } catch (ReflectiveOperationException | RuntimeException e) {
+            // Needs --add-opens java.base/java.lang=ALL-UNNAMED (target/jvm.args has it): else the old platform lanes.
+            LoggerFactory.getLogger(Lanes.class).info("key event lanes run on platform threads ({}: {})",
+                    e.getClass().getSimpleName(), e.getMessage());
+            return null;
+        }
+    }
+
+    /** The carrier's platform thread while it runs (for the heap guard: virtual threads' allocations count to it). */
+    Thread carrierThread() {
+        return carrier.thread;
+    }
+
+    /**
+     * Runs the actions at once, each on a lane, and returns their results in order once all have ended;
+     * the first failure is rethrown then. The caller holds the context (no one else enters meanwhile).
+     */
+    <T> List<T> run(List<java.util.function.Supplier<T>> actions, java.util.function.Function<Thread, Runnable> whileRunning) {
+        List<CompletableFuture<T>> futures = new ArrayList<>(actions.size());
+        for (java.util.function.Supplier<T> action : actions) {
+            futures.add(CompletableFuture.supplyAsync(() -> {
+                isLane.set(Boolean.TRUE);
+                try {
+                    return action.get();
+                } finally {
+                    isLane.remove();
+                }
+            }, workers));
+        }
+        // The carrier started with the first lane and stays until they have all ended (it idles for seconds first).
+        Runnable untrack = carrier.thread == null ? () -> { } : whileRunning.apply(carrier.thread);
+        try {
+            return joined(futures);
+        } finally {
+            untrack.run();
+        }
+    }
+
+    private static <T> List<T> joined(List<CompletableFuture<T>> futures) {
+        RuntimeException failure = null;
+        List<T> out = new ArrayList<>(futures.size());
+        for (CompletableFuture<T> f : futures) {
+            try {
+                out.add(f.join());
+            } catch (java.util.concurrent.CompletionException e) {
+                out.add(null);
+                if (failure == null) {
+                    failure = e.getCause() instanceof RuntimeException re ? re : e;
+                }
+            }
+        }
+        if (failure != null) {
+            throw failure;
+        }
+        return out;
+    }
+
+    /** Whether this thread is one of these lanes (its execute() goes through {@link #call}). */
+    boolean isLane() {
+        return isLane.get() != null;
+    }
+
+    /** execute() of a plain command from a lane: queued, sent with the other lanes' commands, its reply awaited. */
+    Object call(RedisUser user, List<byte[]> command) {
+        return pipe.call(user, command);
+    }
+
+    /**
+     * The carrier: one platform thread that runs the lanes' virtual threads in turn, started when there is
+     * work and ending after a while without. Before it waits for work, everything the lanes queued goes out.
+     */
+    private final class Carrier implements Executor {
+        private final LinkedBlockingQueue<Runnable> queue = new LinkedBlockingQueue<>();
+        private final AtomicInteger state = new AtomicInteger();  // 0 stopped, 1 running
+        volatile Thread thread;
+
+        @Override
+        public void execute(Runnable task) {
+            queue.add(task);
+            if (state.get() == 0 && state.compareAndSet(0, 1)) {
+                thread = Thread.ofPlatform().name("jgears-carrier-" + name).daemon().start(this::loop);
+            }
+        }
+
+        private void loop() {
+            while (true) {
+                Runnable task = queue.poll();
+                if (task == null) {
+                    pipe.flush();  // every lane that could run has run: their commands go out in one write
+                    try {
+                        task = queue.poll(IDLE_SECONDS, TimeUnit.SECONDS);
+                    } catch (InterruptedException e) {
+                        task = null;
+                    }
+                    if (task == null) {
+                        state.set(0);
+                        // A task added after the poll and before the state change would wait: take it back.
+                        if (queue.isEmpty() || !state.compareAndSet(0, 1)) {
+                            return;
+                        }
+                        continue;
+                    }
+                }
+                try {
+                    task.run();
+                } catch (Throwable e) {
+                    log.warn("lane carrier {}: {}", name, e.toString());
+                }
+            }
+        }
+    }
+
+    /** The lanes' queued commands, sent together. */
+    static final class Pipe {
+        private final RedisBackend redis;
+        private List<Queued> queued = new ArrayList<>();
+
+        record Queued(RedisUser user, List<byte[]> command, CompletableFuture<Object> reply) {
+        }
+
+        Pipe(RedisBackend redis) {
+            this.redis = redis;
+        }
+
+        Object call(RedisUser user, List<byte[]> command) {
+            Queued q = new Queued(user, command, new CompletableFuture<>());
+            synchronized (this) {
+                queued.add(q);
+            }
+            try {
+                try {
+                    return q.reply.get(SELF_SEND_MICROS, TimeUnit.MICROSECONDS);
+                } catch (TimeoutException e) {
+                    // The carrier has not sent it: it is busy (other lanes' Python), or this lane is pinned to
+                    // it (then it never would). Sending it now costs a write of its own, never a deadlock.
+                    flush();
+                    return q.reply.get();
+                }
+            } catch (ExecutionException e) {
+                if (e.getCause() instanceof RedisCommandException rce) {
+                    throw rce;
+                }
+                throw new RedisCommandException("ERR jgears could not run the command on Redis: " + RedisBackend.rootMessage(e));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new RedisCommandException("ERR execute() was interrupted");
+            }
+        }
+
+        void flush() {
+            List<Queued> out;
+            synchronized (this) {
+                if (queued.isEmpty()) {
+                    return;
+                }
+                out = queued;
+                queued = new ArrayList<>();
+            }
+            int from = 0;
+            while (from < out.size()) {
+                // One write per user (a shared-mode context runs sessions of several users): almost always one.
+                RedisUser user = out.get(from).user;
+                int to = from;
+                List<List<byte[]>> commands = new ArrayList<>();
+                while (to < out.size() && Objects.equals(out.get(to).user, user)) {
+                    commands.add(out.get(to).command);
+                    to++;
+                }
+                List<CompletableFuture<Object>> sent = redis.dispatchAll(user, commands);
+                for (int i = 0; i < sent.size(); i++) {
+                    CompletableFuture<Object> reply = out.get(from + i).reply;
+                    sent.get(i).whenComplete((v, error) -> {
+                        if (error != null) {
+                            reply.completeExceptionally(error instanceof java.util.concurrent.CompletionException
+                                    && error.getCause() != null ? error.getCause() : error);
+                        } else {
+                            reply.complete(v);
+                        }
+                    });
+                }
+                from = to;
+            }
+        }
+    }
+}

@@ -1,0 +1,200 @@
+package io.jgears;
+
+import io.lettuce.core.RedisClient;
+import io.lettuce.core.RedisFuture;
+import io.lettuce.core.api.StatefulRedisConnection;
+import io.lettuce.core.api.sync.RedisCommands;
+import org.junit.jupiter.api.Test;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.BooleanSupplier;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Key events with plain execute() when many run at once (the lanes of a registration: virtual threads on
+ * one carrier per context, their round trips pipelined). Bursts go straight into the real Redis behind
+ * jgears, pipelined, so events pile up and every batch fills its lanes.
+ */
+class KeyEventLanesTest extends GearsTestBase {
+
+    private static RedisCommands<String, String> direct() {
+        return TestServer.redisDirect();
+    }
+
+    private static void await(String what, BooleanSupplier condition) throws InterruptedException {
+        long deadline = System.currentTimeMillis() + 120_000;
+        while (!condition.getAsBoolean()) {
+            if (System.currentTimeMillis() > deadline) {
+                throw new AssertionError("timed out waiting for " + what);
+            }
+            Thread.sleep(20);
+        }
+    }
+
+    /** Sends the commands to Redis itself in pipelined writes of 1000 and waits for every reply. */
+    private static void burst(List<String[]> commands) throws Exception {
+        RedisClient client = RedisClient.create(TestServer.get().redisUri());
+        try (StatefulRedisConnection<String, String> c = client.connect()) {
+            c.setAutoFlushCommands(false);
+            var async = c.async();
+            List<RedisFuture<?>> replies = new ArrayList<>();
+            for (String[] cmd : commands) {
+                replies.add(cmd[0].equals("SET") ? async.set(cmd[1], cmd[2]) : async.append(cmd[1], cmd[2]));
+                if (replies.size() % 1000 == 0) {
+                    c.flushCommands();
+                }
+            }
+            c.flushCommands();
+            for (RedisFuture<?> r : replies) {
+                r.get();
+            }
+        } finally {
+            client.shutdown();
+        }
+    }
+
+    private Map<String, Object> registrationData(String sessionId) {
+        for (Object r : (List<?>) call("RG.DUMPREGISTRATIONS")) {
+            Map<String, Object> m = pairs((List<?>) r);
+            if (m.get("PD").toString().contains("'sessionName':'" + sessionId + "'")) {
+                return pairs((List<?>) m.get("RegistrationData"));
+            }
+        }
+        throw new AssertionError("no registration of " + sessionId);
+    }
+
+    private static Map<String, Object> pairs(List<?> flat) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        for (int i = 0; i + 1 < flat.size(); i += 2) {
+            m.put(String.valueOf(flat.get(i)), flat.get(i + 1));
+        }
+        return m;
+    }
+
+    private long stat(Map<String, Object> data, String name) {
+        return Long.parseLong(String.valueOf(data.get(name)));
+    }
+
+    private void unregister(String sessionId) throws InterruptedException {
+        for (Object r : (List<?>) call("RG.DUMPREGISTRATIONS")) {
+            Map<String, Object> m = pairs((List<?>) r);
+            if (m.get("PD").toString().contains("'sessionName':'" + sessionId + "'")) {
+                call("RG.UNREGISTER", (String) m.get("id"));
+            }
+        }
+        await(sessionId + " freed", () -> !(((List<?>) call("RG.PYDUMPSESSIONS", "SESSIONS", sessionId)).getFirst() instanceof List));
+    }
+
+    @Test
+    void eachKeysEventsRunInOrderAndSeeTheirOwnRepliesWhileManyRunAtOnce() throws Exception {
+        // 300 keys, 40 writes each, interleaved: each event INCRs its key's counter and logs the value it
+        // wrote with the counter execute() answered. In order per key: entry i is "i:i+1".
+        int keys = 300;
+        int writes = 40;
+        for (int k = 0; k < keys; k++) {
+            direct().del("lo:log:" + k, "lo:n:" + k, "lo:k:" + k);
+        }
+        py("def log(r):\n"
+                + "    k = r['key'].split(':')[2]\n"
+                + "    n = execute('INCR', 'lo:n:' + k)\n"
+                + "    execute('RPUSH', 'lo:log:' + k, '%s:%d' % (r['value'], n))\n"
+                + "GB().foreach(log).register(prefix='lo:k:*', eventTypes=['set'])", "ID", "lanes-order");
+        List<String[]> commands = new ArrayList<>();
+        for (int i = 0; i < writes; i++) {
+            for (int k = 0; k < keys; k++) {
+                commands.add(new String[]{"SET", "lo:k:" + k, String.valueOf(i)});
+            }
+        }
+        burst(commands);
+        await(keys * writes + " events", () -> stat(registrationData("lanes-order"), "numSuccess")
+                + stat(registrationData("lanes-order"), "numFailures") >= keys * writes);
+        for (int k = 0; k < keys; k++) {
+            List<String> log = direct().lrange("lo:log:" + k, 0, -1);
+            assertEquals(writes, log.size(), "key " + k);
+            for (int i = 0; i < writes; i++) {
+                assertEquals(i + ":" + (i + 1), log.get(i), "key " + k + " in order, its own INCR's reply: " + log);
+            }
+        }
+        assertEquals(0, stat(registrationData("lanes-order"), "numFailures"));
+        unregister("lanes-order");
+    }
+
+    @Test
+    void everyEventOfAHundredThousandRunsExactlyOnce() throws Exception {
+        direct().del("ex:n");
+        py("GB().foreach(lambda r: execute('INCR', 'ex:n')).register(prefix='ex:k:*', eventTypes=['set'])", "ID", "lanes-exact");
+        int events = 100_000;
+        List<String[]> commands = new ArrayList<>(events);
+        for (int i = 0; i < events; i++) {
+            commands.add(new String[]{"SET", "ex:k:" + (i % 5000), "v"});
+        }
+        burst(commands);
+        await("every event", () -> {
+            Map<String, Object> d = registrationData("lanes-exact");
+            return stat(d, "numSuccess") + stat(d, "numFailures") >= events;
+        });
+        Thread.sleep(200);  // nothing more comes
+        Map<String, Object> d = registrationData("lanes-exact");
+        assertEquals(String.valueOf(events), direct().get("ex:n"));
+        assertEquals(events, stat(d, "numTriggered"));
+        assertEquals(events, stat(d, "numSuccess"));
+        assertEquals(0, stat(d, "numFailures"));
+        unregister("lanes-exact");
+    }
+
+    @Test
+    void failuresAndErrorRepliesAreCountedPerEvent() throws Exception {
+        // Events of even values fail in Python; odd ones run a command Redis refuses (INCR of a word), catch
+        // the error execute() raises and record it: error replies come back to their own lane.
+        direct().del("fa:errors", "fa:word");
+        direct().set("fa:word", "not a number");
+        py("def f(r):\n"
+                + "    v = int(r['value'])\n"
+                + "    if v % 2 == 0:\n"
+                + "        return 1 / 0\n"
+                + "    try:\n"
+                + "        execute('INCR', 'fa:word')\n"
+                + "    except Exception as e:\n"
+                + "        execute('RPUSH', 'fa:errors', str(e))\n"
+                + "GB().foreach(f).register(prefix='fa:k:*', eventTypes=['set'])", "ID", "lanes-fail");
+        List<String[]> commands = new ArrayList<>();
+        for (int i = 0; i < 2000; i++) {
+            commands.add(new String[]{"SET", "fa:k:" + i, String.valueOf(i)});
+        }
+        burst(commands);
+        await("2000 events", () -> {
+            Map<String, Object> d = registrationData("lanes-fail");
+            return stat(d, "numSuccess") + stat(d, "numFailures") >= 2000;
+        });
+        Map<String, Object> d = registrationData("lanes-fail");
+        assertEquals(1000, stat(d, "numFailures"));
+        assertEquals(1000, stat(d, "numSuccess"));
+        assertTrue(String.valueOf(d.get("lastError")).contains("ZeroDivisionError"), String.valueOf(d.get("lastError")));
+        List<String> errors = direct().lrange("fa:errors", 0, -1);
+        assertEquals(1000, errors.size());
+        assertTrue(errors.stream().allMatch(e -> e.contains("not an integer")), errors.getFirst());
+        unregister("lanes-fail");
+    }
+
+    @Test
+    void syncRegistrationsStillRunInArrivalOrderBeforeTheReply() throws Exception {
+        direct().del("sy:log");
+        py("GB().foreach(lambda r: execute('RPUSH', 'sy:log', r['key'])).register(prefix='sy:k:*', mode='sync', eventTypes=['set'])",
+                "ID", "lanes-sync");
+        List<String> expected = new ArrayList<>();
+        for (int i = 0; i < 200; i++) {
+            String key = "sy:k:" + (i * 7919 % 50);
+            call("SET", key, "v");
+            expected.add(key);
+            // A sync registration has run before the SET's reply: its write is there already.
+            assertEquals(i + 1, direct().llen("sy:log"), "after SET " + i);
+        }
+        assertEquals(expected, direct().lrange("sy:log", 0, -1));
+        unregister("lanes-sync");
+    }
+}
