@@ -50,8 +50,9 @@ final class Lanes {
         this.pipe = new Pipe(redis);
         Thread.Builder.OfVirtual onCarrier = (Thread.Builder.OfVirtual) VIRTUAL_BUILDER.newInstance(carrier);
         ThreadFactory factory = onCarrier.name("jgears-lane-" + name + "-", 1).factory();
-        this.workers = new ThreadPoolExecutor(maxLanes, maxLanes, IDLE_SECONDS, TimeUnit.SECONDS, new LinkedBlockingQueue<>(), factory);
-        this.workers.allowCoreThreadTimeOut(true);
+        // A lane of the last batch is reused (a thread's first entry into a context is costly), a new one made
+        // only when all are busy: as many threads as lanes run at once.
+        this.workers = new ThreadPoolExecutor(0, maxLanes, IDLE_SECONDS, TimeUnit.SECONDS, new java.util.concurrent.SynchronousQueue<>(), factory);
     }
 
     /** Whether lanes can run on a carrier of their own here (the JVM lets jgears build such virtual threads). */
@@ -73,8 +74,8 @@ final class Lanes {
     }
 
     private static java.lang.reflect.Constructor<?> virtualBuilder() {
-        if (Boolean.getBoolean("jgears.platformLanes")) {
-            return null;  // -Djgears.platformLanes=true: the platform-thread lanes (for before/after measurements)
+        if (!Boolean.getBoolean("jgears.carrierLanes")) {
+            return null;  // opt-in while being measured: -Djgears.carrierLanes=true
         }
         try {
             Class<?> c = Class.forName("java.lang.ThreadBuilders$VirtualThreadBuilder");
