@@ -16,7 +16,6 @@ import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
@@ -33,8 +32,10 @@ import java.util.concurrent.atomic.AtomicInteger;
  */
 final class Lanes {
     private static final Logger log = LoggerFactory.getLogger(Lanes.class);
-    /** A lane whose command is still queued after this long sends it itself (see {@link Pipe#call}). */
-    private static final long SELF_SEND_MICROS = 2000;
+    /** Commands queued this long are sent even if the carrier has not (see {@link #run}). */
+    private static final long WATCH_NANOS = 2_000_000;
+    private static final java.util.concurrent.ScheduledExecutorService WATCH = java.util.concurrent.Executors.newSingleThreadScheduledExecutor(
+            r -> Thread.ofPlatform().name("jgears-lane-watch").daemon().unstarted(r));
     private static final long IDLE_SECONDS = 30;
     /** Builds virtual threads on a given scheduler (the JDK's builder has it, not public: null when not opened to us). */
     private static final java.lang.reflect.Constructor<?> VIRTUAL_BUILDER = virtualBuilder();
@@ -113,9 +114,14 @@ final class Lanes {
         }
         // The carrier started with the first lane and stays until they have all ended (it idles for seconds first).
         Runnable untrack = carrier.thread == null ? () -> { } : whileRunning.apply(carrier.thread);
+        // The carrier sends the lanes' commands whenever it runs out of lanes to run. Should a lane ever hold on
+        // to it while waiting (a pinned virtual thread), this sends them anyway: slower, never stuck.
+        java.util.concurrent.ScheduledFuture<?> watch = WATCH.scheduleWithFixedDelay(() -> pipe.flushOlderThan(WATCH_NANOS),
+                WATCH_NANOS, WATCH_NANOS, TimeUnit.NANOSECONDS);
         try {
             return joined(futures);
         } finally {
+            watch.cancel(false);
             untrack.run();
         }
     }
@@ -197,7 +203,9 @@ final class Lanes {
     /** The lanes' queued commands, sent together. */
     static final class Pipe {
         private final RedisBackend redis;
-        private List<Queued> queued = new ArrayList<>();
+        private final java.util.concurrent.ConcurrentLinkedQueue<Queued> queued = new java.util.concurrent.ConcurrentLinkedQueue<>();
+        /** When the oldest command still queued was queued (0: none). */
+        private final java.util.concurrent.atomic.AtomicLong oldest = new java.util.concurrent.atomic.AtomicLong();
 
         record Queued(RedisUser user, List<byte[]> command, CompletableFuture<Object> reply) {
         }
@@ -208,18 +216,10 @@ final class Lanes {
 
         Object call(RedisUser user, List<byte[]> command) {
             Queued q = new Queued(user, command, new CompletableFuture<>());
-            synchronized (this) {
-                queued.add(q);
-            }
+            queued.add(q);
+            oldest.compareAndSet(0, System.nanoTime());
             try {
-                try {
-                    return q.reply.get(SELF_SEND_MICROS, TimeUnit.MICROSECONDS);
-                } catch (TimeoutException e) {
-                    // The carrier has not sent it: it is busy (other lanes' Python), or this lane is pinned to
-                    // it (then it never would). Sending it now costs a write of its own, never a deadlock.
-                    flush();
-                    return q.reply.get();
-                }
+                return q.reply.get();
             } catch (ExecutionException e) {
                 if (e.getCause() instanceof RedisCommandException rce) {
                     throw rce;
@@ -231,14 +231,22 @@ final class Lanes {
             }
         }
 
+        /** Sends what has waited longer than this (the carrier is busy, or a lane is pinned to it). */
+        void flushOlderThan(long nanos) {
+            long t = oldest.get();
+            if (t != 0 && System.nanoTime() - t > nanos) {
+                flush();
+            }
+        }
+
         void flush() {
-            List<Queued> out;
-            synchronized (this) {
-                if (queued.isEmpty()) {
-                    return;
-                }
-                out = queued;
-                queued = new ArrayList<>();
+            if (queued.isEmpty()) {
+                return;
+            }
+            oldest.set(0);
+            List<Queued> out = new ArrayList<>();
+            for (Queued q; (q = queued.poll()) != null; ) {
+                out.add(q);
             }
             int from = 0;
             while (from < out.size()) {
