@@ -22,6 +22,25 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class KeyEventLanesTest extends GearsTestBase {
 
+    // Carrier lanes are opt-in: on for the contexts this class's registrations get (read per context).
+    @org.junit.jupiter.api.BeforeAll
+    static void carrierLanes() {
+        System.setProperty("jgears.carrierLanes", "true");
+        setConcurrency("64");
+    }
+
+    private static void setConcurrency(String lanes) {
+        try (var c = TestServer.connectRaw()) {
+            TestServer.call(c, "RG.CONFIGSET", "KeyEventConcurrency", lanes);
+        }
+    }
+
+    @org.junit.jupiter.api.AfterAll
+    static void platformLanes() {
+        System.clearProperty("jgears.carrierLanes");
+        setConcurrency("4");
+    }
+
     private static RedisCommands<String, String> direct() {
         return TestServer.redisDirect();
     }

@@ -58,12 +58,13 @@ final class Lanes {
 
     /** Whether lanes can run on a carrier of their own here (the JVM lets jgears build such virtual threads). */
     static boolean available() {
-        return VIRTUAL_BUILDER != null;
+        // Opt-in while being measured (-Djgears.carrierLanes=true), read for each new context.
+        return VIRTUAL_BUILDER != null && Boolean.getBoolean("jgears.carrierLanes");
     }
 
     /** New lanes for one context, or null when this JVM does not allow them (see {@link #available}). */
     static Lanes create(String name, RedisBackend redis, int maxLanes) {
-        if (VIRTUAL_BUILDER == null) {
+        if (!available()) {
             return null;
         }
         try {
@@ -75,9 +76,6 @@ final class Lanes {
     }
 
     private static java.lang.reflect.Constructor<?> virtualBuilder() {
-        if (!Boolean.getBoolean("jgears.carrierLanes")) {
-            return null;  // opt-in while being measured: -Djgears.carrierLanes=true
-        }
         try {
             Class<?> c = Class.forName("java.lang.ThreadBuilders$VirtualThreadBuilder");
             java.lang.reflect.Constructor<?> k = c.getDeclaredConstructor(Executor.class);
@@ -85,7 +83,7 @@ final class Lanes {
             return k;
         } catch (ReflectiveOperationException | RuntimeException e) {
             // Needs --add-opens java.base/java.lang=ALL-UNNAMED (target/jvm.args has it): else the old platform lanes.
-            LoggerFactory.getLogger(Lanes.class).info("key event lanes run on platform threads ({}: {})",
+            LoggerFactory.getLogger(Lanes.class).info("carrier lanes are not available, key event lanes run on platform threads ({}: {})",
                     e.getClass().getSimpleName(), e.getMessage());
             return null;
         }
