@@ -39,6 +39,7 @@ public final class Execution {
     private volatile long recordsDone;
     /** When the long-run log last named this execution (System.nanoTime), 0 before. */
     private volatile long lastProgressLog;
+    private final java.util.concurrent.atomic.AtomicBoolean counted = new java.util.concurrent.atomic.AtomicBoolean();
 
     void shardReplies(List<CompletableFuture<Object>> replies) {
         shardReplies = replies;
@@ -186,6 +187,11 @@ public final class Execution {
 
     void abort(String why) {
         finish(Status.ABORTED, results, appended(errors, why));
+    }
+
+    /** True the first time only: a finished execution is counted in its registration's stats once. */
+    boolean countOnce() {
+        return counted.compareAndSet(false, true);
     }
 
     private synchronized void finish(Status status, List<Object> results, List<String> errors) {

@@ -416,6 +416,9 @@ public final class Registrations implements KeyEvents.Listener {
     }
 
     private void finished(Registration r, Execution e) {
+        if (!e.countOnce()) {
+            return;
+        }
         r.finished(e);
         if (!e.errors().isEmpty()) {
             engine.failureLog().warn("registration {} (session {}): execution {} failed: {}", r.id(), r.session().id(),
@@ -874,8 +877,13 @@ public final class Registrations implements KeyEvents.Listener {
         e.running();
         List<Object> payload = java.util.Collections.singletonList(new Object[]{stream, entries.toArray()});
         engine.submit(() -> runInPython(r, List.of(e), payload, null, this::trigger));
-        return e.done().thenApply(x -> new StreamConsumer.Outcome(x.status() == Execution.Status.ABORTED,
-                x.errors().isEmpty() ? null : x.errors().getFirst()));
+        return e.done().thenApply(x -> {
+            // Counted before the consumer hears the outcome (which may release a sync XADD's reply): dependents
+            // of one future run in no set order, and a client reading RegistrationData must see this batch.
+            finished(r, x);
+            return new StreamConsumer.Outcome(x.status() == Execution.Status.ABORTED,
+                    x.errors().isEmpty() ? null : x.errors().getFirst());
+        });
     }
 
     // ------------------------------------------------------------------ commands
