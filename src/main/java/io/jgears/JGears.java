@@ -175,7 +175,12 @@ public final class JGears implements AutoCloseable {
 
     /** On a cluster, the cluster's commands in front of the rest. */
     private io.jgears.server.LocalCommands clusterCommands(io.jgears.server.LocalCommands commands) {
-        return cluster == null ? commands : new ClusterCommands(commands, cluster, redis);
+        if (cluster == null) {
+            return commands;
+        }
+        ClusterCommands front = new ClusterCommands(commands, cluster, redis);
+        engine.clusterCommands(front);
+        return front;
     }
 
     /** Whether Redis runs with cluster-enabled yes (INFO cluster). */

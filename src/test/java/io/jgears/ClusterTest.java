@@ -259,4 +259,17 @@ class ClusterTest {
                 TestCluster.call(cluster.jgears.get(0).port(), "RG.TRIGGERONKEY", "getter", key));
         assertEquals("from-shard-2", redisCli(cluster.jgears.get(0).port(), "RG.TRIGGERONKEY", "getter", key));
     }
+
+    @Test
+    void executeFromPythonSeesTheClusterAsClientsDo() throws Exception {
+        // Each shard's part asks its own jgears: one MyId per shard, each that shard's Redis node id.
+        List<?> reply = pyExecute(2, "GB('ShardsIDReader').map(lambda r: '%s=%s' % (r, execute('RG.INFOCLUSTER')[1])).run()");
+        Set<Object> expected = new HashSet<>();
+        for (int i = 0; i < 3; i++) {
+            expected.add(redisId(i) + "=" + redisId(i));
+        }
+        assertEquals(expected, new HashSet<>((List<?>) reply.get(0)), "reply: " + reply);
+        assertEquals(List.of("OK"), pyExecute(0,
+                "GB('ShardsIDReader').map(lambda r: execute('RG.REFRESHCLUSTER')).distinct().run()").get(0));
+    }
 }

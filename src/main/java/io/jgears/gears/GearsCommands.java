@@ -138,7 +138,10 @@ public final class GearsCommands implements LocalCommands {
                 case "RG.PYIMPORTREQ" -> importRequirement(args);
                 case "RG.CONFIGGET" -> done(configGet(args));
                 case "RG.CONFIGSET" -> done(configSet(args));
-                case "RG.INFOCLUSTER", "RG.REFRESHCLUSTER" -> done(noArgs(args, Replies.simple("no cluster mode")));
+                // On a cluster the client's path answers these in front of this class; execute() from Python gets here.
+                case "RG.INFOCLUSTER", "RG.REFRESHCLUSTER" -> engine.clusterCommands() != null
+                        ? engine.clusterCommands().execute(null, args)
+                        : done(noArgs(args, Replies.simple("no cluster mode")));
                 case "RG.DUMPREGISTRATIONS" -> done(dumpRegistrations(args));
                 case "RG.UNREGISTER" -> done(unregister(args));
                 case "RG.PAUSEREGISTRATIONS" -> done(pause(args, true));

@@ -65,6 +65,17 @@ public final class GearsEngine implements AutoCloseable {
         return fanOut;
     }
 
+    private volatile io.jgears.server.LocalCommands clusterCommands;
+
+    /** On a cluster: what answers RG.INFOCLUSTER and RG.REFRESHCLUSTER, for execute() from Python too. */
+    public void clusterCommands(io.jgears.server.LocalCommands commands) {
+        this.clusterCommands = commands;
+    }
+
+    public io.jgears.server.LocalCommands clusterCommands() {
+        return clusterCommands;
+    }
+
     /** This shard's id (see {@link Executions#shardId()}). */
     public String shardId() {
         return executions.shardId();
