@@ -218,6 +218,80 @@ class ClusterTest {
     }
 
     @Test
+    void repartitionMovesEachRecordToTheShardOwningItsKeyAndTheNextStepsRunThere() throws Exception {
+        // Four source keys on each shard; each names a target key, and the targets are on all three shards.
+        List<String> targets = new java.util.ArrayList<>();
+        java.util.Map<String, Integer> ownerOf = new java.util.HashMap<>();
+        for (int shard = 0; shard < 3; shard++) {
+            for (int i = 0; i < 4; i++) {
+                int owner = (shard + i) % 3;
+                String target = cluster.keyOn(owner, "rp:dst:" + shard + ":" + i + ":");
+                String source = cluster.keyOn(shard, "rp:src:" + shard + ":" + i + ":");
+                TestCluster.call(cluster.redis.get(shard).port(), "SET", source, target);
+                targets.add(target);
+                ownerOf.put(target, owner);
+            }
+        }
+        List<String> expected = targets.stream().sorted().toList();
+        // After the repartition the steps run on the target's owner: execute() there is never MOVED (a MOVED
+        // would be a step error). The INCR's key has the target as hash tag: the same slot.
+        List<?> reply = pyExecute(1, "GB().map(lambda r: {'key': r['value'], 'src': r['key']})"
+                + ".repartition(lambda r: r['key'])"
+                + ".foreach(lambda r: execute('SET', r['key'], r['src']))"
+                + ".foreach(lambda r: execute('INCR', '{%s}:n' % r['key']))"
+                + ".map(lambda r: r['key']).run('rp:src:*')");
+        assertEquals(List.of(), reply.get(1));
+        assertEquals(expected, sorted(reply.get(0)));
+        for (String target : targets) {
+            int port = cluster.redis.get(ownerOf.get(target)).port();
+            assertTrue(String.valueOf(TestCluster.call(port, "GET", target)).startsWith("rp:src:"), target);
+            assertEquals("1", TestCluster.call(port, "GET", "{" + target + "}:n"), target);
+        }
+        // groupby moves the records to their group key's owner too; a count after it is gathered as before.
+        reply = pyExecute(0, "GB().groupby(lambda r: r['value'], lambda k, a, r: (a or 0) + 1)"
+                + ".foreach(lambda r: execute('SET', '{%s}:g' % r['key'], str(r['value']))).count().run('rp:src:*')");
+        assertEquals(List.of(), reply.get(1));
+        assertEquals(List.of("12"), reply.get(0));
+        for (String target : targets) {
+            assertEquals("1", TestCluster.call(cluster.redis.get(ownerOf.get(target)).port(), "GET", "{" + target + "}:g"), target);
+        }
+        // Two repartitions in a row, then collect=False: the records stay on the owners of the second key.
+        reply = pyExecute(2, "GB().map(lambda r: r['value']).repartition(lambda r: r)"
+                + ".map(lambda r: '{%s}:twice' % r).repartition(lambda r: r)"
+                + ".foreach(lambda r: execute('SET', r, 'x')).run('rp:src:*', collect=False)");
+        assertEquals(List.of(), reply.get(1));
+        long onTwo = targets.stream().filter(t -> ownerOf.get(t) == 2).count();
+        assertEquals(onTwo, ((List<?>) reply.get(0)).size());
+        for (String target : targets) {
+            assertEquals("x", TestCluster.call(cluster.redis.get(ownerOf.get(target)).port(), "GET", "{" + target + "}:twice"), target);
+        }
+        // Errors of the steps after a repartition, on every shard, reach the coordinator.
+        reply = pyExecute(0, "GB().repartition(lambda r: r['value']).map(lambda r: 1 / 0).run('rp:src:*')");
+        assertEquals(List.of(), reply.get(0));
+        assertEquals(12, ((List<?>) reply.get(1)).size());
+    }
+
+    @Test
+    void aShardWhoseScriptFailsDoesNotHoldUpTheOthersRepartition() throws Exception {
+        for (int shard = 0; shard < 3; shard++) {
+            TestCluster.call(cluster.redis.get(shard).port(), "SET", cluster.keyOn(shard, "rpfail:" + shard + ":"), "v" + shard);
+        }
+        String failing = redisId(2);
+        long start = System.nanoTime();
+        List<?> reply = pyExecute(0, "if execute('CLUSTER', 'MYID') == '" + failing + "':\n"
+                + "    raise Exception('no part here')\n"
+                + "GB().repartition(lambda r: r['key']).map(lambda r: r['key']).run('rpfail:*')");
+        long seconds = TimeUnit.NANOSECONDS.toSeconds(System.nanoTime() - start);
+        assertTrue(seconds < 60, "the run took " + seconds + " s");
+        List<String> errors = ((List<?>) reply.get(1)).stream().map(String::valueOf).toList();
+        assertTrue(errors.stream().anyMatch(e -> e.contains("no part here")), "errors: " + errors);
+        // Shards 0 and 1 heard that shard 2 sends nothing: each says so, neither waited for it.
+        assertEquals(2, errors.stream().filter(e -> e.contains("shard " + failing + " sent no records to the repartition")).count(),
+                "errors: " + errors);
+        assertEquals(List.of(cluster.keyOn(0, "rpfail:0:"), cluster.keyOn(1, "rpfail:1:")), sorted(reply.get(0)));
+    }
+
+    @Test
     void registrationsAreInstalledOnEveryShardAndFireWhereTheDataChanges() throws Exception {
         assertEquals("OK", TestCluster.call(cluster.jgears.get(0).port(), "RG.PYEXECUTE",
                 "GB().foreach(lambda r: execute('SET', '{%s}:seen' % r['key'], '1')).register(prefix='reg:*', eventTypes=['set'])",

@@ -32,10 +32,17 @@ public final class ShardLinks implements ShardFanOut, AutoCloseable {
     private final RedisClient client;
     /** By peer "host:port runId": a restarted peer (new run id) gets a new link. */
     private final Map<String, CompletableFuture<StatefulRedisConnection<byte[], byte[]>>> links = new ConcurrentHashMap<>();
+    private final RecordExchange exchange;
+    /** By hash slot: the Redis node id of its master, for the topology it was worked out from. */
+    private volatile SlotOwners slotOwners;
+
+    private record SlotOwners(ClusterTopology topology, String[] owners) {
+    }
 
     public ShardLinks(ClusterNodes nodes, RedisURI ownRedis) {
         this.nodes = nodes;
         this.ownRedis = ownRedis;
+        this.exchange = new RecordExchange(nodes, (peer, args) -> send(peer, args, "could not take the records: ", " records"));
         this.client = RedisClient.create();
         client.setOptions(ClientOptions.builder().protocolVersion(ProtocolVersion.RESP2).autoReconnect(false)
                 .timeoutOptions(TimeoutOptions.enabled(Duration.ofSeconds(150))).build());
@@ -61,13 +68,68 @@ public final class ShardLinks implements ShardFanOut, AutoCloseable {
                         + master.id() + " (" + master.address() + ", slots " + slots + "): its part of the run is missing")));
                 continue;
             }
-            out.add(send(peer, args));
+            out.add(send(peer, args, "could not run the script: ", ""));
         }
         return out;
     }
 
-    private CompletableFuture<Object> send(ClusterNodes.Peer peer, List<byte[]> args) {
-        String key = peer.address() + " " + peer.runId();
+    @Override
+    public String[] owners(List<String> keys) {
+        ClusterTopology topology = nodes.topology();
+        SlotOwners cache = slotOwners;
+        if (cache == null || cache.topology() != topology) {
+            String[] bySlot = new String[ClusterTopology.SLOTS];
+            for (ClusterTopology.Shard s : topology.servingShards()) {
+                ClusterTopology.Node m = s.master();
+                for (int i = 0; i + 1 < s.slots().size(); i += 2) {
+                    for (int slot = s.slots().get(i); slot <= s.slots().get(i + 1) && slot < bySlot.length; slot++) {
+                        bySlot[slot] = m == null ? "" : m.id();
+                    }
+                }
+            }
+            cache = new SlotOwners(topology, bySlot);
+            slotOwners = cache;
+        }
+        String[] out = new String[keys.size()];
+        for (int i = 0; i < out.length; i++) {
+            String owner = cache.owners()[io.lettuce.core.cluster.SlotHash.getSlot(keys.get(i).getBytes(StandardCharsets.UTF_8))];
+            out[i] = owner == null ? "" : owner;
+        }
+        return out;
+    }
+
+    @Override
+    public Exchanged exchange(String runId, int phase, List<String> dests, List<String> payloads) {
+        return exchange.exchange(runId, phase, dests, payloads);
+    }
+
+    @Override
+    public void received(String runId, int phase, String from, List<String> payloads) {
+        exchange.received(runId, phase, from, payloads);
+    }
+
+    @Override
+    public void abandoned(String runId, int fromPhase, String from, String message) {
+        exchange.abandoned(runId, fromPhase, from, message);
+    }
+
+    @Override
+    public void abandon(String runId, String message) {
+        exchange.abandon(runId, message);
+    }
+
+    @Override
+    public void runEnded(String runId, int phases, String message) {
+        exchange.end(runId, phases, message);
+    }
+
+    /**
+     * {@code lane}: repartition records go on links of their own ("" and " records"): a peer answers a
+     * link's commands in order, and the records a shard's part of a run waits for must not queue behind
+     * that part's own RG.JGEARSSHARDEXECUTE.
+     */
+    private CompletableFuture<Object> send(ClusterNodes.Peer peer, List<byte[]> args, String refused, String lane) {
+        String key = peer.address() + " " + peer.runId() + lane;
         CompletableFuture<StatefulRedisConnection<byte[], byte[]>> link = links.computeIfAbsent(key, k -> connect(peer));
         CompletableFuture<Object> reply = link.thenCompose(c -> {
             CommandArgs<byte[], byte[]> commandArgs = new CommandArgs<>(ByteArrayCodec.INSTANCE);
@@ -86,7 +148,7 @@ public final class ShardLinks implements ShardFanOut, AutoCloseable {
             }
             return CompletableFuture.<Object>failedFuture(new IllegalStateException("the jgears of shard " + peer.redisNodeId()
                     + " (" + peer.address() + ") " + (cause instanceof io.lettuce.core.RedisCommandExecutionException
-                    ? "could not run the script: " : "was cut off mid-run: ") + cause.getMessage()));
+                    ? refused : "was cut off mid-run: ") + cause.getMessage()));
         }).thenCompose(f -> f);
     }
 

@@ -41,6 +41,26 @@ public final class Execution {
     private volatile long lastProgressLog;
     private final java.util.concurrent.atomic.AtomicBoolean counted = new java.util.concurrent.atomic.AtomicBoolean();
 
+    /** On a cluster: the run's name on every shard, and how many repartitions its plan has (0: none). */
+    private volatile String clusterRunId;
+    private volatile int exchangePhases;
+
+    void clusterRun(String runId) {
+        clusterRunId = runId;
+    }
+
+    String clusterRunId() {
+        return clusterRunId;
+    }
+
+    void exchangePhases(int phases) {
+        exchangePhases = phases;
+    }
+
+    int exchangePhases() {
+        return exchangePhases;
+    }
+
     void shardReplies(List<CompletableFuture<Object>> replies) {
         shardReplies = replies;
     }

@@ -115,13 +115,69 @@ public final class GearsCommands implements LocalCommands {
         return a == null ? "" : a.substring(a.indexOf('/') + 1);
     }
 
+    /** {@code RG.JGEARSSHARDEXECUTE runId code options...}: this shard's part of a coordinator's run. */
+    private CompletableFuture<RedisMessage> shardExecute(List<byte[]> args, ClientInfo client) {
+        List<byte[]> rest = new ArrayList<>(args);
+        String runId = str(rest.remove(1));
+        return abandonOnError(pyExecute(rest, client, "shard", runId), runId);
+    }
+
+    private final java.util.concurrent.atomic.AtomicLong runSequence = new java.util.concurrent.atomic.AtomicLong();
+
+    /**
+     * RG.PYEXECUTE on a cluster: this shard coordinates the run. Its cluster-wide name addresses the
+     * shards' repartition batches.
+     */
+    private CompletableFuture<RedisMessage> coordinatorExecute(List<byte[]> args, ClientInfo client) {
+        String runId = engine.shardId() + "-r" + runSequence.incrementAndGet() + "-" + Long.toHexString(System.nanoTime());
+        return abandonOnError(pyExecute(args, client, "coordinator", runId), runId);
+    }
+
+    /** A script that could not run here: the other shards do not wait for this shard's repartition records. */
+    private CompletableFuture<RedisMessage> abandonOnError(CompletableFuture<RedisMessage> reply, String runId) {
+        return reply.whenComplete((r, e) -> {
+            if (e != null || r instanceof io.netty.handler.codec.redis.ErrorRedisMessage) {
+                String why = e != null ? String.valueOf(e.getMessage())
+                        : ((io.netty.handler.codec.redis.ErrorRedisMessage) r).content();
+                engine.fanOut().abandon(runId, "its script did not run: " + why);
+            }
+        });
+    }
+
+    /** Another shard's records of a repartition, or its word that it sends none (see ShardFanOut.SHARD_RECORDS). */
+    private RedisMessage shardRecords(List<byte[]> args) {
+        String runId = str(args.get(1));
+        int phase;
+        try {
+            phase = Integer.parseInt(str(args.get(2)));
+        } catch (NumberFormatException e) {
+            return Replies.error("ERR bad phase");
+        }
+        String from = str(args.get(3));
+        String kind = str(args.get(4));
+        if (kind.equals("ABANDON")) {
+            engine.fanOut().abandoned(runId, phase, from, args.size() > 5 ? str(args.get(5)) : "");
+            return Replies.OK;
+        }
+        List<String> payloads = new ArrayList<>(args.size() - 5);
+        for (int i = 5; i < args.size(); i++) {
+            payloads.add(new String(args.get(i), StandardCharsets.ISO_8859_1));  // base64 text
+        }
+        engine.fanOut().received(runId, phase, from, payloads);
+        return Replies.OK;
+    }
+
     private CompletableFuture<RedisMessage> run(ClientInfo client, List<byte[]> args, String name) {
         try {
             return switch (name) {
-                case "RG.PYEXECUTE" -> pyExecute(args, client, engine.fanOut() == null ? "none" : "coordinator");
-                case ShardFanOut.SHARD_EXECUTE -> engine.fanOut() == null
+                case "RG.PYEXECUTE" -> engine.fanOut() == null ? pyExecute(args, client, "none", null)
+                        : coordinatorExecute(args, client);
+                case ShardFanOut.SHARD_EXECUTE -> engine.fanOut() == null || args.size() < 3
                         ? done(Replies.error("ERR unknown command '" + str(args.getFirst()) + "'"))
-                        : pyExecute(args, client, "shard");
+                        : shardExecute(args, client);
+                case ShardFanOut.SHARD_RECORDS -> engine.fanOut() == null || args.size() < 5
+                        ? done(Replies.error("ERR unknown command '" + str(args.getFirst()) + "'"))
+                        : done(shardRecords(args));
                 case "RG.GETRESULTS" -> done(getResults(args));
                 case "RG.GETRESULTSBLOCKING" -> getResultsBlocking(args);
                 case "RG.DUMPEXECUTIONS" -> done(dumpExecutions(args));
@@ -190,7 +246,7 @@ public final class GearsCommands implements LocalCommands {
      * {@code role}: "none" on a single Redis; on a cluster "coordinator" (a client's RG.PYEXECUTE: the script
      * is sent to every other shard too) or "shard" (another jgears' coordinator sent it).
      */
-    private CompletableFuture<RedisMessage> pyExecute(List<byte[]> args, ClientInfo client, String role) {
+    private CompletableFuture<RedisMessage> pyExecute(List<byte[]> args, ClientInfo client, String role, String runId) {
         arity(args, 2, Integer.MAX_VALUE);
         long max = engine.config().getLong(GearsConfig.MAX_SCRIPT_SIZE);
         byte[] raw = args.get(1);
@@ -296,14 +352,15 @@ public final class GearsCommands implements LocalCommands {
             // The other shards run the same script as their part, blocking (their reply carries their records).
             List<byte[]> shardArgs = new ArrayList<>();
             shardArgs.add(ShardFanOut.SHARD_EXECUTE.getBytes(StandardCharsets.UTF_8));
+            shardArgs.add(runId.getBytes(StandardCharsets.UTF_8));
             for (int i = 1; i < args.size(); i++) {
                 if (i < 2 || !str(args.get(i)).equalsIgnoreCase("UNBLOCKING")) {
                     shardArgs.add(args.get(i));
                 }
             }
-            request = request.inCluster(role, engine.fanOut().sendToOtherShards(shardArgs));
+            request = request.inCluster(role, engine.fanOut().sendToOtherShards(shardArgs), runId);
         } else if (role.equals("shard")) {
-            request = request.inCluster(role, List.of());
+            request = request.inCluster(role, List.of(), runId);
         }
         return engine.pyExecute(request);
     }

@@ -278,7 +278,7 @@ public final class GearsEngine implements AutoCloseable {
     public record PyExecute(String code, boolean unblocking, String id, String description,
                             boolean upgrade, String replaceWith, io.jgears.redis.RedisUser user, boolean shared,
                             List<String> requirements, boolean forceReinstall, io.jgears.requirements.SessionPolicy allow,
-                            String clusterRole, List<CompletableFuture<Object>> shardReplies) {
+                            String clusterRole, List<CompletableFuture<Object>> shardReplies, String clusterRunId) {
         public PyExecute(String code, boolean unblocking, String id, String description,
                          boolean upgrade, String replaceWith, io.jgears.redis.RedisUser user, boolean shared) {
             this(code, unblocking, id, description, upgrade, replaceWith, user, shared, List.of(), false, null);
@@ -288,16 +288,17 @@ public final class GearsEngine implements AutoCloseable {
                          boolean upgrade, String replaceWith, io.jgears.redis.RedisUser user, boolean shared,
                          List<String> requirements, boolean forceReinstall, io.jgears.requirements.SessionPolicy allow) {
             this(code, unblocking, id, description, upgrade, replaceWith, user, shared, requirements, forceReinstall, allow,
-                    "none", List.of());
+                    "none", List.of(), null);
         }
 
         /**
          * The same request on a cluster: {@code role} "coordinator" (the shard a client sent it to; the other
-         * shards' replies will be {@code shardReplies}) or "shard" (one shard's part of a coordinator's run).
+         * shards' replies will be {@code shardReplies}) or "shard" (one shard's part of a coordinator's run);
+         * {@code runId} names the run on every shard (their repartition batches are addressed by it).
          */
-        public PyExecute inCluster(String role, List<CompletableFuture<Object>> replies) {
+        public PyExecute inCluster(String role, List<CompletableFuture<Object>> replies, String runId) {
             return new PyExecute(code, unblocking, id, description, upgrade, replaceWith, user, shared, requirements,
-                    forceReinstall, allow, role, replies);
+                    forceReinstall, allow, role, replies, runId);
         }
 
         /** A session with requirements or more than the default sandbox needs a context of its own. */
@@ -625,7 +626,8 @@ public final class GearsEngine implements AutoCloseable {
         session.code(request.code());
         session.user(request.user());
         session.replacing(replaced);
-        ScriptRun run = new ScriptRun(request.unblocking(), restoring, request.clusterRole(), request.shardReplies());
+        ScriptRun run = new ScriptRun(request.unblocking(), restoring, request.clusterRole(), request.shardReplies(),
+                request.clusterRunId());
         HostApi host = (HostApi) session.interpreter().host();
         String error;
         try {

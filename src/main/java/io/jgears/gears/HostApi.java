@@ -646,6 +646,14 @@ public final class HostApi {
             if (run.clusterRole().equals("coordinator")) {
                 execution.shardReplies(run.shardReplies());
             }
+            ShardFanOut fanOut = engine.fanOut();
+            if (!run.clusterRole().equals("none") && run.clusterRunId() != null && fanOut != null) {
+                String runId = run.clusterRunId();
+                execution.clusterRun(runId);
+                // However it ends, the other shards do not wait for repartitions this one did not reach.
+                execution.done().whenComplete((r, e) -> fanOut.runEnded(runId, execution.exchangePhases(),
+                        "its execution ended (" + execution.status().label() + ") before the repartition"));
+            }
         }
         if (!unblocking) {
             execution.running();
@@ -834,6 +842,55 @@ public final class HostApi {
             out[i] = shardReply(reply);
         }
         return out;
+    }
+
+    /** run() on a cluster: the plan has {@code phases} repartitions (each shard moves its records at each). */
+    @HostAccess.Export
+    public void exchangePhases(String executionId, int phases) {
+        Execution execution = engine.executions().find(executionId);
+        if (execution != null && execution.session() == session) {
+            execution.exchangePhases(phases);
+        }
+    }
+
+    /** The Redis node id of the master owning each key's hash slot ("" where no shard serves it). */
+    @HostAccess.Export
+    public String[] keyOwners(Value keys) {
+        ShardFanOut fanOut = engine.fanOut();
+        int n = (int) keys.getArraySize();
+        List<String> list = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) {
+            list.add(keys.getArrayElement(i).asString());
+        }
+        if (fanOut == null) {
+            String[] mine = new String[n];
+            java.util.Arrays.fill(mine, engine.shardId());
+            return mine;
+        }
+        return fanOut.owners(list);
+    }
+
+    /**
+     * A repartition of a cluster run: sends each record (pickled, {@code payloads}) to its shard
+     * ({@code dests}) and waits (bounded) for the records the other shards send here. Returns
+     * [records, errors].
+     */
+    @HostAccess.Export
+    public Object[] exchange(String executionId, int phase, Value dests, Value payloads) {
+        Execution execution = engine.executions().find(executionId);
+        ShardFanOut fanOut = engine.fanOut();
+        if (execution == null || execution.session() != session || fanOut == null || execution.clusterRunId() == null) {
+            return new Object[]{new Object[0], new Object[]{"the repartition could not reach the other shards (not a cluster run)"}};
+        }
+        int n = (int) payloads.getArraySize();
+        List<String> d = new ArrayList<>(n);
+        List<String> p = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) {
+            d.add(dests.getArrayElement(i).asString());
+            p.add(payloads.getArrayElement(i).asString());
+        }
+        ShardFanOut.Exchanged got = fanOut.exchange(execution.clusterRunId(), phase, d, p);
+        return new Object[]{got.records().toArray(), got.errors().toArray()};
     }
 
     /** How long a coordinator waits for the other shards' parts of a run. */

@@ -10,12 +10,15 @@ final class ScriptRun {
     private final List<Execution> started = new ArrayList<>();
     private final String clusterRole;
     private final List<java.util.concurrent.CompletableFuture<Object>> shardReplies;
+    private final String clusterRunId;
 
     ScriptRun(boolean unblocking, boolean restoring) {
-        this(unblocking, restoring, "none", List.of());
+        this(unblocking, restoring, "none", List.of(), null);
     }
 
-    ScriptRun(boolean unblocking, boolean restoring, String clusterRole, List<java.util.concurrent.CompletableFuture<Object>> shardReplies) {
+    ScriptRun(boolean unblocking, boolean restoring, String clusterRole, List<java.util.concurrent.CompletableFuture<Object>> shardReplies,
+              String clusterRunId) {
+        this.clusterRunId = clusterRunId;
         this.unblocking = unblocking;
         this.restoring = restoring;
         this.clusterRole = clusterRole;
@@ -25,6 +28,11 @@ final class ScriptRun {
     /** "none" on a single Redis (and for restored sessions), "coordinator" or "shard" on a cluster. */
     String clusterRole() {
         return restoring ? "none" : clusterRole;
+    }
+
+    /** On a cluster: the run's name on every shard (repartition batches are addressed by it), else null. */
+    String clusterRunId() {
+        return clusterRunId;
     }
 
     /** A coordinator's run: the other shards' replies to the same script. */

@@ -5,16 +5,49 @@ import java.util.concurrent.CompletableFuture;
 
 /**
  * On a Redis Cluster: sends an RG.PYEXECUTE to the jgears of every other shard, where the script runs as
- * that shard's part of the run (see the cluster section of gears_runtime.py). Implemented by the cluster
- * package; null on a single Redis.
+ * that shard's part of the run (see the cluster section of gears_runtime.py), and moves records between
+ * the shards at a repartition. Implemented by the cluster package; null on a single Redis.
  */
 public interface ShardFanOut {
     /** The command that runs a script as one shard's part; only jgears nodes send it. */
     String SHARD_EXECUTE = "RG.JGEARSSHARDEXECUTE";
+    /**
+     * The command that hands one shard's records of a repartition to another:
+     * {@code RG.JGEARSSHARDRECORDS runId phase fromNodeId RECORDS record...} (pickled records), or
+     * {@code ... fromPhase fromNodeId ABANDON message} (the sender sends no phase from fromPhase on).
+     * Only jgears nodes send it.
+     */
+    String SHARD_RECORDS = "RG.JGEARSSHARDRECORDS";
 
     /**
      * Sends {@code SHARD_EXECUTE args...} to every other shard's jgears. One entry per shard: its reply
      * (as RedisBackend.dispatch gives replies), or a future failed with a message naming the shard.
      */
     List<CompletableFuture<Object>> sendToOtherShards(List<byte[]> args);
+
+    /** The Redis node id of the master owning each key's hash slot ("" where no shard serves it). */
+    String[] owners(List<String> keys);
+
+    /** What one shard gets out of a repartition: the records sent to it (pickled) and the errors met. */
+    record Exchanged(List<String> records, List<String> errors) {
+    }
+
+    /**
+     * Phase {@code phase} of the repartitions of cluster run {@code runId}: sends {@code payloads.get(i)} to
+     * the shard {@code dests.get(i)} (every other shard gets a batch, maybe empty) and waits (bounded) for
+     * every other shard's batch for this shard.
+     */
+    Exchanged exchange(String runId, int phase, List<String> dests, List<String> payloads);
+
+    /** A batch of records from {@code from} (SHARD_RECORDS ... RECORDS). */
+    void received(String runId, int phase, String from, List<String> payloads);
+
+    /** {@code from} sends no batch of {@code runId} from phase {@code fromPhase} on (SHARD_RECORDS ... ABANDON). */
+    void abandoned(String runId, int fromPhase, String from, String message);
+
+    /** This shard takes no part in {@code runId} any more (its script failed, or it ran nothing): tells the others. */
+    void abandon(String runId, String message);
+
+    /** This shard's execution of {@code runId} ended after its repartitions: the others are told of any it did not reach. */
+    void runEnded(String runId, int phases, String message);
 }

@@ -700,8 +700,9 @@ class GearsBuilder(object):
         return self._add('groupby', *_step_functions('groupby', args, _EXTRACTOR_REDUCER))
 
     def groupby(self, *args):
-        # One shard: repartition is the identity, so groupby is localgroupby.
-        return self._add('groupby', *_step_functions('groupby', args, _EXTRACTOR_REDUCER))
+        # One shard: repartition is the identity, so groupby is localgroupby. On a cluster it is a repartition
+        # then a localgroupby, as in RedisGears (the marker says so; see _cluster_expand).
+        return self._add('groupby', *(_step_functions('groupby', args, _EXTRACTOR_REDUCER) + ('global',)))
 
     def batchgroupby(self, *args):
         return self._add('batchgroupby', *_step_functions('batchgroupby', args, _EXTRACTOR_REDUCER))
@@ -1584,11 +1585,14 @@ def _avg(step, records, errors):
 
 # ---------------------------------------------------------------- Redis Cluster
 # A run() on a cluster runs on every shard: the shard that got RG.PYEXECUTE (the coordinator) and every
-# other shard's jgears, which runs the same script. Each shard runs the steps up to the first one that needs
-# the records of all shards (collect, count, aggregate, groupby, sort, limit, ...), and that step's local
-# half where it has one (a partial count, a partial aggregate, a local limit); the shards send their records
-# to the coordinator (pickled), which runs the step's global half and the rest. Without such a step, the
-# records are gathered at the end (RedisGears' implicit collect), unless run(collect=False).
+# other shard's jgears, which runs the same script. At a repartition (and the groupby, batchgroupby and
+# aggregateby built on it, as in RedisGears) every shard sends each record to the shard owning the key the
+# extractor gives (its hash slot's master), and the following steps run there, on the records every shard
+# sent it. Each shard runs the steps up to the first other step that needs the records of all shards
+# (collect, count, aggregate, sort, limit, ...), and that step's local half where it has one (a partial
+# count, a partial aggregate, a local limit); the shards send their records to the coordinator (pickled),
+# which runs the step's global half and the rest. Without such a step, the records are gathered at the end
+# (RedisGears' implicit collect), unless run(collect=False).
 
 _CLUSTER_GLOBAL = frozenset(('collect', 'repartition', 'groupby', 'batchgroupby', 'aggregate', 'aggregateby',
                              'limit', 'sort', 'distinct', 'count', 'countby', 'avg'))
@@ -1623,19 +1627,134 @@ def _cluster_halves(step):
     return [], [step]  # collect, repartition, groupby, batchgroupby, sort: all records, then the step
 
 
+def _cluster_global(step):
+    """Whether a step needs the records of every shard (or, a repartition, of the shards that own them)."""
+    kind = step[0]
+    if kind == 'groupby':
+        return len(step) > 3 and step[3] == 'global'  # groupby(); localgroupby() groups on each shard
+    if kind == 'batchgroupby':
+        return len(step) == 3  # ('batchgroupby', extractor, reducer, 'local') is the half after the repartition
+    if kind == 'aggregateby':
+        return len(step) <= 5  # __localAggregateby__ is local
+    return kind in _CLUSTER_GLOBAL
+
+
+def _record_key(r):
+    return r['key']
+
+
+def _values_combined(comb):
+    return lambda k, a, r: comb(k, a, r['value'])
+
+
+def _cluster_expand(steps):
+    """RedisGears' groupby, batchgroupby and aggregateby are built on repartition: the records (or each
+    shard's partial aggregates) move to the shard owning their group's key, which groups them there."""
+    out = []
+    for st in steps:
+        kind = st[0]
+        if kind == 'groupby' and _cluster_global(st):
+            out += [('repartition', st[1]), ('groupby', st[1], st[2])]
+        elif kind == 'batchgroupby' and _cluster_global(st):
+            out += [('repartition', st[1]), ('batchgroupby', st[1], st[2], 'local')]
+        elif kind == 'aggregateby' and _cluster_global(st):
+            extractor, zero, seq, comb = st[1], st[2], st[3], st[4]
+            out += [('aggregateby', extractor, zero, seq, None, 'local'), ('repartition', _record_key),
+                    ('aggregateby', _record_key, zero, _values_combined(comb), None, 'local')]
+        else:
+            out.append(st)
+    return out
+
+
 def _cluster_steps(steps, role, collect, eid):
-    g = next((i for i, st in enumerate(steps) if st[0] in _CLUSTER_GLOBAL), None)
+    steps = _cluster_expand(steps)
+    out = []
+    phase = 0
+    i = 0
+    while True:
+        g = next((j for j in range(i, len(steps)) if _cluster_global(steps[j])), None)
+        if g is None or steps[g][0] != 'repartition':
+            break
+        # Each shard sends the records to their keys' owners; the following steps run there.
+        out += steps[i:g]
+        out.append(('_exchange', steps[g][1], eid, phase))
+        phase += 1
+        i = g + 1
+    if phase:
+        _host.exchangePhases(eid, phase)
     if g is None:
-        local, rest = list(steps), []
+        local, rest = out + steps[i:], []
         if not collect:
-            return local  # run(collect=False): each shard keeps its records; the reply has this shard's
+            # run(collect=False): each shard keeps its records; the reply has this shard's, and every
+            # shard's errors.
+            return local if role == 'shard' else local + [('_gather', eid, False)]
         global_half = []
     else:
         local_half, global_half = _cluster_halves(steps[g])
-        local, rest = list(steps[:g]) + local_half, list(steps[g + 1:])
+        local, rest = out + steps[i:g] + local_half, steps[g + 1:]
     if role == 'shard':
         return local + [('_pickle',)]
     return local + [('_gather', eid)] + global_half + rest
+
+
+def _exchange(step, records, errors):
+    """A repartition on a cluster: each record goes to the shard owning the key the extractor gives (its
+    hash slot's master); this shard goes on with its own and those every other shard sent it."""
+    import pickle
+    import base64
+    extractor, eid, phase = step[1], step[2], step[3]
+    moving = []
+    keys = []
+    for r in records:
+        if r.__class__ is _Wait:
+            yield r
+            continue
+        try:
+            k = extractor(r)
+        except Exception as e:
+            errors.append(_format_exception(e))
+            continue
+        if k.__class__ is types.CoroutineType:
+            k.close()
+            errors.append('coroutine are not allow on extractor')
+            continue
+        moving.append(r)
+        keys.append(_group_key(k))
+    owners = _host.keyOwners(keys) if keys else ()
+    me = str(_host.shardId())
+    kept = []
+    dests = []
+    payloads = []
+    i = 0
+    for r in moving:
+        o = str(owners[i])
+        k = keys[i]
+        i += 1
+        if o == me:
+            kept.append(r)
+        elif not o:
+            errors.append("no shard serves the hash slot of '%s' now: its record of the repartition is dropped" % k)
+        else:
+            try:
+                payloads.append(base64.b64encode(pickle.dumps(r)).decode('ascii'))
+                dests.append(o)
+            except Exception as e:
+                errors.append("record could not be sent to the shard owning '%s': %s" % (k, _format_exception(e)))
+    moving = keys = owners = None
+    got = _host.exchange(eid, phase, dests, payloads)
+    dests = payloads = None
+    for e in got[1]:
+        errors.append(str(e))
+    for r in kept:
+        yield r
+    kept = None
+    for p in got[0]:
+        try:
+            r = pickle.loads(base64.b64decode(str(p)))
+        except Exception as e:
+            errors.append('a record of the repartition could not be read: ' + _format_exception(e))
+            continue
+        yield r
 
 
 def _pickle(step, records, errors):
@@ -1652,17 +1771,20 @@ def _pickle(step, records, errors):
 
 
 def _gather(step, records, errors):
-    """This shard's records, then every other shard's (waits for them: the host bounds the wait)."""
+    """This shard's records, then every other shard's (waits for them: the host bounds the wait). With
+    run(collect=False), ('_gather', eid, False): only the other shards' errors."""
     for r in records:
         yield r
     import pickle
     import base64
+    keep = len(step) < 3 or step[2]
     for reply in _host.shardReplies(step[1]):
         if str(reply[0]) != 'ok':
             errors.append(str(reply[1]))
             continue
-        for r in reply[1]:
-            yield pickle.loads(base64.b64decode(str(r)))
+        if keep:
+            for r in reply[1]:
+                yield pickle.loads(base64.b64decode(str(r)))
         for e in reply[2]:
             errors.append(str(e))
 
@@ -1722,7 +1844,7 @@ def _avgcombine(step, records, errors):
 
 
 _STEP = {
-    '_gather': _gather, '_pickle': _pickle, '_sum': _sum, '_sumby': _sumby, '_avgpart': _avgpart,
+    '_gather': _gather, '_pickle': _pickle, '_exchange': _exchange, '_sum': _sum, '_sumby': _sumby, '_avgpart': _avgpart,
     '_avgcombine': _avgcombine,
     'map': _map, 'flatmap': _flatmap, 'foreach': _foreach, 'filter': _filter,
     'accumulate': _accumulate, 'groupby': _groupby, 'batchgroupby': _batchgroupby,

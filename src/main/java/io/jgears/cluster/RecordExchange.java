@@ -1,0 +1,225 @@
+package io.jgears.cluster;
+
+import io.jgears.gears.ShardFanOut;
+
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import java.util.function.BiFunction;
+
+/**
+ * The repartitions of distributed runs: every shard sends each other shard the records whose keys that
+ * shard owns (one batch per shard and phase, maybe empty, over the jgears-to-jgears links), and waits for
+ * the batch of every other shard. Batches may arrive before this shard's execution reaches the phase: they
+ * wait in the run's inbox. A shard that will not send (its script failed, its execution ended before the
+ * repartition) says so (ABANDON), so nobody waits for it; a shard whose jgears goes away is noticed by its
+ * announcements stopping; in any case nobody waits longer than {@link #WAIT_SECONDS}.
+ */
+final class RecordExchange {
+    static final long WAIT_SECONDS = 120;
+    /** Inboxes are dropped this long after they were made (late batches of finished runs, abandoned runs). */
+    private static final long KEEP_MS = 10 * 60_000;
+
+    private final ClusterNodes nodes;
+    private final BiFunction<ClusterNodes.Peer, List<byte[]>, CompletableFuture<Object>> send;
+    private final Map<String, Inbox> inboxes = new ConcurrentHashMap<>();
+
+    private static final class Inbox {
+        final long created = System.currentTimeMillis();
+        /** By "phase from": the records a shard sent here. */
+        final Map<String, List<String>> batches = new HashMap<>();
+        /** By shard: the first phase it does not send, and why. */
+        final Map<String, Integer> abandonedFrom = new HashMap<>();
+        final Map<String, String> abandonMessages = new HashMap<>();
+        /** Phases this shard has sent its batches of. */
+        int sentPhases;
+        /** This shard's execution of the run has ended: later batches are dropped. */
+        boolean closed;
+    }
+
+    RecordExchange(ClusterNodes nodes, BiFunction<ClusterNodes.Peer, List<byte[]>, CompletableFuture<Object>> send) {
+        this.nodes = nodes;
+        this.send = send;
+    }
+
+    private volatile long lastSweep;
+
+    private Inbox inbox(String runId) {
+        long now = System.currentTimeMillis();
+        if (now - lastSweep > 1000) {
+            lastSweep = now;
+            inboxes.values().removeIf(i -> now - i.created > KEEP_MS);
+        }
+        return inboxes.computeIfAbsent(runId, k -> new Inbox());
+    }
+
+    ShardFanOut.Exchanged exchange(String runId, int phase, List<String> dests, List<String> payloads) {
+        List<String> errors = new ArrayList<>();
+        String me = nodes.myId();
+        // The other shards' masters and their jgears (null: none alive).
+        Map<String, ClusterNodes.Peer> others = new LinkedHashMap<>();
+        for (ClusterTopology.Shard s : nodes.topology().servingShards()) {
+            ClusterTopology.Node m = s.master();
+            if (m == null) {
+                errors.add("the shard of slots " + s.minSlot() + "-" + s.maxSlot()
+                        + " has no master now (a failover?): its records of the repartition are missing");
+                continue;
+            }
+            if (m.id().equals(me)) {
+                continue;
+            }
+            ClusterNodes.Peer p = nodes.peer(m.id());
+            if (p == null) {
+                errors.add("no live jgears beside Redis node " + m.id() + " (" + m.address()
+                        + "): its records of the repartition are missing");
+            }
+            others.put(m.id(), p);
+        }
+        Map<String, List<byte[]>> out = new LinkedHashMap<>();
+        for (Map.Entry<String, ClusterNodes.Peer> e : others.entrySet()) {
+            if (e.getValue() != null) {
+                List<byte[]> args = new ArrayList<>();
+                for (String a : List.of(ShardFanOut.SHARD_RECORDS, runId, String.valueOf(phase), me, "RECORDS")) {
+                    args.add(a.getBytes(StandardCharsets.UTF_8));
+                }
+                out.put(e.getKey(), args);
+            }
+        }
+        Map<String, Integer> lost = new LinkedHashMap<>();
+        for (int i = 0; i < dests.size(); i++) {
+            List<byte[]> args = out.get(dests.get(i));
+            if (args == null) {
+                lost.merge(dests.get(i), 1, Integer::sum);
+            } else {
+                args.add(payloads.get(i).getBytes(StandardCharsets.UTF_8));
+            }
+        }
+        lost.forEach((shard, n) -> errors.add(n + " record(s) of the repartition could not be sent to shard " + shard
+                + " (no live jgears there): they are lost"));
+        Inbox inbox = inbox(runId);
+        synchronized (inbox) {
+            inbox.sentPhases = Math.max(inbox.sentPhases, phase + 1);
+        }
+        Map<String, CompletableFuture<Object>> sends = new LinkedHashMap<>();
+        out.forEach((shard, args) -> sends.put(shard, send.apply(others.get(shard), args)));
+
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(WAIT_SECONDS);
+        List<String> received = new ArrayList<>();
+        Set<String> pending = new LinkedHashSet<>(out.keySet());
+        synchronized (inbox) {
+            while (!pending.isEmpty()) {
+                for (Iterator<String> it = pending.iterator(); it.hasNext(); ) {
+                    String from = it.next();
+                    List<String> batch = inbox.batches.remove(phase + " " + from);
+                    if (batch != null) {
+                        received.addAll(batch);
+                        it.remove();
+                        continue;
+                    }
+                    Integer abandoned = inbox.abandonedFrom.get(from);
+                    if (abandoned != null && abandoned <= phase) {
+                        errors.add("shard " + from + " sent no records to the repartition: " + inbox.abandonMessages.get(from));
+                        it.remove();
+                        continue;
+                    }
+                    ClusterNodes.Peer then = others.get(from);
+                    ClusterNodes.Peer now = nodes.peer(from);
+                    if (now == null || !now.runId().equals(then.runId())) {
+                        errors.add("the jgears of shard " + from + " (" + then.address()
+                                + ") went away mid-run: its records of the repartition are missing");
+                        it.remove();
+                    }
+                }
+                if (pending.isEmpty()) {
+                    break;
+                }
+                long left = deadline - System.nanoTime();
+                if (left <= 0) {
+                    for (String from : pending) {
+                        errors.add("shard " + from + " did not send its records of the repartition within " + WAIT_SECONDS + " s");
+                    }
+                    break;
+                }
+                try {
+                    inbox.wait(Math.max(1, Math.min(500, TimeUnit.NANOSECONDS.toMillis(left))));
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new IllegalStateException("interrupted while waiting for the other shards' records");
+                }
+            }
+        }
+        for (Map.Entry<String, CompletableFuture<Object>> e : sends.entrySet()) {
+            try {
+                e.getValue().get(Math.max(1, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+            } catch (java.util.concurrent.TimeoutException x) {
+                errors.add("the records of the repartition for shard " + e.getKey() + " were not acknowledged within " + WAIT_SECONDS + " s");
+            } catch (java.util.concurrent.ExecutionException x) {
+                errors.add("the records of the repartition for shard " + e.getKey() + " were not delivered: "
+                        + (x.getCause() == null ? x.getMessage() : x.getCause().getMessage()));
+            } catch (InterruptedException x) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("interrupted while sending records to the other shards");
+            }
+        }
+        return new ShardFanOut.Exchanged(received, errors);
+    }
+
+    void received(String runId, int phase, String from, List<String> payloads) {
+        Inbox inbox = inbox(runId);
+        synchronized (inbox) {
+            if (!inbox.closed) {
+                inbox.batches.put(phase + " " + from, payloads);
+                inbox.notifyAll();
+            }
+        }
+    }
+
+    void abandoned(String runId, int fromPhase, String from, String message) {
+        Inbox inbox = inbox(runId);
+        synchronized (inbox) {
+            inbox.abandonedFrom.merge(from, fromPhase, Math::min);
+            inbox.abandonMessages.put(from, message);
+            inbox.notifyAll();
+        }
+    }
+
+    void abandon(String runId, String message) {
+        end(runId, Integer.MAX_VALUE, message);
+    }
+
+    /** This shard's execution of the run ended: closes its inbox and tells the others of the phases it did not send. */
+    void end(String runId, int phases, String message) {
+        if (phases <= 0 && !inboxes.containsKey(runId)) {
+            return;  // a run without repartitions: nothing to close, nobody to tell
+        }
+        Inbox inbox = inbox(runId);
+        int sent;
+        synchronized (inbox) {
+            inbox.closed = true;
+            inbox.batches.clear();
+            sent = inbox.sentPhases;
+        }
+        if (sent >= phases) {
+            return;
+        }
+        String me = nodes.myId();
+        for (ClusterNodes.Peer p : nodes.masterPeers()) {
+            if (p != null && !p.redisNodeId().equals(me)) {
+                List<byte[]> args = new ArrayList<>();
+                for (String a : List.of(ShardFanOut.SHARD_RECORDS, runId, String.valueOf(sent), me, "ABANDON", message)) {
+                    args.add(a.getBytes(StandardCharsets.UTF_8));
+                }
+                send.apply(p, args);  // best effort: a shard that misses it stops waiting on its own bound
+            }
+        }
+    }
+}
