@@ -344,7 +344,10 @@ public final class GearsEngine implements AutoCloseable {
         long limit = config.getLong(GearsConfig.INLINE_EXECUTION_MICROS) * 1000;
         // A one-off shared-mode script whose text ran short before runs right here, on the client's event
         // loop, when the shared context is free: no context to create, and no thread hand-offs.
+        // Not on a cluster: a run there may wait for other shards' repartition records, which come in on
+        // this server's event loops.
         InlineGate gate = limit > 0 && request.shared() && request.id() == null && !request.upgrade()
+                && request.clusterRole().equals("none")
                 && !request.needsOwnContext(policyOf(request))
                 && request.replaceWith() == null ? sharedScriptGates.of(request.code()) : null;
         if (gate != null && gate.open()) {
