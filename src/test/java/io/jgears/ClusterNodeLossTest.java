@@ -58,4 +58,47 @@ class ClusterNodeLossTest {
                     "error: " + next.get(1));
         }
     }
+    @Test
+    void aNodeLostBeforeItsRepartitionDoesNotHoldUpTheOthers() throws Exception {
+        try (TestCluster cluster = TestCluster.start(3)) {
+            String lostId = cluster.jgears.get(2).cluster().myId();
+            String mark = cluster.keyOn(2, "loss:mark:");
+            String code = "import time\n"
+                    + "def part(r):\n"
+                    + "    if r == '" + lostId + "':\n"
+                    + "        execute('SET', '" + mark + "', '1')\n"
+                    + "        time.sleep(30)\n"
+                    + "    return r\n"
+                    + "GB('ShardsIDReader').map(part).repartition(lambda r: r).run()";
+            CompletableFuture<Object> run = CompletableFuture.supplyAsync(() -> {
+                try {
+                    return TestCluster.call(cluster.jgears.get(0).port(), "RG.PYEXECUTE", code);
+                } catch (IOException e) {
+                    throw new java.io.UncheckedIOException(e);
+                }
+            });
+            TestCluster.await("shard 2 to run its part", () -> {
+                try {
+                    return "1".equals(TestCluster.call(cluster.redis.get(2).port(), "GET", mark));
+                } catch (IOException e) {
+                    return false;
+                }
+            });
+            long start = System.nanoTime();
+            cluster.jgears.get(2).close();
+            List<?> reply = (List<?>) run.get();
+            long seconds = java.util.concurrent.TimeUnit.NANOSECONDS.toSeconds(System.nanoTime() - start);
+            assertTrue(seconds < 60, "the run took " + seconds + " s after the loss");
+            // The records of shards 0 and 1 whose key shard 2 owns went there and are lost with it.
+            List<String> expected = java.util.stream.Stream.of(cluster.jgears.get(0).cluster().myId(), cluster.jgears.get(1).cluster().myId())
+                    .filter(id -> TestCluster.slot(id) < 2 * 16384 / 3).sorted().toList();
+            assertEquals(expected, ((List<?>) reply.get(0)).stream().map(String::valueOf).sorted().toList());
+            List<String> errors = ((List<?>) reply.get(1)).stream().map(String::valueOf).toList();
+            // Shards 0 and 1 stop waiting for shard 2's records once its announcements stop; the coordinator's
+            // wait for its part ends as before.
+            assertEquals(2, errors.stream().filter(e -> e.contains("the jgears of shard " + lostId)
+                    && e.contains("went away mid-run")).count(), "errors: " + errors);
+            assertEquals(1, errors.stream().filter(e -> e.contains("cut off mid-run")).count(), "errors: " + errors);
+        }
+    }
 }
