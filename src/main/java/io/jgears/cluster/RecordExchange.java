@@ -28,6 +28,8 @@ final class RecordExchange {
     static final long WAIT_SECONDS = 120;
     /** Inboxes are dropped this long after they were made (late batches of finished runs, abandoned runs). */
     private static final long KEEP_MS = 10 * 60_000;
+    /** Records per RG.JGEARSSHARDRECORDS command. */
+    static final int CHUNK = 4096;
 
     private final ClusterNodes nodes;
     private final BiFunction<ClusterNodes.Peer, List<byte[]>, CompletableFuture<Object>> send;
@@ -40,6 +42,8 @@ final class RecordExchange {
         /** By shard: the first phase it does not send, and why. */
         final Map<String, Integer> abandonedFrom = new HashMap<>();
         final Map<String, String> abandonMessages = new HashMap<>();
+        /** The "phase from" keys whose batch has come whole (its last command, RECORDS). */
+        final Set<String> complete = new java.util.HashSet<>();
         /** Phases this shard has sent its batches of. */
         int sentPhases;
         /** This shard's execution of the run has ended: later batches are dropped. */
@@ -87,20 +91,16 @@ final class RecordExchange {
         Map<String, List<byte[]>> out = new LinkedHashMap<>();
         for (Map.Entry<String, ClusterNodes.Peer> e : others.entrySet()) {
             if (e.getValue() != null) {
-                List<byte[]> args = new ArrayList<>();
-                for (String a : List.of(ShardFanOut.SHARD_RECORDS, runId, String.valueOf(phase), me, "RECORDS")) {
-                    args.add(a.getBytes(StandardCharsets.UTF_8));
-                }
-                out.put(e.getKey(), args);
+                out.put(e.getKey(), new ArrayList<>());
             }
         }
         Map<String, Integer> lost = new LinkedHashMap<>();
         for (int i = 0; i < dests.size(); i++) {
-            List<byte[]> args = out.get(dests.get(i));
-            if (args == null) {
+            List<byte[]> records = out.get(dests.get(i));
+            if (records == null) {
                 lost.merge(dests.get(i), 1, Integer::sum);
             } else {
-                args.add(payloads.get(i).getBytes(StandardCharsets.UTF_8));
+                records.add(payloads.get(i).getBytes(StandardCharsets.UTF_8));
             }
         }
         lost.forEach((shard, n) -> errors.add(n + " record(s) of the repartition could not be sent to shard " + shard
@@ -109,19 +109,41 @@ final class RecordExchange {
         synchronized (inbox) {
             inbox.sentPhases = Math.max(inbox.sentPhases, phase + 1);
         }
+        // In commands of at most CHUNK records (a client's command has an argument limit): MORE, then RECORDS last.
         Map<String, CompletableFuture<Object>> sends = new LinkedHashMap<>();
-        out.forEach((shard, args) -> sends.put(shard, send.apply(others.get(shard), args)));
+        out.forEach((shard, records) -> {
+            CompletableFuture<Object> all = CompletableFuture.completedFuture(null);
+            for (int from = 0; ; from += CHUNK) {
+                int to = Math.min(records.size(), from + CHUNK);
+                boolean last = to == records.size();
+                List<byte[]> args = new ArrayList<>(to - from + 5);
+                for (String a : List.of(ShardFanOut.SHARD_RECORDS, runId, String.valueOf(phase), me, last ? "RECORDS" : "MORE")) {
+                    args.add(a.getBytes(StandardCharsets.UTF_8));
+                }
+                args.addAll(records.subList(from, to));
+                CompletableFuture<Object> sent = send.apply(others.get(shard), args);
+                all = all.thenCombine(sent, (a, b) -> b);
+                if (last) {
+                    break;
+                }
+            }
+            sends.put(shard, all);
+        });
+        out = null;
 
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(WAIT_SECONDS);
         List<String> received = new ArrayList<>();
-        Set<String> pending = new LinkedHashSet<>(out.keySet());
+        Set<String> pending = new LinkedHashSet<>(sends.keySet());
         synchronized (inbox) {
             while (!pending.isEmpty()) {
                 for (Iterator<String> it = pending.iterator(); it.hasNext(); ) {
                     String from = it.next();
-                    List<String> batch = inbox.batches.remove(phase + " " + from);
-                    if (batch != null) {
-                        received.addAll(batch);
+                    String key = phase + " " + from;
+                    if (inbox.complete.remove(key)) {
+                        List<String> batch = inbox.batches.remove(key);
+                        if (batch != null) {
+                            received.addAll(batch);
+                        }
                         it.remove();
                         continue;
                     }
@@ -173,12 +195,17 @@ final class RecordExchange {
         return new ShardFanOut.Exchanged(received, errors);
     }
 
-    void received(String runId, int phase, String from, List<String> payloads) {
+    /** A command of a batch: {@code last} for its RECORDS (the batch is whole), else a MORE before it. */
+    void received(String runId, int phase, String from, List<String> payloads, boolean last) {
         Inbox inbox = inbox(runId);
         synchronized (inbox) {
             if (!inbox.closed) {
-                inbox.batches.put(phase + " " + from, payloads);
-                inbox.notifyAll();
+                String key = phase + " " + from;
+                inbox.batches.computeIfAbsent(key, k -> new ArrayList<>()).addAll(payloads);
+                if (last) {
+                    inbox.complete.add(key);
+                    inbox.notifyAll();
+                }
             }
         }
     }
@@ -206,6 +233,7 @@ final class RecordExchange {
         synchronized (inbox) {
             inbox.closed = true;
             inbox.batches.clear();
+            inbox.complete.clear();
             sent = inbox.sentPhases;
         }
         if (sent >= phases) {

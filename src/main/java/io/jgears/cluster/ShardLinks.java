@@ -104,8 +104,8 @@ public final class ShardLinks implements ShardFanOut, AutoCloseable {
     }
 
     @Override
-    public void received(String runId, int phase, String from, List<String> payloads) {
-        exchange.received(runId, phase, from, payloads);
+    public void received(String runId, int phase, String from, List<String> payloads, boolean last) {
+        exchange.received(runId, phase, from, payloads, last);
     }
 
     @Override

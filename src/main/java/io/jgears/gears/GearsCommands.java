@@ -163,7 +163,7 @@ public final class GearsCommands implements LocalCommands {
         for (int i = 5; i < args.size(); i++) {
             payloads.add(new String(args.get(i), StandardCharsets.ISO_8859_1));  // base64 text
         }
-        engine.fanOut().received(runId, phase, from, payloads);
+        engine.fanOut().received(runId, phase, from, payloads, !kind.equals("MORE"));
         return Replies.OK;
     }
 

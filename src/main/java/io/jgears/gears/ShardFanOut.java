@@ -13,7 +13,8 @@ public interface ShardFanOut {
     String SHARD_EXECUTE = "RG.JGEARSSHARDEXECUTE";
     /**
      * The command that hands one shard's records of a repartition to another:
-     * {@code RG.JGEARSSHARDRECORDS runId phase fromNodeId RECORDS record...} (pickled records), or
+     * {@code RG.JGEARSSHARDRECORDS runId phase fromNodeId RECORDS record...} (pickled records; a long batch
+     * comes as MORE commands, then RECORDS), or
      * {@code ... fromPhase fromNodeId ABANDON message} (the sender sends no phase from fromPhase on).
      * Only jgears nodes send it.
      */
@@ -39,8 +40,8 @@ public interface ShardFanOut {
      */
     Exchanged exchange(String runId, int phase, List<String> dests, List<String> payloads);
 
-    /** A batch of records from {@code from} (SHARD_RECORDS ... RECORDS). */
-    void received(String runId, int phase, String from, List<String> payloads);
+    /** Records from {@code from}: SHARD_RECORDS ... RECORDS ends its batch ({@code last}), MORE commands may come before. */
+    void received(String runId, int phase, String from, List<String> payloads, boolean last);
 
     /** {@code from} sends no batch of {@code runId} from phase {@code fromPhase} on (SHARD_RECORDS ... ABANDON). */
     void abandoned(String runId, int fromPhase, String from, String message);
