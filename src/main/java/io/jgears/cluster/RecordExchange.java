@@ -25,6 +25,7 @@ import java.util.function.BiFunction;
  * announcements stopping; in any case nobody waits longer than {@link #WAIT_SECONDS}.
  */
 final class RecordExchange {
+    private static final org.slf4j.Logger log = org.slf4j.LoggerFactory.getLogger(RecordExchange.class);
     static final long WAIT_SECONDS = 120;
     /** Inboxes are dropped this long after they were made (late batches of finished runs, abandoned runs). */
     private static final long KEEP_MS = 10 * 60_000;
@@ -132,6 +133,7 @@ final class RecordExchange {
         out = null;
 
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(WAIT_SECONDS);
+        log.debug("run {} repartition {}: sent to {}, waiting for their records", runId, phase, sends.keySet());
         List<String> received = new ArrayList<>();
         Set<String> pending = new LinkedHashSet<>(sends.keySet());
         synchronized (inbox) {
@@ -179,9 +181,27 @@ final class RecordExchange {
                 }
             }
         }
+        // The other shards' acknowledgements: a shard whose jgears went away is not waited for (what it was
+        // sent is lost with it).
         for (Map.Entry<String, CompletableFuture<Object>> e : sends.entrySet()) {
             try {
-                e.getValue().get(Math.max(1, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+                ClusterNodes.Peer then = others.get(e.getKey());
+                while (true) {
+                    try {
+                        e.getValue().get(Math.max(1, Math.min(TimeUnit.MILLISECONDS.toNanos(500), deadline - System.nanoTime())), TimeUnit.NANOSECONDS);
+                        break;
+                    } catch (java.util.concurrent.TimeoutException x) {
+                        ClusterNodes.Peer now = nodes.peer(e.getKey());
+                        if (now == null || !now.runId().equals(then.runId())) {
+                            errors.add("the records of the repartition for shard " + e.getKey() + " were not acknowledged: its jgears ("
+                                    + then.address() + ") went away mid-run");
+                            break;
+                        }
+                        if (System.nanoTime() >= deadline) {
+                            throw x;
+                        }
+                    }
+                }
             } catch (java.util.concurrent.TimeoutException x) {
                 errors.add("the records of the repartition for shard " + e.getKey() + " were not acknowledged within " + WAIT_SECONDS + " s");
             } catch (java.util.concurrent.ExecutionException x) {
@@ -192,6 +212,7 @@ final class RecordExchange {
                 throw new IllegalStateException("interrupted while sending records to the other shards");
             }
         }
+        log.debug("run {} repartition {}: {} records in, errors {}", runId, phase, received.size(), errors);
         return new ShardFanOut.Exchanged(received, errors);
     }
 
