@@ -1719,7 +1719,8 @@ def _exchange(step, records, errors):
             errors.append('coroutine are not allow on extractor')
             continue
         moving.append(r)
-        keys.append(_group_key(k))
+        # The key's slot is worked out from its UTF-8 bytes, as execute() sends a str; bytes are a key as is.
+        keys.append(k.decode('utf-8', 'replace') if k.__class__ is bytes else _group_key(k))
     owners = _host.keyOwners(keys) if keys else ()
     me = str(_host.shardId())
     kept = []
