@@ -329,6 +329,16 @@ class ClusterTest {
                 "GB('CommandReader').map(lambda x: execute('GET', x[1])).register(trigger='getter')", "ID", "getter"));
         String key = cluster.keyOn(2, "trig:");
         TestCluster.call(cluster.redis.get(2).port(), "SET", key, "from-shard-2");
+        // The other shards register it as their part of the run arrives (the coordinator does not wait for them).
+        int owner = cluster.jgears.get(2).port();
+        TestCluster.await("the getter registration on the jgears at " + owner, () -> {
+            try {
+                return ((List<?>) TestCluster.call(owner, "RG.DUMPREGISTRATIONS")).stream()
+                        .anyMatch(r -> "CommandReader".equals(((List<?>) r).get(3)));
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        });
         assertEquals("-MOVED " + TestCluster.slot(key) + " 127.0.0.1:" + cluster.jgears.get(2).port(),
                 TestCluster.call(cluster.jgears.get(0).port(), "RG.TRIGGERONKEY", "getter", key));
         assertEquals("from-shard-2", redisCli(cluster.jgears.get(0).port(), "RG.TRIGGERONKEY", "getter", key));

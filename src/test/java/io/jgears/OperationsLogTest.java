@@ -43,7 +43,8 @@ class OperationsLogTest extends GearsTestBase {
     }
 
     private List<ILoggingEvent> events(Predicate<ILoggingEvent> which) {
-        synchronized (captured.list) {
+        // Logback's AppenderBase appends under the appender's own lock, not the list's.
+        synchronized (captured) {
             return new ArrayList<>(captured.list.stream().filter(which).toList());
         }
     }
