@@ -48,6 +48,17 @@ public final class KeyEvents implements AutoCloseable {
     private final RedisBackend redis;
     private final RedisClient client;
     private final StatefulRedisPubSubConnection<byte[], byte[]> connection;
+    /**
+     * Barriers are markers PUBLISHed on a channel of this subscription's own, not PINGs on it: a PING reply
+     * on a RESP2 subscribed connection is an array like a pub/sub message, and a notification arriving
+     * while the PING was in flight could be taken for its reply (the barrier then released a sync writer's
+     * reply before its event was seen: RegistrationsTest and KeyEventLanesTest failed that way).
+     */
+    private final byte[] barrierChannel = ("__jgears__:barrier:" + java.util.UUID.randomUUID()).getBytes(StandardCharsets.US_ASCII);
+    private final io.lettuce.core.api.StatefulRedisConnection<byte[], byte[]> publisher;
+    private final java.util.concurrent.atomic.AtomicLong barrierSeq = new java.util.concurrent.atomic.AtomicLong();
+    private final java.util.concurrent.ConcurrentSkipListMap<Long, CompletableFuture<Void>> barriers =
+            new java.util.concurrent.ConcurrentSkipListMap<>();
     private final ExecutorService control = Executors.newSingleThreadExecutor(
             r -> Thread.ofPlatform().name("jgears-keyevents").daemon().unstarted(r));
     private volatile Instant disconnectedAt;
@@ -91,7 +102,18 @@ public final class KeyEvents implements AutoCloseable {
                 listener.onKeyEvent(new String(pattern, PREFIX, pattern.length - PREFIX, StandardCharsets.UTF_8),
                         new String(message, StandardCharsets.US_ASCII), java.util.Arrays.copyOfRange(channel, PREFIX, channel.length));
             }
+
+            @Override
+            public void message(byte[] channel, byte[] message) {
+                if (java.util.Arrays.equals(channel, barrierChannel)) {
+                    // Markers arrive in the order Redis ran their PUBLISH: this one and every earlier one are through.
+                    releaseBarriers(Long.parseLong(new String(message, StandardCharsets.US_ASCII)));
+                }
+            }
         });
+        // Lettuce subscribes again after a reconnect.
+        connection.sync().subscribe(barrierChannel);
+        this.publisher = client.connect(ByteArrayCodec.INSTANCE);
     }
 
     /**
@@ -196,25 +218,48 @@ public final class KeyEvents implements AutoCloseable {
 
     /**
      * Completes once every notification Redis queued for this subscription before now has been handed to
-     * the listener: a PING on the subscribed connection is answered after them (one socket, in order).
+     * the listener: a marker PUBLISHed now reaches this subscription after them (one socket, in order).
      */
     public CompletableFuture<Void> barrier() {
-        // The timeout only guards against a subscription that is gone for good; on a busy machine a PING
+        long seq = barrierSeq.incrementAndGet();
+        CompletableFuture<Void> marker = new CompletableFuture<>();
+        barriers.put(seq, marker);
+        publisher.async().publish(barrierChannel, Long.toString(seq).getBytes(StandardCharsets.US_ASCII)).whenComplete((receivers, error) -> {
+            if (error != null || receivers == 0) {
+                // Not subscribed right now (reconnecting; the events meanwhile are reported as a gap) or Redis is
+                // away: nothing more can be waited for.
+                log.warn("key-event barrier could not be sent ({}); releasing waiting replies",
+                        error != null ? error.toString() : "the subscription is not active");
+                releaseBarriers(seq);
+            }
+        });
+        // The timeout only guards against a subscription that is gone for good; on a busy machine a marker
         // answered late is normal, and releasing a sync writer's reply before its events were seen is a bug.
-        return connection.async().ping().toCompletableFuture()
-                .orTimeout(120, java.util.concurrent.TimeUnit.SECONDS)
-                .handle((pong, error) -> {
+        return marker.orTimeout(120, java.util.concurrent.TimeUnit.SECONDS)
+                .handle((x, error) -> {
                     if (error != null) {
-                        log.warn("key-event subscription did not answer PING: {}; releasing waiting replies", error.toString());
+                        barriers.remove(seq);
+                        log.warn("key-event barrier not seen after 120 s: {}; releasing waiting replies", error.toString());
                     }
                     return null;
                 });
+    }
+
+    private void releaseBarriers(long upTo) {
+        var through = barriers.headMap(upTo, true);
+        while (!through.isEmpty()) {
+            var first = through.pollFirstEntry();
+            if (first != null) {
+                first.getValue().complete(null);
+            }
+        }
     }
 
     @Override
     public void close() {
         closing = true;
         control.shutdownNow();
+        publisher.close();
         connection.close();
         client.shutdown(Duration.ZERO, Duration.ofSeconds(1));
     }
