@@ -1,15 +1,12 @@
 package io.jgears.cluster;
 
 import io.jgears.gears.ShardFanOut;
-import io.jgears.redis.GenericOutput;
 import io.lettuce.core.ClientOptions;
 import io.lettuce.core.RedisClient;
 import io.lettuce.core.RedisURI;
 import io.lettuce.core.TimeoutOptions;
 import io.lettuce.core.api.StatefulRedisConnection;
 import io.lettuce.core.codec.ByteArrayCodec;
-import io.lettuce.core.protocol.CommandArgs;
-import io.lettuce.core.protocol.ProtocolKeyword;
 import io.lettuce.core.protocol.ProtocolVersion;
 
 import java.nio.charset.StandardCharsets;
@@ -131,13 +128,7 @@ public final class ShardLinks implements ShardFanOut, AutoCloseable {
     private CompletableFuture<Object> send(ClusterNodes.Peer peer, List<byte[]> args, String refused, String lane) {
         String key = peer.address() + " " + peer.runId() + lane;
         CompletableFuture<StatefulRedisConnection<byte[], byte[]>> link = links.computeIfAbsent(key, k -> connect(peer));
-        CompletableFuture<Object> reply = link.thenCompose(c -> {
-            CommandArgs<byte[], byte[]> commandArgs = new CommandArgs<>(ByteArrayCodec.INSTANCE);
-            for (int i = 1; i < args.size(); i++) {
-                commandArgs.add(args.get(i));
-            }
-            return c.async().dispatch(new Keyword(args.getFirst()), new GenericOutput(), commandArgs).toCompletableFuture();
-        });
+        CompletableFuture<Object> reply = link.thenCompose(c -> io.jgears.redis.RedisBackend.dispatchAsync(c, args));
         return reply.handle((r, error) -> {
             if (error == null) {
                 return CompletableFuture.completedFuture(r);
@@ -158,18 +149,6 @@ public final class ShardLinks implements ShardFanOut, AutoCloseable {
             uri.withAuthentication(ownRedis.getCredentialsProvider());
         }
         return client.connectAsync(ByteArrayCodec.INSTANCE, uri.build()).toCompletableFuture();
-    }
-
-    private record Keyword(byte[] bytes) implements ProtocolKeyword {
-        @Override
-        public byte[] getBytes() {
-            return bytes;
-        }
-
-        @Override
-        public String toString() {
-            return new String(bytes, StandardCharsets.UTF_8);
-        }
     }
 
     @Override

@@ -246,12 +246,8 @@ public final class RedisBackend implements AutoCloseable {
         List<io.lettuce.core.protocol.AsyncCommand<byte[], byte[], Object>> batch = new java.util.ArrayList<>(commands.size());
         List<java.util.concurrent.CompletableFuture<Object>> out = new java.util.ArrayList<>(commands.size());
         for (List<byte[]> args : commands) {
-            CommandArgs<byte[], byte[]> commandArgs = new CommandArgs<>(ByteArrayCodec.INSTANCE);
-            for (int i = 1; i < args.size(); i++) {
-                commandArgs.add(args.get(i));
-            }
             var command = new io.lettuce.core.protocol.AsyncCommand<>(
-                    new io.lettuce.core.protocol.Command<>(new RawKeyword(args.getFirst()), new GenericOutput(), commandArgs));
+                    new io.lettuce.core.protocol.Command<>(new RawKeyword(args.getFirst()), new GenericOutput(), argsAfterName(args)));
             batch.add(command);
             out.add(command.handle((reply, error) -> {
                 if (error == null) {
@@ -280,12 +276,8 @@ public final class RedisBackend implements AutoCloseable {
         if (args.isEmpty()) {
             throw new RedisCommandException("ERR wrong number of arguments: no command given");
         }
-        CommandArgs<byte[], byte[]> commandArgs = new CommandArgs<>(ByteArrayCodec.INSTANCE);
-        for (int i = 1; i < args.size(); i++) {
-            commandArgs.add(args.get(i));
-        }
         try {
-            Object reply = connection.sync().dispatch(new RawKeyword(args.getFirst()), new GenericOutput(), commandArgs);
+            Object reply = connection.sync().dispatch(new RawKeyword(args.getFirst()), new GenericOutput(), argsAfterName(args));
             // Lettuce handles MULTI/EXEC itself: EXEC answers a TransactionResult of the queued replies.
             if (reply instanceof TransactionResult tx) {
                 return tx.wasDiscarded() ? null : tx.stream()
@@ -462,6 +454,21 @@ public final class RedisBackend implements AutoCloseable {
         userConnections.values().forEach(StatefulRedisConnection::close);
         shared.close();
         client.shutdown(Duration.ZERO, Duration.ofSeconds(2));
+    }
+
+    /** Sends {@code [command, args...]} on this connection without waiting; the reply as {@link #dispatch} gives it. */
+    public static java.util.concurrent.CompletableFuture<Object> dispatchAsync(StatefulRedisConnection<byte[], byte[]> connection,
+                                                                             List<byte[]> args) {
+        return connection.async().dispatch(new RawKeyword(args.getFirst()), new GenericOutput(), argsAfterName(args))
+                .toCompletableFuture();
+    }
+
+    private static CommandArgs<byte[], byte[]> argsAfterName(List<byte[]> args) {
+        CommandArgs<byte[], byte[]> commandArgs = new CommandArgs<>(ByteArrayCodec.INSTANCE);
+        for (int i = 1; i < args.size(); i++) {
+            commandArgs.add(args.get(i));
+        }
+        return commandArgs;
     }
 
     private record RawKeyword(byte[] bytes) implements ProtocolKeyword {

@@ -1566,8 +1566,8 @@ def _countby(step, records, errors):
         yield {'key': k, 'value': n}
 
 
-def _avg(step, records, errors):
-    extractor = step[1]
+def _total_and_count(extractor, records, errors):
+    """Passes _Wait records up; returns (sum, count) of extractor over the others (avg, and its per-shard half)."""
     total = 0.0
     n = 0
     for r in records:
@@ -1579,6 +1579,11 @@ def _avg(step, records, errors):
             n += 1
         except Exception as e:
             errors.append(_format_exception(e))
+    return total, n
+
+
+def _avg(step, records, errors):
+    total, n = yield from _total_and_count(step[1], records, errors)
     if n:
         yield total / n
 
@@ -1815,18 +1820,7 @@ def _sumby(step, records, errors):
 
 
 def _avgpart(step, records, errors):
-    extractor = step[1]
-    total = 0.0
-    n = 0
-    for r in records:
-        if r.__class__ is _Wait:
-            yield r
-            continue
-        try:
-            total += extractor(r)
-            n += 1
-        except Exception as e:
-            errors.append(_format_exception(e))
+    total, n = yield from _total_and_count(step[1], records, errors)
     if n:
         yield (total, n)
 
