@@ -141,7 +141,7 @@ public final class KeyEvents implements AutoCloseable {
                 log.info("key event notifications: subscribed to prefixes {}", prefixes);
             }
         } catch (Exception e) {
-            log.warn("key event notifications: Redis did not confirm the subscription to {} yet: {}", added, e.toString());
+            log.warn("key event notifications: Redis did not confirm the subscription to {} yet: {}", added, RedisBackend.rootMessage(e));
         }
     }
 
@@ -229,7 +229,7 @@ public final class KeyEvents implements AutoCloseable {
                 // Not subscribed right now (reconnecting; the events meanwhile are reported as a gap) or Redis is
                 // away: nothing more can be waited for.
                 log.warn("key-event barrier could not be sent ({}); releasing waiting replies",
-                        error != null ? error.toString() : "the subscription is not active");
+                        error != null ? RedisBackend.rootMessage(error) : "the subscription is not active");
                 releaseBarriers(seq);
             }
         });
@@ -239,7 +239,7 @@ public final class KeyEvents implements AutoCloseable {
                 .handle((x, error) -> {
                     if (error != null) {
                         barriers.remove(seq);
-                        log.warn("key-event barrier not seen after 120 s: {}; releasing waiting replies", error.toString());
+                        log.warn("key-event barrier not seen after 120 s: {}; releasing waiting replies", RedisBackend.rootMessage(error));
                     }
                     return null;
                 });
