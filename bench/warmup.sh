@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Warm-up of a freshly started jgears: RG.TRIGGER on a CommandReader registration in 2,000-call chunks from
-# the first call (one client), then the warm rate after 100k calls. Extra JVM flags (e.g. Truffle engine
-# options as -Dpolyglot.engine.X=Y) from JGEARS_WARMUP_JAVA_OPTS.
+# Warm-up of a freshly started jgears: first PING, pool full (ready), idle RSS then and a minute later; then
+# RG.TRIGGER on a CommandReader registration in 2,000-call chunks from the first call (one client), and the warm
+# rate after 100k calls. Extra JVM flags (e.g. Truffle engine options as -Dpolyglot.engine.X=Y) from
+# JGEARS_WARMUP_JAVA_OPTS.
 # usage: bash bench/warmup.sh [PROJECT_DIR_WITH_A_BUILT_target [PORT]]   (./jgears build first)
 dir=${1:-$(cd "$(dirname "$0")/.." && pwd)}; port=${2:-6398}
 data=$(mktemp -d)
@@ -14,6 +15,8 @@ until redis-cli -p $port PING 2>/dev/null | grep -q PONG; do sleep 0.05; done
 echo "first PING after $(echo "$(date +%s.%N) - $t0" | bc) s"
 until [ "$(redis-cli -p $port RG.PYSTATS | paste - - | awk '$1=="pooledContexts"{p=$2} $1=="poolSize"{s=$2} END{print (p==s)}')" = 1 ]; do sleep 0.1; done
 echo "pool full after $(echo "$(date +%s.%N) - $t0" | bc) s; idle RSS $(( $(ps -o rss= -p $pid) / 1024 )) MB"
+# The pool takes its pre-imports and the JIT finishes what start-up queued; then a minute idle.
+sleep 60; echo "idle RSS a minute later: $(( $(ps -o rss= -p $pid) / 1024 )) MB"
 redis-cli -p $port RG.PYEXECUTE "GB('CommandReader').map(lambda a: a[1]).register(trigger='echo')" ID warm >/dev/null
 chunks=()
 for i in $(seq 10); do

@@ -169,8 +169,9 @@ public final class JGears implements AutoCloseable {
                 break;
             }
         }
-        log.info("jgears ready on {}:{} (pool {} contexts, {} execution threads)", options.bind(), server.port(),
-                engine.pool().size(), engine.executionThreads());
+        // The JVM sizes the heap for the machine (a quarter of its memory); the launcher's --heap overrides it.
+        log.info("jgears ready on {}:{} (pool {} contexts, {} execution threads, heap up to {} MiB)", options.bind(),
+                server.port(), engine.pool().size(), engine.executionThreads(), Runtime.getRuntime().maxMemory() >> 20);
     }
 
     /** On a cluster, the cluster's commands in front of the rest. */

@@ -22,6 +22,8 @@ public final class ContextPool implements AutoCloseable {
     private final Thread filler;
     private volatile int size;
     private volatile boolean closed;
+    /** 1 while topUpOne imports into a context it took out of the queue: the pool still holds it. */
+    private volatile int importing;
 
     public ContextPool(PythonRuntime runtime, Supplier<Object> hostObjects, int size) {
         this.runtime = runtime;
@@ -35,10 +37,10 @@ public final class ContextPool implements AutoCloseable {
         while (!closed) {
             try {
                 if (ready.size() < size) {
-                    // Pre-imports (json alone costs ~340 ms of CPU) only while the pool is at least half full:
-                    // when sessions drain it, a ready context matters more than ready modules.
-                    boolean relaxed = ready.size() * 2 >= size && size > 0;
-                    SubInterpreter si = runtime.create(hostObjects, io.jgears.requirements.SessionPolicy.DEFAULT, relaxed);
+                    // Every empty slot gets a bare context first (json alone costs ~340 ms of CPU); topUpOne adds
+                    // the pre-imports once the pool is full: a ready context matters more than ready modules,
+                    // at start-up (the pool is full sooner) and when sessions drain it.
+                    SubInterpreter si = runtime.create(hostObjects, io.jgears.requirements.SessionPolicy.DEFAULT, false);
                     if (closed) {
                         si.close();
                         return;
@@ -76,17 +78,19 @@ public final class ContextPool implements AutoCloseable {
     private boolean topUpOne() {
         for (SubInterpreter si : ready) {
             if (!si.preImported() && ready.remove(si)) {
+                importing = 1;
                 try {
                     si.preImport();
+                    if (closed) {
+                        si.close();
+                    } else {
+                        ready.add(si);
+                    }
                 } catch (RuntimeException e) {
                     si.close();
                     log.warn("pre-imports failed in a pooled context; it was dropped", e);
-                    return true;
-                }
-                if (closed) {
-                    si.close();
-                } else {
-                    ready.add(si);
+                } finally {
+                    importing = 0;
                 }
                 return true;
             }
@@ -111,7 +115,7 @@ public final class ContextPool implements AutoCloseable {
     /** Waits until the pool holds {@code size} contexts (used at start-up and by tests). */
     public boolean awaitFull(long timeout, TimeUnit unit) throws InterruptedException {
         long deadline = System.nanoTime() + unit.toNanos(timeout);
-        while (ready.size() < size) {
+        while (ready() < size) {
             if (System.nanoTime() > deadline) {
                 return false;
             }
@@ -120,8 +124,9 @@ public final class ContextPool implements AutoCloseable {
         return true;
     }
 
+    /** Contexts the pool holds: the queue's, and the one taking its pre-imports (handed out right after). */
     public int ready() {
-        return ready.size();
+        return ready.size() + importing;
     }
 
     /** Ready contexts that already hold the pre-imports (the rest get them when the pool is idle). */
