@@ -57,6 +57,19 @@ public final class JGears implements AutoCloseable {
     /** Completes once jgears has stopped: closed by its owner, by SHUTDOWN, or because its Redis is gone. */
     private final java.util.concurrent.CompletableFuture<Integer> stopped = new java.util.concurrent.CompletableFuture<>();
 
+    /** Something to start once jgears listens, before it waits for the warm pool (the metrics endpoint). */
+    @FunctionalInterface
+    public interface ListeningHook {
+        void started(GearsEngine engine) throws IOException;
+    }
+
+    private volatile ListeningHook onListening;
+
+    /** Runs {@code hook} as soon as jgears listens; its IOException fails the start-up. Call before starting. */
+    public void onListening(ListeningHook hook) {
+        this.onListening = hook;
+    }
+
     public static JGears start(Options options) throws IOException, InterruptedException {
         JGears j = new JGears();
         j.startParts(options);
@@ -157,6 +170,10 @@ public final class JGears implements AutoCloseable {
                         }))).start();
         if (cluster != null) {
             cluster.start();
+        }
+        ListeningHook hook = onListening;
+        if (hook != null) {
+            hook.started(engine);
         }
         // Waits for the warm pool, but not past a stop (SHUTDOWN, SIGTERM) that comes meanwhile.
         long poolDeadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);

@@ -124,23 +124,29 @@ public final class Main implements Runnable {
             JGears jgears = new JGears();
             // Registered before anything starts: Ctrl-C during start-up still stops the embedded Redis.
             Runtime.getRuntime().addShutdownHook(new Thread(jgears::close, "jgears-shutdown"));
+            // The metrics endpoint starts as soon as jgears listens, not after the warm pool is full.
+            java.util.concurrent.atomic.AtomicReference<io.jgears.metrics.MetricsEndpoint> metricsRef =
+                    new java.util.concurrent.atomic.AtomicReference<>();
+            if (metricsPort != null) {
+                jgears.onListening(engine -> {
+                    try {
+                        metricsRef.set(io.jgears.metrics.MetricsEndpoint.start(engine, bind, metricsPort));
+                    } catch (IOException e) {
+                        throw new IOException("metrics port " + metricsPort + ": " + oneLine(e), e);
+                    }
+                });
+            }
             try {
                 jgears.startParts(new JGears.Options(bind, port, redis, data, !noAppendOnly, config,
                         maxBulk, maxArray, cluster));
             } catch (IOException | RuntimeException e) {
                 System.err.println("jgears: cannot start: " + oneLine(e));
+                if (metricsRef.get() != null) {
+                    metricsRef.get().close();
+                }
                 return 2;
             }
-            io.jgears.metrics.MetricsEndpoint metrics = null;
-            if (metricsPort != null && !jgears.stopped().isDone()) {
-                try {
-                    metrics = io.jgears.metrics.MetricsEndpoint.start(jgears.engine(), bind, metricsPort);
-                } catch (IOException e) {
-                    System.err.println("jgears: cannot start: metrics port " + metricsPort + ": " + oneLine(e));
-                    jgears.close();
-                    return 2;
-                }
-            }
+            io.jgears.metrics.MetricsEndpoint metrics = metricsRef.get();
             // Until SIGTERM/Ctrl-C, a SHUTDOWN command, or an embedded Redis that could not be kept running.
             int exitCode = jgears.stopped().get();
             if (metrics != null) {
