@@ -88,6 +88,31 @@ class StartConfigTest {
         }
     }
 
+    /**
+     * The metrics endpoint starts as soon as jgears listens, before the pool is full: a metrics port in use
+     * still ends the start-up with one line and exit code 2, and the RESP port it had opened is closed again.
+     */
+    @Test
+    void aMetricsPortInUseIsOneLineAndExitCode2AndNothingIsLeftListening() throws Exception {
+        io.jgears.redis.EmbeddedRedis redis = io.jgears.redis.EmbeddedRedis.start(Files.createTempDirectory("jgears-metrics"), false);
+        int port = io.jgears.redis.EmbeddedRedis.freePort();
+        try (java.net.ServerSocket taken = new java.net.ServerSocket(0, 50, java.net.InetAddress.getByName("127.0.0.1"))) {
+            Object[] r = run("start", "--port", String.valueOf(port), "--pool-size", "1",
+                    "--metrics-port", String.valueOf(taken.getLocalPort()),
+                    "--redis", "redis://127.0.0.1:" + redis.port(), "--data", Files.createTempDirectory("jgears-metrics-data").toString());
+            assertEquals(2, r[0]);
+            String printed = (String) r[1];
+            String last = printed.lines().reduce((a, b) -> b).orElse("");
+            assertTrue(last.startsWith("jgears: cannot start: metrics port " + taken.getLocalPort()), printed);
+            assertEquals(1, printed.lines().filter(l -> l.startsWith("jgears:") || l.startsWith("\tat ")).count(),
+                    "one line, no stack trace: " + printed);
+            assertThrows(java.net.ConnectException.class, () -> new java.net.Socket("127.0.0.1", port).close(),
+                    "the RESP port is closed after the failed start-up");
+        } finally {
+            redis.close();
+        }
+    }
+
     @Test
     void anUnreachableRedisIsOneLineAndExitCode2() throws Exception {
         java.io.ByteArrayOutputStream err = new java.io.ByteArrayOutputStream();
