@@ -25,22 +25,78 @@ import java.util.concurrent.TimeUnit;
 public final class JGears implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(JGears.class);
     /** How to start: {@code redisUri} null means start an embedded redis-server with data in {@code dataDir}. */
+    /**
+     * @param announce on a cluster, "HOST" or "HOST:PORT" other jgears nodes and cluster clients reach this one
+     *                 at (behind NAT or in a container); null: the bind address and the RESP port
+     */
     public record Options(String bind, int port, String redisUri, Path dataDir, boolean appendOnly,
-                          Map<String, String> config, int maxBulkLength, int maxArrayLength, boolean cluster) {
+                          Map<String, String> config, int maxBulkLength, int maxArrayLength, boolean cluster,
+                          String announce) {
         public Options(String bind, int port, String redisUri, Path dataDir, boolean appendOnly,
                        Map<String, String> config, int maxBulkLength, int maxArrayLength) {
-            this(bind, port, redisUri, dataDir, appendOnly, config, maxBulkLength, maxArrayLength, false);
+            this(bind, port, redisUri, dataDir, appendOnly, config, maxBulkLength, maxArrayLength, false, null);
         }
 
         /** The same options as one node of a Redis Cluster (needs {@code redisUri}: a cluster node). */
         public Options asClusterNode() {
-            return new Options(bind, port, redisUri, dataDir, appendOnly, config, maxBulkLength, maxArrayLength, true);
+            return new Options(bind, port, redisUri, dataDir, appendOnly, config, maxBulkLength, maxArrayLength, true, announce);
+        }
+
+        /** The same options, announced at {@code hostAndPort} ("HOST" or "HOST:PORT") on a cluster. */
+        public Options announcedAs(String hostAndPort) {
+            return new Options(bind, port, redisUri, dataDir, appendOnly, config, maxBulkLength, maxArrayLength, cluster, hostAndPort);
+        }
+
+        /**
+         * Where other jgears nodes and cluster clients reach this one: {@link #announce()} when given (its port
+         * defaulting to the RESP port), else the bind address (the Redis host when binding 0.0.0.0) and the RESP port.
+         */
+        public java.net.InetSocketAddress announced(String redisHost) {
+            if (announce == null) {
+                return java.net.InetSocketAddress.createUnresolved(bind.equals("0.0.0.0") ? redisHost : bind, port);
+            }
+            return parseAnnounce(announce, port);
         }
 
         public static Options defaults() {
             return new Options("127.0.0.1", 6380, null, Path.of("data"), true, Map.of(),
                     ServerOptions.DEFAULT_MAX_BULK, ServerOptions.DEFAULT_MAX_ARRAY);
         }
+    }
+
+    /**
+     * "HOST" or "HOST:PORT" ("[v6]:PORT" for an IPv6 address with a port); the port defaults to {@code port}.
+     * @throws IllegalArgumentException with the reason, for a start-up error
+     */
+    public static java.net.InetSocketAddress parseAnnounce(String value, int port) {
+        String host = value.strip();
+        String portText = null;
+        if (host.startsWith("[")) {
+            int close = host.indexOf(']');
+            if (close < 0 || (close + 1 < host.length() && host.charAt(close + 1) != ':')) {
+                throw new IllegalArgumentException("--announce: '" + value + "' is not HOST, HOST:PORT or [IPv6]:PORT");
+            }
+            portText = close + 1 < host.length() ? host.substring(close + 2) : null;
+            host = host.substring(1, close);
+        } else if (host.indexOf(':') >= 0 && host.indexOf(':') == host.lastIndexOf(':')) {
+            portText = host.substring(host.indexOf(':') + 1);
+            host = host.substring(0, host.indexOf(':'));
+        }
+        if (host.isEmpty() || host.chars().anyMatch(Character::isWhitespace)) {
+            throw new IllegalArgumentException("--announce: '" + value + "' has no host");
+        }
+        int announcedPort = port;
+        if (portText != null) {
+            try {
+                announcedPort = Integer.parseInt(portText);
+            } catch (NumberFormatException e) {
+                announcedPort = -1;
+            }
+            if (announcedPort < 1 || announcedPort > 65535) {
+                throw new IllegalArgumentException("--announce: '" + portText + "' is not a port (1 to 65535)");
+            }
+        }
+        return java.net.InetSocketAddress.createUnresolved(host, announcedPort);
     }
 
     /** The copy of the stored sessions, in the data directory. */
@@ -141,8 +197,8 @@ public final class JGears implements AutoCloseable {
         // Redis Cluster has database 0 only: there the stored sessions live in the file copy (see README).
         engine = new GearsEngine(config, redis, python, options.cluster());
         if (options.cluster()) {
-            String host = options.bind().equals("0.0.0.0") ? uri.getHost() : options.bind();
-            cluster = new ClusterNodes(redis, host, options.port());
+            java.net.InetSocketAddress announced = options.announced(uri.getHost());
+            cluster = new ClusterNodes(redis, announced.getHostString(), announced.getPort());
             engine.shardId(cluster.myId());
             shardLinks = new ShardLinks(cluster, uri);
             engine.fanOut(shardLinks);

@@ -24,6 +24,11 @@ final class TestCluster implements AutoCloseable {
     final List<JGears> jgears = new ArrayList<>();
 
     static TestCluster start(int masters) throws Exception {
+        return start(masters, null);
+    }
+
+    /** As {@link #start(int)}, each jgears started with {@code --announce announce(itsPort)} when given. */
+    static TestCluster start(int masters, java.util.function.IntFunction<String> announce) throws Exception {
         TestCluster c = new TestCluster();
         try {
             Path exe = EmbeddedRedis.findExecutable().orElseThrow(() -> new IOException("redis-server is not installed"));
@@ -42,9 +47,11 @@ final class TestCluster implements AutoCloseable {
                 await("cluster_state:ok on " + n.port(), () -> clusterOk(n.port(), masters));
             }
             for (RedisNode n : c.redis) {
-                c.jgears.add(JGears.start(new JGears.Options("127.0.0.1", EmbeddedRedis.freePort(),
+                int port = EmbeddedRedis.freePort();
+                JGears.Options options = new JGears.Options("127.0.0.1", port,
                         "redis://127.0.0.1:" + n.port(), Files.createTempDirectory("jgears-cluster-node"), false,
-                        Map.of("PoolSize", "1", "ExecutionThreads", "2"), 1 << 26, 1 << 16).asClusterNode()));
+                        Map.of("PoolSize", "1", "ExecutionThreads", "2"), 1 << 26, 1 << 16).asClusterNode();
+                c.jgears.add(JGears.start(announce == null ? options : options.announcedAs(announce.apply(port))));
             }
             // Every node has heard every other's announcement.
             for (JGears j : c.jgears) {

@@ -57,6 +57,10 @@ public final class Main implements Runnable {
         @Option(names = "--cluster", description = "The --redis is a Redis Cluster node: run as that node's jgears (see ./jgears cluster).")
         boolean cluster;
 
+        @Option(names = "--announce", paramLabel = "HOST[:PORT]", description = "With --cluster: the address other jgears "
+                + "nodes and cluster clients reach this one at (behind NAT or in a container; default: --bind and --port).")
+        String announce;
+
         @Option(names = "--data", defaultValue = "data", description = "Data directory of the embedded Redis (default ${DEFAULT-VALUE}).")
         Path data;
 
@@ -121,6 +125,18 @@ public final class Main implements Runnable {
                 System.err.println("jgears: --cluster needs --redis redis://host:port, the cluster node this jgears runs beside");
                 return 2;
             }
+            if (announce != null) {
+                if (!cluster) {
+                    System.err.println("jgears: --announce is for a cluster node (--cluster)");
+                    return 2;
+                }
+                try {
+                    JGears.parseAnnounce(announce, port);
+                } catch (IllegalArgumentException e) {
+                    System.err.println("jgears: " + e.getMessage());
+                    return 2;
+                }
+            }
             JGears jgears = new JGears();
             // Registered before anything starts: Ctrl-C during start-up still stops the embedded Redis.
             Runtime.getRuntime().addShutdownHook(new Thread(jgears::close, "jgears-shutdown"));
@@ -138,7 +154,7 @@ public final class Main implements Runnable {
             }
             try {
                 jgears.startParts(new JGears.Options(bind, port, redis, data, !noAppendOnly, config,
-                        maxBulk, maxArray, cluster));
+                        maxBulk, maxArray, cluster, announce));
             } catch (IOException | RuntimeException e) {
                 System.err.println("jgears: cannot start: " + oneLine(e));
                 if (metricsRef.get() != null) {

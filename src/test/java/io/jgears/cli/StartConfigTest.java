@@ -88,6 +88,16 @@ class StartConfigTest {
         }
     }
 
+    @Test
+    void announceIsForClusterNodesAndNeedsAHostAndAPort() {
+        Object[] r = run("start", "--announce", "10.0.0.5:7000", "--port", "0");
+        assertEquals(2, r[0]);
+        assertEquals("jgears: --announce is for a cluster node (--cluster)", r[1]);
+        r = run("start", "--cluster", "--redis", "redis://127.0.0.1:1", "--announce", "10.0.0.5:99999", "--port", "0");
+        assertEquals(2, r[0]);
+        assertEquals("jgears: --announce: '99999' is not a port (1 to 65535)", r[1]);
+    }
+
     /**
      * The metrics endpoint starts as soon as jgears listens, before the pool is full: a metrics port in use
      * still ends the start-up with one line and exit code 2, and the RESP port it had opened is closed again.
