@@ -14,33 +14,43 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * records and an error naming the lost shard, and the next run says that shard has no live jgears.
  */
 class ClusterNodeLossTest {
+    /**
+     * Sends RG.PYEXECUTE of {@code GB('ShardsIDReader').map(part)<rest>.run()} to shard 0's jgears, where shard 2's
+     * part marks that it started and then sleeps 30 s while shards 0 and 1 answer at once; returns the pending
+     * reply once shard 2's part has started.
+     */
+    private static CompletableFuture<Object> runWhileShard2Sleeps(TestCluster cluster, String lostId, String rest)
+            throws Exception {
+        String mark = cluster.keyOn(2, "loss:mark:");
+        String code = "import time\n"
+                + "def part(r):\n"
+                + "    if r == '" + lostId + "':\n"
+                + "        execute('SET', '" + mark + "', '1')\n"
+                + "        time.sleep(30)\n"
+                + "    return r\n"
+                + "GB('ShardsIDReader').map(part)" + rest + ".run()";
+        CompletableFuture<Object> run = CompletableFuture.supplyAsync(() -> {
+            try {
+                return TestCluster.call(cluster.jgears.get(0).port(), "RG.PYEXECUTE", code);
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        });
+        TestCluster.await("shard 2 to run its part", () -> {
+            try {
+                return "1".equals(TestCluster.call(cluster.redis.get(2).port(), "GET", mark));
+            } catch (IOException e) {
+                return false;
+            }
+        });
+        return run;
+    }
+
     @Test
     void aNodeLostMidRunIsAClearErrorOfThatRun() throws Exception {
         try (TestCluster cluster = TestCluster.start(3)) {
             String lostId = cluster.jgears.get(2).cluster().myId();
-            // Shard 2's part marks that it started, then takes long; shards 0 and 1 answer at once.
-            String mark = cluster.keyOn(2, "loss:mark:");
-            String code = "import time\n"
-                    + "def part(r):\n"
-                    + "    if r == '" + lostId + "':\n"
-                    + "        execute('SET', '" + mark + "', '1')\n"
-                    + "        time.sleep(30)\n"
-                    + "    return r\n"
-                    + "GB('ShardsIDReader').map(part).run()";
-            CompletableFuture<Object> run = CompletableFuture.supplyAsync(() -> {
-                try {
-                    return TestCluster.call(cluster.jgears.get(0).port(), "RG.PYEXECUTE", code);
-                } catch (IOException e) {
-                    throw new java.io.UncheckedIOException(e);
-                }
-            });
-            TestCluster.await("shard 2 to run its part", () -> {
-                try {
-                    return "1".equals(TestCluster.call(cluster.redis.get(2).port(), "GET", mark));
-                } catch (IOException e) {
-                    return false;
-                }
-            });
+            CompletableFuture<Object> run = runWhileShard2Sleeps(cluster, lostId, "");
             cluster.jgears.get(2).close();
             List<?> reply = (List<?>) run.get();
             List<String> results = ((List<?>) reply.get(0)).stream().map(String::valueOf).sorted().toList();
@@ -58,32 +68,12 @@ class ClusterNodeLossTest {
                     "error: " + next.get(1));
         }
     }
+
     @Test
     void aNodeLostBeforeItsRepartitionDoesNotHoldUpTheOthers() throws Exception {
         try (TestCluster cluster = TestCluster.start(3)) {
             String lostId = cluster.jgears.get(2).cluster().myId();
-            String mark = cluster.keyOn(2, "loss:mark:");
-            String code = "import time\n"
-                    + "def part(r):\n"
-                    + "    if r == '" + lostId + "':\n"
-                    + "        execute('SET', '" + mark + "', '1')\n"
-                    + "        time.sleep(30)\n"
-                    + "    return r\n"
-                    + "GB('ShardsIDReader').map(part).repartition(lambda r: r).run()";
-            CompletableFuture<Object> run = CompletableFuture.supplyAsync(() -> {
-                try {
-                    return TestCluster.call(cluster.jgears.get(0).port(), "RG.PYEXECUTE", code);
-                } catch (IOException e) {
-                    throw new java.io.UncheckedIOException(e);
-                }
-            });
-            TestCluster.await("shard 2 to run its part", () -> {
-                try {
-                    return "1".equals(TestCluster.call(cluster.redis.get(2).port(), "GET", mark));
-                } catch (IOException e) {
-                    return false;
-                }
-            });
+            CompletableFuture<Object> run = runWhileShard2Sleeps(cluster, lostId, ".repartition(lambda r: r)");
             long start = System.nanoTime();
             cluster.jgears.get(2).close();
             List<?> reply = (List<?>) run.get();

@@ -1296,22 +1296,29 @@ def _groupby(step, records, errors):
 _NO_KEY = object()
 
 
-def _extract(extractor, r, created, errors):
-    """A record's key (a str) by a groupby's extractor, or _NO_KEY (the error is recorded). Only the reducer's
-    gearsFuture can hold a record: one the extractor created is dropped; a coroutine is refused."""
+def _extracted(extractor, r, errors):
+    """What an extractor (groupby, batchgroupby, repartition) gives for a record, or _NO_KEY with the error
+    recorded: its exception, or RedisGears' refusal of a coroutine."""
     try:
         k = extractor(r)
     except Exception as e:
         errors.append(_format_exception(e))
-        k = _NO_KEY
-    if created:
-        _drop_created(created)
+        return _NO_KEY
     if k.__class__ is types.CoroutineType:
         k.close()
         errors.append('coroutine are not allow on extractor')
         return _NO_KEY
+    return k
+
+
+def _extract(extractor, r, created, errors):
+    """A record's key (a str) by a groupby's extractor, or _NO_KEY (the error is recorded). Only the reducer's
+    gearsFuture can hold a record: one the extractor created is dropped; a coroutine is refused."""
+    k = _extracted(extractor, r, errors)
+    if created:
+        _drop_created(created)
     # RedisGears keys groups by string: a key that is not a str is its repr().
-    return k if k.__class__ is str or k is _NO_KEY else repr(k)
+    return k if k is _NO_KEY else _group_key(k)
 
 
 def _batchgroupby(step, records, errors):
@@ -1321,12 +1328,10 @@ def _batchgroupby(step, records, errors):
         if r.__class__ is _Wait:
             yield r
             continue
+        k = _extracted(extractor, r, errors)
+        if k is _NO_KEY:
+            continue
         try:
-            k = extractor(r)
-            if k.__class__ is types.CoroutineType:
-                k.close()
-                errors.append('coroutine are not allow on extractor')
-                continue
             groups.setdefault(_group_key(k), []).append(r)
         except Exception as e:
             errors.append(_format_exception(e))
@@ -1474,16 +1479,8 @@ def _repartition(step, records, errors):
         if r.__class__ is _Wait:
             yield r
             continue
-        try:
-            k = extractor(r)
-        except Exception as e:
-            errors.append(_format_exception(e))
-            continue
-        if k.__class__ is types.CoroutineType:
-            k.close()
-            errors.append('coroutine are not allow on extractor')
-            continue
-        yield r
+        if _extracted(extractor, r, errors) is not _NO_KEY:
+            yield r
 
 
 def _collect(step, records, errors):
@@ -1714,14 +1711,8 @@ def _exchange(step, records, errors):
         if r.__class__ is _Wait:
             yield r
             continue
-        try:
-            k = extractor(r)
-        except Exception as e:
-            errors.append(_format_exception(e))
-            continue
-        if k.__class__ is types.CoroutineType:
-            k.close()
-            errors.append('coroutine are not allow on extractor')
+        k = _extracted(extractor, r, errors)
+        if k is _NO_KEY:
             continue
         moving.append(r)
         # The key's slot is worked out from its UTF-8 bytes, as execute() sends a str; bytes are a key as is.
