@@ -122,7 +122,7 @@ class CompatArgumentsTest extends GearsTestBase {
 
     @Test
     void pyExecuteOptionsAsRedisGearsParsesThem() throws Exception {
-        long sessions = stat("sessions");
+        java.util.Set<String> sessions = sessionIds();
         assertEquals("ID is missing", error("RG.PYEXECUTE", "x = 1", "ID"));
         assertEquals("DESCRIPTION is missing", error("RG.PYEXECUTE", "x = 1", "ID", "ca-opt", "DESCRIPTION"));
         assertEquals("REPLACE_WITH is missing", error("RG.PYEXECUTE", "x = 1", "ID", "ca-opt", "REPLACE_WITH"));
@@ -141,7 +141,7 @@ class CompatArgumentsTest extends GearsTestBase {
             unregisterSession("ca-keep");
         }
         assertEquals("Unknown option foo", error("RG.PYDUMPSESSIONS", "foo"));
-        awaitSessions(sessions);
+        awaitNoSessionsBut(sessions);
     }
 
     @Test

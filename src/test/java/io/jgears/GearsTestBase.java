@@ -78,6 +78,34 @@ abstract class GearsTestBase {
         throw new AssertionError("no stat " + name);
     }
 
+    /** The ids of the live sessions (RG.PYDUMPSESSIONS). */
+    protected java.util.Set<String> sessionIds() {
+        java.util.Set<String> ids = new java.util.TreeSet<>();
+        for (Object s : (List<?>) call("RG.PYDUMPSESSIONS")) {
+            List<?> fields = (List<?>) s;
+            ids.add(String.valueOf(fields.get(fields.indexOf("ID") + 1)));
+        }
+        return ids;
+    }
+
+    /**
+     * Waits until no session outside {@code before} is alive: what a test created is gone. Unlike a count, this
+     * is not thrown off by a session of an earlier test class ending meanwhile (the test server is shared).
+     */
+    protected void awaitNoSessionsBut(java.util.Set<String> before) throws InterruptedException {
+        long deadline = System.currentTimeMillis() + 120_000;
+        java.util.Set<String> extra;
+        do {
+            extra = new java.util.TreeSet<>(sessionIds());
+            extra.removeAll(before);
+            if (extra.isEmpty()) {
+                return;
+            }
+            Thread.sleep(20);
+        } while (System.currentTimeMillis() < deadline);
+        org.junit.jupiter.api.Assertions.fail("sessions still alive: " + extra);
+    }
+
     /** Waits until the number of live sessions is {@code expected}: releases happen right after replies. */
     protected void awaitSessions(long expected) throws InterruptedException {
         long deadline = System.currentTimeMillis() + 120_000;
