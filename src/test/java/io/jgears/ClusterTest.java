@@ -356,4 +356,160 @@ class ClusterTest {
         assertEquals(List.of("OK"), pyExecute(0,
                 "GB('ShardsIDReader').map(lambda r: execute('RG.REFRESHCLUSTER')).distinct().run()").get(0));
     }
+
+    /** The registrations on the jgears at {@code port} whose CommandReader trigger is {@code trigger}: their ids. */
+    private static List<String> registrationsOfTrigger(int port, String trigger) throws IOException {
+        List<String> ids = new java.util.ArrayList<>();
+        for (Object o : (List<?>) TestCluster.call(port, "RG.DUMPREGISTRATIONS")) {
+            List<?> r = (List<?>) o;
+            if (String.valueOf(r.get(7)).contains(trigger)) {
+                ids.add(String.valueOf(r.get(1)));
+            }
+        }
+        return ids;
+    }
+
+    @Test
+    void registrationsAndTheirSessionHaveTheSameIdsOnEveryShardAndUnregisterOnAnyShardRemovesThemAll() throws Exception {
+        assertEquals("OK", TestCluster.call(cluster.jgears.get(1).port(), "RG.PYEXECUTE",
+                "GB('CommandReader').register(trigger='sameids1')\n"
+                        + "GB('CommandReader').register(trigger='sameids2')"));
+        List<List<String>> perShard = new java.util.ArrayList<>();
+        for (int shard = 0; shard < 3; shard++) {
+            int port = cluster.jgears.get(shard).port();
+            TestCluster.await("both registrations on the jgears at " + port, () -> {
+                try {
+                    return registrationsOfTrigger(port, "sameids1").size() == 1 && registrationsOfTrigger(port, "sameids2").size() == 1;
+                } catch (IOException e) {
+                    throw new java.io.UncheckedIOException(e);
+                }
+            });
+            perShard.add(List.of(registrationsOfTrigger(port, "sameids1").getFirst(), registrationsOfTrigger(port, "sameids2").getFirst()));
+        }
+        // RedisGears names them by the shard the script was sent to, the same on every shard.
+        List<String> ids = perShard.getFirst();
+        assertEquals(List.of(ids, ids, ids), perShard);
+        assertTrue(ids.get(0).matches(redisId(1) + "-\\d+"), ids.toString());
+        assertTrue(ids.get(0).compareTo(ids.get(1)) != 0, ids.toString());
+        // The session too: PD names it, and RG.PYDUMPSESSIONS on each shard shows it.
+        String pd = null;
+        for (Object o : (List<?>) TestCluster.call(cluster.jgears.get(2).port(), "RG.DUMPREGISTRATIONS")) {
+            List<?> r = (List<?>) o;
+            if (ids.get(0).equals(r.get(1))) {
+                pd = String.valueOf(r.get(9));
+            }
+        }
+        assertNotNull(pd);
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("'sessionName':'([0-9a-f]+)'").matcher(pd);
+        assertTrue(m.find(), pd);
+        String session = m.group(1);
+        for (int shard = 0; shard < 3; shard++) {
+            assertTrue(String.valueOf(TestCluster.call(cluster.jgears.get(shard).port(), "RG.PYDUMPSESSIONS")).contains(session),
+                    "session " + session + " on shard " + shard);
+        }
+
+        // Unregistered through another shard than the one that created it: gone everywhere when the reply comes.
+        assertEquals("OK", TestCluster.call(cluster.jgears.get(2).port(), "RG.UNREGISTER", ids.get(0)));
+        for (int shard = 0; shard < 3; shard++) {
+            assertEquals(List.of(), registrationsOfTrigger(cluster.jgears.get(shard).port(), "sameids1"), "shard " + shard);
+            assertEquals(List.of(ids.get(1)), registrationsOfTrigger(cluster.jgears.get(shard).port(), "sameids2"), "shard " + shard);
+        }
+        assertEquals("-execution is not registered", TestCluster.call(cluster.jgears.get(0).port(), "RG.UNREGISTER", ids.get(0)));
+        assertEquals("OK", TestCluster.call(cluster.jgears.get(0).port(), "RG.UNREGISTER", ids.get(1)));
+        for (int shard = 0; shard < 3; shard++) {
+            assertEquals(List.of(), registrationsOfTrigger(cluster.jgears.get(shard).port(), "sameids2"), "shard " + shard);
+        }
+    }
+
+    @Test
+    void anUnblockingRunHasOneIdOnEveryShardForGetExecutionClusterAndDrop() throws Exception {
+        String id = String.valueOf(TestCluster.call(cluster.jgears.get(0).port(),
+                "RG.PYEXECUTE", "GB('ShardsIDReader').map(lambda r: r).run()", "UNBLOCKING"));
+        assertTrue(id.matches(redisId(0) + "-\\d+"), id);
+        TestCluster.await("the run to end", () -> {
+            try {
+                return TestCluster.call(cluster.jgears.get(0).port(), "RG.GETRESULTS", id) instanceof List<?>;
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        });
+        Set<Object> everyShard = Set.of(redisId(0), redisId(1), redisId(2));
+        for (int shard = 0; shard < 3; shard++) {
+            int port = cluster.jgears.get(shard).port();
+            assertTrue(String.valueOf(TestCluster.call(port, "RG.DUMPEXECUTIONS")).contains(id), "shard " + shard);
+            // On a cluster RG.GETEXECUTION gathers every shard's part by default, as RedisGears does.
+            TestCluster.await("every shard's part to be done, seen from shard " + shard, () -> {
+                try {
+                    List<?> plans = (List<?>) TestCluster.call(port, "RG.GETEXECUTION", id);
+                    Set<Object> shards = new HashSet<>();
+                    for (Object p : plans) {
+                        List<?> entry = (List<?>) p;
+                        assertEquals("shard_id", entry.get(0));
+                        List<?> plan = (List<?>) entry.get(3);
+                        if ("done".equals(plan.get(1))) {
+                            shards.add(entry.get(1));
+                        }
+                    }
+                    return shards.equals(everyShard);
+                } catch (IOException e) {
+                    throw new java.io.UncheckedIOException(e);
+                }
+            });
+            List<?> mine = (List<?>) TestCluster.call(port, "RG.GETEXECUTION", id, "SHARD");
+            assertEquals(1, mine.size());
+            assertEquals(redisId(shard), ((List<?>) mine.getFirst()).get(1));
+        }
+        assertEquals(3, ((List<?>) TestCluster.call(cluster.jgears.get(1).port(), "RG.GETEXECUTION", id, "cluster")).size());
+        // The coordinator's part counts the shards that got the run and finished it.
+        List<?> coordinator = (List<?>) ((List<?>) ((List<?>) TestCluster.call(cluster.jgears.get(0).port(),
+                "RG.GETEXECUTION", id, "SHARD")).getFirst()).get(3);
+        assertEquals(List.of("shards_received", 2L, "shards_completed", 2L), coordinator.subList(2, 6));
+
+        // Dropped through another shard: gone from every shard.
+        assertEquals("OK", TestCluster.call(cluster.jgears.get(2).port(), "RG.DROPEXECUTION", id));
+        for (int shard = 0; shard < 3; shard++) {
+            int port = cluster.jgears.get(shard).port();
+            assertEquals("-execution plan does not exist", TestCluster.call(port, "RG.GETEXECUTION", id));
+            assertTrue(!String.valueOf(TestCluster.call(port, "RG.DUMPEXECUTIONS")).contains(id), "shard " + shard);
+        }
+        assertEquals("-execution does not exist", TestCluster.call(cluster.jgears.get(1).port(), "RG.DROPEXECUTION", id));
+    }
+
+    private static void awaitTriggerOnEveryShard(String trigger, int count) throws InterruptedException {
+        for (int shard = 0; shard < 3; shard++) {
+            int index = shard;
+            TestCluster.await(count + " registration(s) of trigger " + trigger + " on shard " + shard, () -> {
+                try {
+                    return registrationsOfTrigger(cluster.jgears.get(index).port(), trigger).size() == count;
+                } catch (IOException e) {
+                    return false;
+                }
+            });
+        }
+    }
+
+    @Test
+    void aRestartedNodeRestoresItsRegistrationsUnderTheirIdsAndGivesNewOnesOthers() throws Exception {
+        // Not the node's first ids: a restart that numbered restored registrations afresh would differ.
+        pyExecute(1, "GB('ShardsIDReader').run()");
+        assertEquals("OK", TestCluster.call(cluster.jgears.get(1).port(), "RG.PYEXECUTE",
+                "GB('CommandReader').register(trigger='restartids')"));
+        awaitTriggerOnEveryShard("restartids", 1);
+        String id = registrationsOfTrigger(cluster.jgears.get(1).port(), "restartids").getFirst();
+
+        cluster.restartJgears(1);
+        assertEquals(List.of(id), registrationsOfTrigger(cluster.jgears.get(1).port(), "restartids"));
+        // The restarted node coordinates a new script: its ids come after the restored block.
+        assertEquals("OK", TestCluster.call(cluster.jgears.get(1).port(), "RG.PYEXECUTE",
+                "GB('CommandReader').register(trigger='afterrestart')"));
+        awaitTriggerOnEveryShard("afterrestart", 1);
+        String next = registrationsOfTrigger(cluster.jgears.get(1).port(), "afterrestart").getFirst();
+        assertTrue(Long.parseLong(next.substring(next.lastIndexOf('-') + 1)) > Long.parseLong(id.substring(id.lastIndexOf('-') + 1)),
+                id + " then " + next);
+        // One RG.UNREGISTER still reaches the restored registration.
+        assertEquals("OK", TestCluster.call(cluster.jgears.get(0).port(), "RG.UNREGISTER", id));
+        assertEquals("OK", TestCluster.call(cluster.jgears.get(2).port(), "RG.UNREGISTER", next));
+        awaitTriggerOnEveryShard("restartids", 0);
+        awaitTriggerOnEveryShard("afterrestart", 0);
+    }
 }

@@ -290,7 +290,9 @@ class SessionLifecycleTest extends GearsTestBase {
         assertTrue(map.get("arg").toString().contains("slow"), map.toString());
         assertTrue((Long) map.get("duration") >= 50, "the map step slept 50 ms: " + map);
         assertTrue(error("RG.GETEXECUTION", "nosuch").contains("does not exist"));
-        assertTrue(error("RG.GETEXECUTION", eid, "BOGUS").contains("SHARD or CLUSTER"));
+        assertEquals("unknown subcommand", error("RG.GETEXECUTION", eid, "BOGUS"));
+        assertEquals("no cluster detected - use `RG.GETEXECUTION <id> [SHARD]` instead", error("RG.GETEXECUTION", eid, "cluster"));
+        assertEquals(List.of(shard), call("RG.GETEXECUTION", eid, "sHARD"));
         call("RG.DROPEXECUTION", eid);
     }
 

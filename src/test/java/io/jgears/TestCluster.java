@@ -22,6 +22,8 @@ final class TestCluster implements AutoCloseable {
 
     final List<RedisNode> redis = new ArrayList<>();
     final List<JGears> jgears = new ArrayList<>();
+    /** What each jgears was started with (a restart reuses it: the same port and data directory). */
+    final List<JGears.Options> jgearsOptions = new ArrayList<>();
 
     static TestCluster start(int masters) throws Exception {
         return start(masters, null);
@@ -51,7 +53,9 @@ final class TestCluster implements AutoCloseable {
                 JGears.Options options = new JGears.Options("127.0.0.1", port,
                         "redis://127.0.0.1:" + n.port(), Files.createTempDirectory("jgears-cluster-node"), false,
                         Map.of("PoolSize", "1", "ExecutionThreads", "2"), 1 << 26, 1 << 16).asClusterNode();
-                c.jgears.add(JGears.start(announce == null ? options : options.announcedAs(announce.apply(port))));
+                options = announce == null ? options : options.announcedAs(announce.apply(port));
+                c.jgearsOptions.add(options);
+                c.jgears.add(JGears.start(options));
             }
             // Every node has heard every other's announcement.
             for (JGears j : c.jgears) {
@@ -132,6 +136,18 @@ final class TestCluster implements AutoCloseable {
             if (s >= index * 16384 / n && s <= (index + 1) * 16384 / n - 1) {
                 return key;
             }
+        }
+    }
+
+    /** Stops jgears {@code index} and starts it again as it was (it restores its sessions from its data directory). */
+    void restartJgears(int index) throws Exception {
+        jgears.get(index).close();
+        JGears again = JGears.start(jgearsOptions.get(index));
+        jgears.set(index, again);
+        for (JGears j : jgears) {
+            await("jgears on " + j.port() + " to know the restarted one", () -> j.cluster().peer(again.cluster().myId()) != null
+                    && again.cluster().peer(j.cluster().myId()) != null
+                    && j.cluster().peer(again.cluster().myId()).runId().equals(again.cluster().runId()));
         }
     }
 

@@ -47,13 +47,25 @@ public final class ShardLinks implements ShardFanOut, AutoCloseable {
 
     @Override
     public List<CompletableFuture<Object>> sendToOtherShards(List<byte[]> args) {
+        return toOtherShards(args, "its part of the run is missing", "");
+    }
+
+    @Override
+    public List<CompletableFuture<Object>> commandOtherShards(List<byte[]> command) {
+        List<byte[]> args = new ArrayList<>(command.size() + 1);
+        args.add(SHARD_LOCAL.getBytes(StandardCharsets.UTF_8));
+        args.addAll(command);
+        return toOtherShards(args, "the command did not reach it", " commands");
+    }
+
+    private List<CompletableFuture<Object>> toOtherShards(List<byte[]> args, String missing, String lane) {
         List<CompletableFuture<Object>> out = new ArrayList<>();
         for (ClusterTopology.Shard s : nodes.topology().servingShards()) {
             ClusterTopology.Node master = s.master();
             String slots = s.minSlot() + "-" + s.maxSlot();
             if (master == null) {
                 out.add(CompletableFuture.failedFuture(new IllegalStateException(
-                        "the shard of slots " + slots + " has no master now (a failover?): its part of the run is missing")));
+                        "the shard of slots " + slots + " has no master now (a failover?): " + missing)));
                 continue;
             }
             if (master.id().equals(nodes.myId())) {
@@ -62,10 +74,10 @@ public final class ShardLinks implements ShardFanOut, AutoCloseable {
             ClusterNodes.Peer peer = nodes.peer(master.id());
             if (peer == null) {
                 out.add(CompletableFuture.failedFuture(new IllegalStateException("no live jgears beside Redis node "
-                        + master.id() + " (" + master.address() + ", slots " + slots + "): its part of the run is missing")));
+                        + master.id() + " (" + master.address() + ", slots " + slots + "): " + missing)));
                 continue;
             }
-            out.add(send(peer, args, "could not run the script: ", ""));
+            out.add(send(peer, args, lane.isEmpty() ? "could not run the script: " : "refused: ", lane));
         }
         return out;
     }

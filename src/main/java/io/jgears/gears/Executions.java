@@ -18,11 +18,12 @@ public final class Executions {
     private volatile String shardId = SHARD_ID;
     private final AtomicLong counter = new AtomicLong();
     /**
-     * By sequence number, oldest first. Not by id string: the ids share a 41-character prefix, and
-     * consecutive ones hash into few buckets (1,024 ids land in 356 of 1,024), which turned the busiest
-     * buckets into trees under a stream of triggered executions.
+     * Oldest first. This shard's ids by sequence number, not by id string: the ids share a 41-character
+     * prefix, and consecutive ones hash into few buckets (1,024 ids land in 356 of 1,024), which turned the
+     * busiest buckets into trees under a stream of triggered executions. On a cluster, this shard's part of
+     * a run another shard coordinated has that shard's id (see {@link ClusterRunIds}): keyed by id string.
      */
-    private final LinkedHashMap<Long, Execution> live = new LinkedHashMap<>();
+    private final LinkedHashMap<Object, Execution> live = new LinkedHashMap<>();
 
     Executions(GearsConfig config) {
         this.config = config;
@@ -41,6 +42,19 @@ public final class Executions {
         return shardId + "-" + counter.incrementAndGet();
     }
 
+    /**
+     * On a cluster: {@code n} ids of the sequence set aside for what one RG.PYEXECUTE creates on every
+     * shard; returns the number before the first (the block is first+1 ... first+n).
+     */
+    long reserve(int n) {
+        return counter.getAndAdd(n);
+    }
+
+    /** A restored session holds ids up to {@code sequence}: new ones come after it. */
+    void advancePast(long sequence) {
+        counter.accumulateAndGet(sequence, Math::max);
+    }
+
     /** An execution a registration triggered: kept per registration (MaxExecutionsPerRegistration), not here. */
     Execution createTriggered(Registration registration) {
         Session session = registration.session();
@@ -48,18 +62,25 @@ public final class Executions {
         Execution execution = new Execution(nextId(), session, registration.reader(), false, registration.plan());
         execution.registration(registration);
         synchronized (this) {
-            live.put(sequence(execution.id()), execution);
+            live.put(key(execution.id()), execution);
         }
         return execution;
     }
 
     Execution create(Session session, String reader, boolean stored, List<List<String>> plan) {
-        String id = nextId();
+        return create(session, reader, stored, plan, null);
+    }
+
+    /** {@code id}: the id the execution has on every shard of a cluster run, or null for the next one here. */
+    Execution create(Session session, String reader, boolean stored, List<List<String>> plan, String id) {
+        if (id == null) {
+            id = nextId();
+        }
         session.acquire(Session.Holder.EXECUTION);
         Execution execution = new Execution(id, session, reader, stored, plan);
         List<Execution> evicted;
         synchronized (this) {
-            live.put(sequence(id), execution);
+            live.put(key(id), execution);
             evicted = stored ? evictBeyondLimit() : List.of();
         }
         evicted.forEach(e -> e.session().release(Session.Holder.EXECUTION));
@@ -83,15 +104,20 @@ public final class Executions {
     }
 
     public synchronized Execution find(String id) {
-        long sequence = sequence(id);
-        Execution e = sequence < 0 ? null : live.get(sequence);
+        Execution e = live.get(key(id));
         return e != null && e.id().equals(id) ? e : null;
     }
 
-    /** The sequence number of an id ({@code <shard>-<n>}), or -1 when it is not one of ours. */
-    private static long sequence(String id) {
+    /** The map key of an id: its sequence number when it is this shard's ({@code <shard>-<n>}), else the id. */
+    private Object key(String id) {
+        long sequence = sequence(id, shardId);
+        return sequence < 0 ? id : (Object) sequence;
+    }
+
+    /** The sequence number of an id ({@code <shard>-<n>}), or -1 when it is not one of {@code shard}'s. */
+    private static long sequence(String id, String shard) {
         int dash = id.lastIndexOf('-');
-        if (dash < 0 || dash + 1 == id.length() || id.length() - dash > 19) {
+        if (dash != shard.length() || dash + 1 == id.length() || id.length() - dash > 19 || !id.startsWith(shard)) {
             return -1;
         }
         long n = 0;
@@ -108,7 +134,7 @@ public final class Executions {
     /** Forgets an execution and drops its session reference; false when it is unknown. */
     boolean release(Execution execution) {
         synchronized (this) {
-            if (live.remove(sequence(execution.id())) == null) {
+            if (live.remove(key(execution.id())) == null) {
                 return false;
             }
         }

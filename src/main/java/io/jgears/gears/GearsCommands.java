@@ -115,11 +115,21 @@ public final class GearsCommands implements LocalCommands {
         return a == null ? "" : a.substring(a.indexOf('/') + 1);
     }
 
-    /** {@code RG.JGEARSSHARDEXECUTE runId code options...}: this shard's part of a coordinator's run. */
+    /**
+     * {@code RG.JGEARSSHARDEXECUTE runId idPrefix idBase sessionId keep code options...}: this shard's part
+     * of a coordinator's run; what the script creates takes the ids the coordinator chose (ClusterRunIds).
+     */
     private CompletableFuture<RedisMessage> shardExecute(List<byte[]> args, ClientInfo client) {
         List<byte[]> rest = new ArrayList<>(args);
         String runId = str(rest.remove(1));
-        return abandonOnError(pyExecute(rest, client, "shard", runId), runId);
+        ClusterRunIds ids;
+        try {
+            ids = new ClusterRunIds(str(rest.remove(1)), Long.parseLong(str(rest.remove(1))), str(rest.remove(1)),
+                    str(rest.remove(1)).equals("1"));
+        } catch (NumberFormatException e) {
+            return done(Replies.error("ERR bad id block"));
+        }
+        return abandonOnError(pyExecute(rest, client, "shard", runId, ids), runId);
     }
 
     private final java.util.concurrent.atomic.AtomicLong runSequence = new java.util.concurrent.atomic.AtomicLong();
@@ -130,7 +140,7 @@ public final class GearsCommands implements LocalCommands {
      */
     private CompletableFuture<RedisMessage> coordinatorExecute(List<byte[]> args, ClientInfo client) {
         String runId = engine.shardId() + "-r" + runSequence.incrementAndGet() + "-" + Long.toHexString(System.nanoTime());
-        return abandonOnError(pyExecute(args, client, "coordinator", runId), runId);
+        return abandonOnError(pyExecute(args, client, "coordinator", runId, null), runId);
     }
 
     /** A script that could not run here: the other shards do not wait for this shard's repartition records. */
@@ -170,22 +180,25 @@ public final class GearsCommands implements LocalCommands {
     private CompletableFuture<RedisMessage> run(ClientInfo client, List<byte[]> args, String name) {
         try {
             return switch (name) {
-                case "RG.PYEXECUTE" -> engine.fanOut() == null ? pyExecute(args, client, "none", null)
+                case "RG.PYEXECUTE" -> engine.fanOut() == null ? pyExecute(args, client, "none", null, null)
                         : coordinatorExecute(args, client);
-                case ShardFanOut.SHARD_EXECUTE -> engine.fanOut() == null || args.size() < 3
+                case ShardFanOut.SHARD_EXECUTE -> engine.fanOut() == null || args.size() < 7
                         ? done(Replies.error("ERR unknown command '" + str(args.getFirst()) + "'"))
                         : shardExecute(args, client);
+                case ShardFanOut.SHARD_LOCAL -> engine.fanOut() == null || args.size() < 2
+                        ? done(Replies.error("ERR unknown command '" + str(args.getFirst()) + "'"))
+                        : run(null, args.subList(1, args.size()), str(args.get(1)).toUpperCase(Locale.ROOT));
                 case ShardFanOut.SHARD_RECORDS -> engine.fanOut() == null || args.size() < 5
                         ? done(Replies.error("ERR unknown command '" + str(args.getFirst()) + "'"))
                         : done(shardRecords(args));
                 case "RG.GETRESULTS" -> done(getResults(args));
                 case "RG.GETRESULTSBLOCKING" -> getResultsBlocking(args);
                 case "RG.DUMPEXECUTIONS" -> done(dumpExecutions(args));
-                case "RG.DROPEXECUTION" -> done(dropExecution(args));
-                case "RG.GETEXECUTION" -> done(getExecution(args));
+                case "RG.DROPEXECUTION" -> onEveryShard(client, args, dropExecution(args));
+                case "RG.GETEXECUTION" -> getExecution(client, args);
                 case "RG.DUMPTIMEEVENTS" -> done(dumpTimeEvents(args));
                 case "RG.UNREGISTERTE" -> done(unregisterTimeEvent(args));
-                case "RG.ABORTEXECUTION" -> abortExecution(args);
+                case "RG.ABORTEXECUTION" -> abortExecution(args).thenCompose(r -> onEveryShard(client, args, r));
                 case "RG.PYDUMPSESSIONS" -> done(dumpSessions(args));
                 case "RG.PYPROFILE" -> profile(args);
                 case "RG.PYSTATS" -> done(pyStats(args));
@@ -199,9 +212,9 @@ public final class GearsCommands implements LocalCommands {
                         ? engine.clusterCommands().execute(null, args)
                         : done(noArgs(args, Replies.simple("no cluster mode")));
                 case "RG.DUMPREGISTRATIONS" -> done(dumpRegistrations(args));
-                case "RG.UNREGISTER" -> done(unregister(args));
-                case "RG.PAUSEREGISTRATIONS" -> done(pause(args, true));
-                case "RG.UNPAUSEREGISTRATIONS" -> done(pause(args, false));
+                case "RG.UNREGISTER" -> onEveryShard(client, args, unregister(args));
+                case "RG.PAUSEREGISTRATIONS" -> onEveryShard(client, args, pause(args, true));
+                case "RG.UNPAUSEREGISTRATIONS" -> onEveryShard(client, args, pause(args, false));
                 case "RG.CLEARREGISTRATIONSSTATS" -> {
                     arity(args, 1, 1);
                     engine.registrations().clearStats();
@@ -214,6 +227,34 @@ public final class GearsCommands implements LocalCommands {
         } catch (ArityException e) {
             return done(Replies.error("ERR wrong number of arguments for '" + name.toLowerCase(Locale.ROOT) + "' command"));
         }
+    }
+
+    /**
+     * On a cluster, a client's command that acts on every shard (registration and execution ids are the
+     * same on every shard): {@code here} is this shard's reply; the others run it too (RG.JGEARSSHARDLOCAL),
+     * and the reply waits for them. It is this shard's reply unless only another shard found what it names.
+     * From Python (execute()) or inside MULTI ({@code client} null) it acts on this shard only.
+     */
+    private CompletableFuture<RedisMessage> onEveryShard(ClientInfo client, List<byte[]> args, RedisMessage here) {
+        ShardFanOut fanOut = engine.fanOut();
+        if (fanOut == null || client == null) {
+            return done(here);
+        }
+        // A shard's error (it does not have what the id names, or it is unreachable) completes as the exception.
+        List<CompletableFuture<Object>> others = fanOut.commandOtherShards(args).stream().map(f -> f.exceptionally(e -> e)).toList();
+        return CompletableFuture.allOf(others.toArray(CompletableFuture[]::new))
+                .thenApply(v -> {
+                    if (!(here instanceof io.netty.handler.codec.redis.ErrorRedisMessage)) {
+                        return here;
+                    }
+                    for (CompletableFuture<Object> f : others) {
+                        Object r = f.join();
+                        if (!(r instanceof Throwable)) {
+                            return Replies.of(r);
+                        }
+                    }
+                    return here;
+                });
     }
 
     private static final class ArityException extends RuntimeException {
@@ -246,7 +287,8 @@ public final class GearsCommands implements LocalCommands {
      * {@code role}: "none" on a single Redis; on a cluster "coordinator" (a client's RG.PYEXECUTE: the script
      * is sent to every other shard too) or "shard" (another jgears' coordinator sent it).
      */
-    private CompletableFuture<RedisMessage> pyExecute(List<byte[]> args, ClientInfo client, String role, String runId) {
+    private CompletableFuture<RedisMessage> pyExecute(List<byte[]> args, ClientInfo client, String role, String runId,
+                                                      ClusterRunIds ids) {
         arity(args, 2, Integer.MAX_VALUE);
         long max = engine.config().getLong(GearsConfig.MAX_SCRIPT_SIZE);
         byte[] raw = args.get(1);
@@ -349,18 +391,23 @@ public final class GearsCommands implements LocalCommands {
         GearsEngine.PyExecute request = new GearsEngine.PyExecute(code, unblocking, id, description, upgrade, replaceWith, user, shared,
                 List.copyOf(requirements), forceReinstall, allow);
         if (role.equals("coordinator")) {
+            // What the script creates gets the same ids on every shard: this shard's, from a block set aside.
+            ids = new ClusterRunIds(engine.shardId(), engine.executions().reserve(ClusterRunIds.BLOCK),
+                    id != null ? id : Sessions.newId(), unblocking);
             // The other shards run the same script as their part, blocking (their reply carries their records).
             List<byte[]> shardArgs = new ArrayList<>();
-            shardArgs.add(ShardFanOut.SHARD_EXECUTE.getBytes(StandardCharsets.UTF_8));
-            shardArgs.add(runId.getBytes(StandardCharsets.UTF_8));
+            for (String head : List.of(ShardFanOut.SHARD_EXECUTE, runId, ids.prefix(), String.valueOf(ids.base()),
+                    ids.sessionId(), ids.keepExecution() ? "1" : "0")) {
+                shardArgs.add(head.getBytes(StandardCharsets.UTF_8));
+            }
             for (int i = 1; i < args.size(); i++) {
                 if (i < 2 || !str(args.get(i)).equalsIgnoreCase("UNBLOCKING")) {
                     shardArgs.add(args.get(i));
                 }
             }
-            request = request.inCluster(role, engine.fanOut().sendToOtherShards(shardArgs), runId);
+            request = request.inCluster(role, engine.fanOut().sendToOtherShards(shardArgs), runId, ids);
         } else if (role.equals("shard")) {
-            request = request.inCluster(role, List.of(), runId);
+            request = request.inCluster(role, List.of(), runId, ids);
         }
         return engine.pyExecute(request);
     }
@@ -417,18 +464,43 @@ public final class GearsCommands implements LocalCommands {
     }
 
     /** The plan as RedisGears shows it, one entry per shard: steps last first, durations in ms (and µs when profiled). */
-    private RedisMessage getExecution(List<byte[]> args) {
+    private CompletableFuture<RedisMessage> getExecution(ClientInfo client, List<byte[]> args) {
         arity(args, 2, 3);
-        if (args.size() == 3) {
-            String mode = str(args.get(2)).toUpperCase(Locale.ROOT);
-            if (!mode.equals("SHARD") && !mode.equals("CLUSTER")) {
-                return Replies.error("ERR unknown RG.GETEXECUTION mode '" + str(args.get(2)) + "' (SHARD or CLUSTER)");
-            }
+        ShardFanOut fanOut = engine.fanOut();
+        // RedisGears' default: this shard's plan on a single Redis, every shard's on a cluster.
+        String mode = args.size() == 3 ? str(args.get(2)).toUpperCase(Locale.ROOT)
+                : fanOut != null && client != null ? "CLUSTER" : "SHARD";
+        if (!mode.equals("SHARD") && !mode.equals("CLUSTER")) {
+            return done(Replies.error("unknown subcommand"));
+        }
+        if (mode.equals("CLUSTER") && fanOut == null) {
+            return done(Replies.error("no cluster detected - use `RG.GETEXECUTION <id> [SHARD]` instead"));
         }
         Execution e = execution(args.get(1));
-        if (e == null) {
-            return Replies.error("execution plan does not exist");
+        List<Object> here = e == null ? null : executionPlan(e);
+        if (mode.equals("SHARD") || client == null) {
+            return done(here == null ? Replies.error("execution plan does not exist") : Replies.of(List.of(here)));
         }
+        // Each shard's part of the run, under the same id: this shard's first, then the others' that have it.
+        List<CompletableFuture<Object>> others = fanOut.commandOtherShards(List.of(args.get(0), args.get(1), "SHARD".getBytes(StandardCharsets.UTF_8)))
+                .stream().map(f -> f.exceptionally(x -> x)).toList();
+        return CompletableFuture.allOf(others.toArray(CompletableFuture[]::new))
+                .thenApply(v -> {
+                    List<Object> entries = new ArrayList<>();
+                    if (here != null) {
+                        entries.add(here);
+                    }
+                    for (CompletableFuture<Object> f : others) {
+                        if (f.join() instanceof List<?> reply) {
+                            entries.addAll(reply);
+                        }
+                    }
+                    return entries.isEmpty() ? Replies.error("execution plan does not exist") : Replies.of(entries);
+                });
+    }
+
+    /** One shard's entry of RG.GETEXECUTION: its id and its part of the run's plan. */
+    private List<Object> executionPlan(Execution e) {
         long[] prof = e.profileNanos();
         List<Object> steps = new ArrayList<>();
         List<Object> stepMicros = new ArrayList<>();
@@ -444,8 +516,9 @@ public final class GearsCommands implements LocalCommands {
         List<Object> errors = finished ? new ArrayList<>(e.errors()) : new ArrayList<>();
         List<Object> details = new ArrayList<>(List.of(
                 "status", e.status().label(),
-                "shards_received", 0L,
-                "shards_completed", 0L,
+                // On a cluster the coordinator's part counts the other shards that got the run and finished it.
+                "shards_received", (long) e.shardReplies().size(),
+                "shards_completed", e.shardReplies().stream().filter(f -> f.isDone()).count(),
                 "results", finished ? (long) e.results().size() : -1L,
                 "errors", errors,
                 "total_duration", e.elapsedMillis(),
@@ -458,7 +531,7 @@ public final class GearsCommands implements LocalCommands {
         // jgears: a run()'s progress, so that a long one shows how far it is (records out of the reader,
         // and out of the last step; at the end, records_done is the number of results).
         details.addAll(List.of("records_read", e.recordsRead(), "records_done", e.recordsDone()));
-        return Replies.of(List.of(List.of("shard_id", engine.shardId(), "execution_plan", details)));
+        return List.of("shard_id", engine.shardId(), "execution_plan", details);
     }
 
     private RedisMessage dumpTimeEvents(List<byte[]> args) {

@@ -278,7 +278,8 @@ public final class GearsEngine implements AutoCloseable {
     public record PyExecute(String code, boolean unblocking, String id, String description,
                             boolean upgrade, String replaceWith, io.jgears.redis.RedisUser user, boolean shared,
                             List<String> requirements, boolean forceReinstall, io.jgears.requirements.SessionPolicy allow,
-                            String clusterRole, List<CompletableFuture<Object>> shardReplies, String clusterRunId) {
+                            String clusterRole, List<CompletableFuture<Object>> shardReplies, String clusterRunId,
+                            ClusterRunIds clusterIds) {
         public PyExecute(String code, boolean unblocking, String id, String description,
                          boolean upgrade, String replaceWith, io.jgears.redis.RedisUser user, boolean shared) {
             this(code, unblocking, id, description, upgrade, replaceWith, user, shared, List.of(), false, null);
@@ -288,17 +289,29 @@ public final class GearsEngine implements AutoCloseable {
                          boolean upgrade, String replaceWith, io.jgears.redis.RedisUser user, boolean shared,
                          List<String> requirements, boolean forceReinstall, io.jgears.requirements.SessionPolicy allow) {
             this(code, unblocking, id, description, upgrade, replaceWith, user, shared, requirements, forceReinstall, allow,
-                    "none", List.of(), null);
+                    "none", List.of(), null, null);
         }
 
         /**
          * The same request on a cluster: {@code role} "coordinator" (the shard a client sent it to; the other
          * shards' replies will be {@code shardReplies}) or "shard" (one shard's part of a coordinator's run);
-         * {@code runId} names the run on every shard (their repartition batches are addressed by it).
+         * {@code runId} names the run on every shard (their repartition batches are addressed by it);
+         * {@code ids}: the session's id and the ids of what the script creates, the same on every shard.
          */
-        public PyExecute inCluster(String role, List<CompletableFuture<Object>> replies, String runId) {
+        public PyExecute inCluster(String role, List<CompletableFuture<Object>> replies, String runId, ClusterRunIds ids) {
             return new PyExecute(code, unblocking, id, description, upgrade, replaceWith, user, shared, requirements,
-                    forceReinstall, allow, role, replies, runId);
+                    forceReinstall, allow, role, replies, runId, ids);
+        }
+
+        /** A restored session's script: what it creates takes the ids it had (its stored block). */
+        PyExecute withClusterIds(ClusterRunIds ids) {
+            return new PyExecute(code, unblocking, id, description, upgrade, replaceWith, user, shared, requirements,
+                    forceReinstall, allow, clusterRole, shardReplies, clusterRunId, ids);
+        }
+
+        /** The session's id: the client's ID, else (on a cluster) the one every shard uses, else null (a new one). */
+        String sessionId() {
+            return id != null ? id : clusterIds == null ? null : clusterIds.sessionId();
         }
 
         /** A session with requirements or more than the default sandbox needs a context of its own. */
@@ -452,9 +465,14 @@ public final class GearsEngine implements AutoCloseable {
             } catch (IllegalArgumentException e) {
                 allow = io.jgears.requirements.SessionPolicy.DEFAULT;
             }
+            ClusterRunIds ids = ClusterRunIds.parse(s.clusterIds(), s.id());
+            if (ids != null && ids.prefix().equals(shardId())) {
+                // New runs must not reuse the block: the restored registrations keep their ids.
+                executions.advancePast(ids.base() + ClusterRunIds.BLOCK);
+            }
             PyExecute request = new PyExecute(s.code(), false, s.id(), s.description(), false, null,
                     s.user() == null ? null : new io.jgears.redis.RedisUser(s.user(), null), s.shared(),
-                    s.requirements(), false, allow);
+                    s.requirements(), false, allow).withClusterIds(ids);
             RedisMessage reply;
             try {
                 if (!s.requirements().isEmpty()) {
@@ -608,7 +626,7 @@ public final class GearsEngine implements AutoCloseable {
         try {
             io.jgears.requirements.SessionPolicy policy = policyOf(request);
             boolean own = request.needsOwnContext(policy);
-            session = sessions.create(request.id(), request.description(), request.upgrade() ? replaced : null,
+            session = sessions.create(request.sessionId(), request.description(), request.upgrade() ? replaced : null,
                     request.shared() && !own, policy);
         } catch (IllegalStateException | IllegalArgumentException e) {
             return done(Replies.error(e.getMessage()));
@@ -628,9 +646,10 @@ public final class GearsEngine implements AutoCloseable {
         }
         session.code(request.code());
         session.user(request.user());
+        session.clusterIds(request.clusterIds());
         session.replacing(replaced);
         ScriptRun run = new ScriptRun(request.unblocking(), restoring, request.clusterRole(), request.shardReplies(),
-                request.clusterRunId());
+                request.clusterRunId(), request.clusterIds());
         HostApi host = (HostApi) session.interpreter().host();
         String error;
         try {

@@ -513,7 +513,7 @@ public final class HostApi {
     public String register(String reader, String description, String mode, Value args, Value plan) {
         java.util.Map<String, Object> map = argsOf(args);
         Registration r = engine.registrations().create(session, reader, description, mode, map, planOf(plan),
-                session.nextRegistrationIndex());
+                session.nextRegistrationIndex(), run == null ? null : run.nextClusterId());
         if (run == null) {
             // Registered outside a script load (from an execution or a time event): active at once.
             engine.registrations().activate(session, r);
@@ -640,7 +640,8 @@ public final class HostApi {
             throw new IllegalStateException("Can not run more then 1 executions in a single script");
         }
         boolean unblocking = run != null && run.unblocking();
-        Execution execution = engine.executions().create(session, reader, unblocking, planOf(plan));
+        Execution execution = engine.executions().create(session, reader, unblocking || run != null && run.keepsExecution(),
+                planOf(plan), run == null ? null : run.nextClusterId());
         if (run != null) {
             run.started(execution);
             if (run.clusterRole().equals("coordinator")) {

@@ -60,9 +60,12 @@ public final class Registrations implements KeyEvents.Listener {
 
     // ------------------------------------------------------------------ lifecycle
 
-    /** A register() while its script loads: inactive until the script has loaded (see {@link #activate}). */
+    /**
+     * A register() while its script loads: inactive until the script has loaded (see {@link #activate}).
+     * {@code id}: its id on every shard of a cluster (see ClusterRunIds), or null for the next one here.
+     */
     Registration create(Session session, String reader, String description, String mode, Map<String, Object> args,
-                        List<List<String>> plan, int index) {
+                        List<List<String>> plan, int index, String id) {
         Registration.Kind kind = switch (reader) {
             case "KeysReader" -> Registration.Kind.KEYS;
             case "KeysOnlyReader" -> Registration.Kind.KEYS_ONLY;
@@ -80,7 +83,7 @@ public final class Registrations implements KeyEvents.Listener {
                 }
             }
         }
-        Registration r = new Registration(engine.executions().nextId(), session, kind, reader, description, mode, args, plan, index);
+        Registration r = new Registration(id != null ? id : engine.executions().nextId(), session, kind, reader, description, mode, args, plan, index);
         session.acquire(Session.Holder.REGISTRATION);
         synchronized (this) {
             byId.put(r.id(), r);

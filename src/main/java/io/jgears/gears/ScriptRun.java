@@ -11,14 +11,18 @@ final class ScriptRun {
     private final String clusterRole;
     private final List<java.util.concurrent.CompletableFuture<Object>> shardReplies;
     private final String clusterRunId;
+    private final ClusterRunIds clusterIds;
+    /** How many cluster-wide ids the script took so far. */
+    private int clusterIdsTaken;
 
     ScriptRun(boolean unblocking, boolean restoring) {
-        this(unblocking, restoring, "none", List.of(), null);
+        this(unblocking, restoring, "none", List.of(), null, null);
     }
 
     ScriptRun(boolean unblocking, boolean restoring, String clusterRole, List<java.util.concurrent.CompletableFuture<Object>> shardReplies,
-              String clusterRunId) {
+              String clusterRunId, ClusterRunIds clusterIds) {
         this.clusterRunId = clusterRunId;
+        this.clusterIds = clusterIds;
         this.unblocking = unblocking;
         this.restoring = restoring;
         this.clusterRole = clusterRole;
@@ -33,6 +37,20 @@ final class ScriptRun {
     /** On a cluster: the run's name on every shard (repartition batches are addressed by it), else null. */
     String clusterRunId() {
         return clusterRunId;
+    }
+
+    /**
+     * The id of the next registration or execution the script creates: cluster-wide (the same on every
+     * shard, see {@link ClusterRunIds}), or null for the next id of this shard. Restored sessions take the
+     * ids they had (their stored block).
+     */
+    String nextClusterId() {
+        return clusterIds == null ? null : clusterIds.id(++clusterIdsTaken);
+    }
+
+    /** On a cluster: this shard keeps its part of the run stored (the client ran it UNBLOCKING). */
+    boolean keepsExecution() {
+        return clusterIds != null && clusterIds.keepExecution() && !restoring;
     }
 
     /** A coordinator's run: the other shards' replies to the same script. */

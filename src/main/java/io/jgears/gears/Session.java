@@ -33,6 +33,8 @@ public final class Session {
     private volatile String code;
     /** The ACL user its commands run as (the client's), or null for jgears' own. */
     private volatile io.jgears.redis.RedisUser user;
+    /** On a cluster: the block of ids its script's registrations took, the same on every shard; else null. */
+    private volatile ClusterRunIds clusterIds;
 
     /** The requirements it asked for (REQUIREMENTS), as given. */
     private volatile java.util.List<String> requirements = java.util.List.of();
@@ -190,6 +192,14 @@ public final class Session {
 
     void user(io.jgears.redis.RedisUser u) {
         user = u;
+    }
+
+    ClusterRunIds clusterIds() {
+        return clusterIds;
+    }
+
+    void clusterIds(ClusterRunIds ids) {
+        clusterIds = ids;
     }
 
     public String code() {

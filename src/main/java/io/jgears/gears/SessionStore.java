@@ -24,9 +24,12 @@ final class SessionStore implements AutoCloseable {
     static final String INDEX = "{jgears}:sessions";
     static final String SESSION = "{jgears}:session:";
 
-    /** {@code user}: the ACL user name the session ran as (never its password), or null. */
+    /**
+     * {@code user}: the ACL user name the session ran as (never its password), or null. {@code clusterIds}:
+     * on a cluster, the block its registrations' ids came from ({@link ClusterRunIds#text()}), else null.
+     */
     record Stored(String id, String code, String description, String user, boolean shared,
-                  List<String> requirements, String network, boolean threads) {
+                  List<String> requirements, String network, boolean threads, String clusterIds) {
     }
 
     private final StatefulRedisConnection<byte[], byte[]> state;
@@ -84,7 +87,8 @@ final class SessionStore implements AutoCloseable {
     /** The entry a session is stored as. */
     static Stored of(Session s) {
         return new Stored(s.id(), s.code(), s.description(), s.user() == null ? null : s.user().name(), s.isShared(),
-                s.requirements(), s.policy().networkText(), s.policy().threads());
+                s.requirements(), s.policy().networkText(), s.policy().threads(),
+                s.clusterIds() == null ? null : s.clusterIds().text());
     }
 
     /** How many sessions the index holds (0 after a FLUSHALL or FLUSHDB of the state database). */
@@ -138,7 +142,7 @@ final class SessionStore implements AutoCloseable {
                     "shared".equals(String.valueOf(h.get(4))),
                     h.get(5) == null || String.valueOf(h.get(5)).isEmpty() ? List.of() : List.of(String.valueOf(h.get(5)).split("\n")),
                     h.get(6) == null ? "none" : String.valueOf(h.get(6)),
-                    "1".equals(String.valueOf(h.get(7)))));
+                    "1".equals(String.valueOf(h.get(7))), null));
         }
         return out;
     }

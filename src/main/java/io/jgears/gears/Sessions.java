@@ -82,13 +82,18 @@ public final class Sessions {
         return shared == null || shared.isClosed() ? null : shared;
     }
 
+    /** A new session id (when the client gives no ID): 32 hex digits. */
+    static String newId() {
+        return UUID.randomUUID().toString().replace("-", "");
+    }
+
     Session create(String id, String description, Session replacing, boolean sharedMode) {
         return create(id, description, replacing, sharedMode, io.jgears.requirements.SessionPolicy.DEFAULT);
     }
 
     /** As above, on a context built for {@code policy} when it is not the default sandbox (never shared). */
     Session create(String id, String description, Session replacing, boolean sharedMode, io.jgears.requirements.SessionPolicy policy) {
-        String sid = id != null ? id : UUID.randomUUID().toString().replace("-", "");
+        String sid = id != null ? id : newId();
         Session existing = byId.get(sid);
         if (existing != null && existing != replacing) {
             throw new IllegalStateException("Session " + sid + " already exists");

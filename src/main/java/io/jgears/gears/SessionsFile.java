@@ -25,7 +25,9 @@ import java.util.List;
  */
 final class SessionsFile {
     private static final Logger log = LoggerFactory.getLogger(SessionsFile.class);
-    private static final String MAGIC = "jgears-sessions 2";
+    private static final String MAGIC = "jgears-sessions 3";
+    /** Before cluster id blocks. */
+    private static final String MAGIC_2 = "jgears-sessions 2";
     /** Version 1 had no requirements or capability policy. */
     private static final String MAGIC_1 = "jgears-sessions 1";
 
@@ -56,6 +58,7 @@ final class SessionsFile {
                 writeString(out, String.join("\n", s.requirements()));
                 writeString(out, s.network());
                 out.writeBoolean(s.threads());
+                writeString(out, s.clusterIds());
             }
         }
         Files.createDirectories(file.toAbsolutePath().getParent());
@@ -78,7 +81,8 @@ final class SessionsFile {
         try (DataInputStream in = new DataInputStream(new java.io.ByteArrayInputStream(content))) {
             String magic = in.readUTF();
             boolean v1 = MAGIC_1.equals(magic);
-            if (!v1 && !MAGIC.equals(magic)) {
+            boolean v3 = MAGIC.equals(magic);
+            if (!v1 && !v3 && !MAGIC_2.equals(magic)) {
                 log.warn("{} is not a jgears sessions file; ignored", file);
                 return List.of();
             }
@@ -101,7 +105,8 @@ final class SessionsFile {
                     network = readString(in);
                     threads = in.readBoolean();
                 }
-                out.add(new SessionStore.Stored(id, code, description, user, shared, requirements, network, threads));
+                String clusterIds = v3 ? readString(in) : null;
+                out.add(new SessionStore.Stored(id, code, description, user, shared, requirements, network, threads, clusterIds));
             }
             return out;
         } catch (IOException | RuntimeException e) {

@@ -21,10 +21,23 @@ public interface ShardFanOut {
     String SHARD_RECORDS = "RG.JGEARSSHARDRECORDS";
 
     /**
+     * {@code RG.JGEARSSHARDLOCAL command args...}: the RG.* command acts on this shard only. A command that
+     * acts on every shard (RG.UNREGISTER, RG.DROPEXECUTION, RG.GETEXECUTION id CLUSTER, ...) reaches the
+     * other shards so. Only jgears nodes send it.
+     */
+    String SHARD_LOCAL = "RG.JGEARSSHARDLOCAL";
+
+    /**
      * Sends {@code SHARD_EXECUTE args...} to every other shard's jgears. One entry per shard: its reply
      * (as RedisBackend.dispatch gives replies), or a future failed with a message naming the shard.
      */
     List<CompletableFuture<Object>> sendToOtherShards(List<byte[]> args);
+
+    /**
+     * Sends {@code SHARD_LOCAL command...} to every other shard's jgears, on links of their own (never
+     * queued behind a shard's part of a run). One entry per shard, as {@link #sendToOtherShards}.
+     */
+    List<CompletableFuture<Object>> commandOtherShards(List<byte[]> command);
 
     /** The Redis node id of the master owning each key's hash slot ("" where no shard serves it). */
     String[] owners(List<String> keys);
