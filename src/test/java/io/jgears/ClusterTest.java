@@ -512,4 +512,27 @@ class ClusterTest {
         awaitTriggerOnEveryShard("restartids", 0);
         awaitTriggerOnEveryShard("afterrestart", 0);
     }
+
+    @Test
+    void everyShardsPartRunsAsTheClientsAclUser() throws Exception {
+        // A cluster's nodes each have the same ACL users (Redis does not spread ACL changes itself).
+        for (TestCluster.RedisNode n : cluster.redis) {
+            assertEquals("OK", TestCluster.call(n.port(), "ACL", "SETUSER", "carol", "on", ">carolpw", "~carol:*", "+@all"));
+        }
+        try (RawResp c = new RawResp(cluster.jgears.get(0).port())) {
+            assertEquals("OK", String.valueOf(c.send("AUTH", "carol", "carolpw").read()));
+            List<?> reply = (List<?>) c.send("RG.PYEXECUTE",
+                    "GB('ShardsIDReader').map(lambda r: execute('SET', 'notcarols:{%s}' % r, '1')).run()").read();
+            List<?> errors = (List<?>) reply.get(1);
+            // As jgears' own user each shard would set the key (or get MOVED for it): as carol each is refused.
+            assertEquals(3, errors.size(), "reply: " + reply);
+            for (Object e : errors) {
+                assertTrue(String.valueOf(e).contains("NOPERM"), "reply: " + reply);
+            }
+        } finally {
+            for (TestCluster.RedisNode n : cluster.redis) {
+                TestCluster.call(n.port(), "ACL", "DELUSER", "carol");
+            }
+        }
+    }
 }

@@ -116,8 +116,9 @@ public final class GearsCommands implements LocalCommands {
     }
 
     /**
-     * {@code RG.JGEARSSHARDEXECUTE runId idPrefix idBase sessionId keep code options...}: this shard's part
-     * of a coordinator's run; what the script creates takes the ids the coordinator chose (ClusterRunIds).
+     * {@code RG.JGEARSSHARDEXECUTE runId idPrefix idBase sessionId keep user code options...}: this shard's
+     * part of a coordinator's run; what the script creates takes the ids the coordinator chose
+     * (ClusterRunIds), and it runs as the ACL user the client authenticated as there ("" for jgears' own).
      */
     private CompletableFuture<RedisMessage> shardExecute(List<byte[]> args, ClientInfo client) {
         List<byte[]> rest = new ArrayList<>(args);
@@ -129,7 +130,11 @@ public final class GearsCommands implements LocalCommands {
         } catch (NumberFormatException e) {
             return done(Replies.error("ERR bad id block"));
         }
-        return abandonOnError(pyExecute(rest, client, "shard", runId, ids), runId);
+        String user = str(rest.remove(1));
+        // The name only: the password stays with the coordinator; its commands are checked with ACL DRYRUN
+        // here (a cluster's nodes have the same ACL users), as a restored session's are.
+        return abandonOnError(pyExecute(rest, client, "shard", runId, ids,
+                user.isEmpty() ? null : new io.jgears.redis.RedisUser(user, null)), runId);
     }
 
     private final java.util.concurrent.atomic.AtomicLong runSequence = new java.util.concurrent.atomic.AtomicLong();
@@ -140,7 +145,7 @@ public final class GearsCommands implements LocalCommands {
      */
     private CompletableFuture<RedisMessage> coordinatorExecute(List<byte[]> args, ClientInfo client) {
         String runId = engine.shardId() + "-r" + runSequence.incrementAndGet() + "-" + Long.toHexString(System.nanoTime());
-        return abandonOnError(pyExecute(args, client, "coordinator", runId, null), runId);
+        return abandonOnError(pyExecute(args, client, "coordinator", runId, null, null), runId);
     }
 
     /** A script that could not run here: the other shards do not wait for this shard's repartition records. */
@@ -180,9 +185,9 @@ public final class GearsCommands implements LocalCommands {
     private CompletableFuture<RedisMessage> run(ClientInfo client, List<byte[]> args, String name) {
         try {
             return switch (name) {
-                case "RG.PYEXECUTE" -> engine.fanOut() == null ? pyExecute(args, client, "none", null, null)
+                case "RG.PYEXECUTE" -> engine.fanOut() == null ? pyExecute(args, client, "none", null, null, null)
                         : coordinatorExecute(args, client);
-                case ShardFanOut.SHARD_EXECUTE -> engine.fanOut() == null || args.size() < 7
+                case ShardFanOut.SHARD_EXECUTE -> engine.fanOut() == null || args.size() < 8
                         ? done(Replies.error("ERR unknown command '" + str(args.getFirst()) + "'"))
                         : shardExecute(args, client);
                 case ShardFanOut.SHARD_LOCAL -> engine.fanOut() == null || args.size() < 2
@@ -288,7 +293,7 @@ public final class GearsCommands implements LocalCommands {
      * is sent to every other shard too) or "shard" (another jgears' coordinator sent it).
      */
     private CompletableFuture<RedisMessage> pyExecute(List<byte[]> args, ClientInfo client, String role, String runId,
-                                                      ClusterRunIds ids) {
+                                                      ClusterRunIds ids, io.jgears.redis.RedisUser coordinatorsUser) {
         arity(args, 2, Integer.MAX_VALUE);
         long max = engine.config().getLong(GearsConfig.MAX_SCRIPT_SIZE);
         byte[] raw = args.get(1);
@@ -382,7 +387,8 @@ public final class GearsCommands implements LocalCommands {
             return done(Replies.error("ERR UPGRADE needs an ID"));
         }
         // The session runs its Redis commands as the ACL user this client authenticated as.
-        io.jgears.redis.RedisUser user = client.user() == null ? null : new io.jgears.redis.RedisUser(client.user(), client.password());
+        io.jgears.redis.RedisUser user = role.equals("shard") ? coordinatorsUser
+                : client.user() == null ? null : new io.jgears.redis.RedisUser(client.user(), client.password());
         io.jgears.requirements.SessionPolicy allow = null;
         if (network != null || allowThreads) {
             allow = (network != null ? network : io.jgears.requirements.SessionPolicy.parseNetwork(
@@ -397,7 +403,7 @@ public final class GearsCommands implements LocalCommands {
             // The other shards run the same script as their part, blocking (their reply carries their records).
             List<byte[]> shardArgs = new ArrayList<>();
             for (String head : List.of(ShardFanOut.SHARD_EXECUTE, runId, ids.prefix(), String.valueOf(ids.base()),
-                    ids.sessionId(), ids.keepExecution() ? "1" : "0")) {
+                    ids.sessionId(), ids.keepExecution() ? "1" : "0", user == null ? "" : user.name())) {
                 shardArgs.add(head.getBytes(StandardCharsets.UTF_8));
             }
             for (int i = 1; i < args.size(); i++) {
