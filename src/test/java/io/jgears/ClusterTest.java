@@ -312,9 +312,10 @@ class ClusterTest {
         for (int shard = 0; shard < 3; shard++) {
             String key = cluster.keyOn(shard, "reg:");
             int port = cluster.redis.get(shard).port();
-            TestCluster.call(port, "SET", key, "x");
+            // Set again until seen: a registration is listed a moment before it subscribes to its events.
             TestCluster.await("the registration on shard " + port + " to see " + key, () -> {
                 try {
+                    TestCluster.call(port, "SET", key, "x");
                     return "1".equals(TestCluster.call(port, "GET", "{" + key + "}:seen"));
                 } catch (IOException e) {
                     return false;
@@ -534,5 +535,60 @@ class ClusterTest {
                 TestCluster.call(n.port(), "ACL", "DELUSER", "carol");
             }
         }
+    }
+
+    /** The RegistrationData of the registration on the jgears at {@code port} whose args mention {@code prefix}. */
+    private static List<?> registrationData(int port, String prefix) throws IOException {
+        for (Object o : (List<?>) TestCluster.call(port, "RG.DUMPREGISTRATIONS")) {
+            List<?> r = (List<?>) o;
+            if (String.valueOf(r.get(7)).contains(prefix)) {
+                return (List<?>) r.get(7);
+            }
+        }
+        return null;
+    }
+
+    @Test
+    void inModeAsyncARepartitionMovesAnEventsRecordsToTheShardOwningTheirKeyAndInAsyncLocalItDoesNot() throws Exception {
+        String steps = "GB().repartition(lambda r: r['value'])"
+                + ".foreach(lambda r: execute('SET', r['value'], 'from ' + r['key']))";
+        assertEquals("OK", TestCluster.call(cluster.jgears.get(1).port(), "RG.PYEXECUTE",
+                steps + ".register(prefix='fwd:*', eventTypes=['set'])\n"
+                        + steps + ".register(prefix='fwdlocal:*', eventTypes=['set'], mode='async_local')"));
+        for (int shard = 0; shard < 3; shard++) {
+            int port = cluster.jgears.get(shard).port();
+            TestCluster.await("both registrations on shard " + shard, () -> {
+                try {
+                    return registrationData(port, "fwd:*") != null && registrationData(port, "fwdlocal:*") != null;
+                } catch (IOException e) {
+                    return false;
+                }
+            });
+        }
+        // An event on shard 0 whose record names a key of shard 2: the foreach after the repartition runs there.
+        String source = cluster.keyOn(0, "fwd:");
+        String target = cluster.keyOn(2, "fwdtarget:");
+        TestCluster.await(target + " set on shard 2", () -> {
+            try {
+                // Set again until seen: a registration is listed a moment before it subscribes to its events.
+                TestCluster.call(cluster.redis.get(0).port(), "SET", source, target);
+                return ("from " + source).equals(TestCluster.call(cluster.redis.get(2).port(), "GET", target));
+            } catch (IOException e) {
+                return false;
+            }
+        });
+        // async_local: the execution stays on shard 0, where that key is not served.
+        String localSource = cluster.keyOn(0, "fwdlocal:");
+        String localTarget = cluster.keyOn(2, "fwdlocaltarget:");
+        int port0 = cluster.jgears.get(0).port();
+        TestCluster.await("the async_local execution to fail on shard 0", () -> {
+            try {
+                TestCluster.call(cluster.redis.get(0).port(), "SET", localSource, localTarget);
+                return String.valueOf(registrationData(port0, "fwdlocal:*")).contains("MOVED");
+            } catch (IOException e) {
+                return false;
+            }
+        });
+        assertEquals(null, TestCluster.call(cluster.redis.get(2).port(), "GET", localTarget));
     }
 }

@@ -58,6 +58,48 @@ public final class ShardLinks implements ShardFanOut, AutoCloseable {
         return toOtherShards(args, "the command did not reach it", " commands");
     }
 
+    @Override
+    public List<String> forward(String registrationId, int step, Map<String, List<String>> byShard) {
+        List<String> errors = new ArrayList<>();
+        List<CompletableFuture<Object>> sent = new ArrayList<>();
+        List<String> to = new ArrayList<>();
+        for (Map.Entry<String, List<String>> e : byShard.entrySet()) {
+            ClusterNodes.Peer peer = nodes.peer(e.getKey());
+            if (peer == null) {
+                errors.add("no live jgears beside Redis node " + e.getKey() + ": " + e.getValue().size()
+                        + " record(s) of the repartition are dropped");
+                continue;
+            }
+            List<byte[]> args = new ArrayList<>(e.getValue().size() + 4);
+            for (String head : List.of(SHARD_FORWARD, registrationId, String.valueOf(step), nodes.myId())) {
+                args.add(head.getBytes(StandardCharsets.UTF_8));
+            }
+            for (String record : e.getValue()) {
+                args.add(record.getBytes(StandardCharsets.ISO_8859_1));  // base64 text
+            }
+            sent.add(send(peer, args, "did not take the records: ", " forward"));
+            to.add(e.getKey());
+        }
+        for (int i = 0; i < sent.size(); i++) {
+            try {
+                sent.get(i).get(FORWARD_WAIT_SECONDS, java.util.concurrent.TimeUnit.SECONDS);
+            } catch (java.util.concurrent.ExecutionException e) {
+                errors.add(e.getCause() == null ? String.valueOf(e.getMessage()) : e.getCause().getMessage());
+            } catch (java.util.concurrent.TimeoutException e) {
+                errors.add("the jgears beside Redis node " + to.get(i) + " did not take the records of the repartition within "
+                        + FORWARD_WAIT_SECONDS + " s");
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                errors.add("interrupted while sending the records of the repartition");
+                break;
+            }
+        }
+        return errors;
+    }
+
+    /** How long a triggered execution waits for a shard to take the records it forwards (it only queues them). */
+    private static final long FORWARD_WAIT_SECONDS = 30;
+
     private List<CompletableFuture<Object>> toOtherShards(List<byte[]> args, String missing, String lane) {
         List<CompletableFuture<Object>> out = new ArrayList<>();
         for (ClusterTopology.Shard s : nodes.topology().servingShards()) {

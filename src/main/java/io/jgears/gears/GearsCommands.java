@@ -159,6 +159,24 @@ public final class GearsCommands implements LocalCommands {
         });
     }
 
+    /** Another shard's records of an execution of a registration in mode 'async' (see ShardFanOut.SHARD_FORWARD). */
+    private RedisMessage shardForward(List<byte[]> args) {
+        String registration = str(args.get(1));
+        int step;
+        try {
+            step = Integer.parseInt(str(args.get(2)));
+        } catch (NumberFormatException e) {
+            return Replies.error("ERR bad step");
+        }
+        List<String> records = new ArrayList<>(args.size() - 4);
+        for (int i = 4; i < args.size(); i++) {
+            records.add(new String(args.get(i), StandardCharsets.ISO_8859_1));  // base64 text
+        }
+        return engine.registrations().forwarded(registration, step, records) ? Replies.OK
+                : Replies.error("registration " + registration + " is not registered on shard " + engine.shardId()
+                + ": " + records.size() + " record(s) of the repartition are dropped");
+    }
+
     /** Another shard's records of a repartition, or its word that it sends none (see ShardFanOut.SHARD_RECORDS). */
     private RedisMessage shardRecords(List<byte[]> args) {
         String runId = str(args.get(1));
@@ -190,6 +208,9 @@ public final class GearsCommands implements LocalCommands {
                 case ShardFanOut.SHARD_EXECUTE -> engine.fanOut() == null || args.size() < 8
                         ? done(Replies.error("ERR unknown command '" + str(args.getFirst()) + "'"))
                         : shardExecute(args, client);
+                case ShardFanOut.SHARD_FORWARD -> engine.fanOut() == null || args.size() < 5
+                        ? done(Replies.error("ERR unknown command '" + str(args.getFirst()) + "'"))
+                        : done(shardForward(args));
                 case ShardFanOut.SHARD_LOCAL -> engine.fanOut() == null || args.size() < 2
                         ? done(Replies.error("ERR unknown command '" + str(args.getFirst()) + "'"))
                         : run(null, args.subList(1, args.size()), str(args.get(1)).toUpperCase(Locale.ROOT));

@@ -894,6 +894,25 @@ public final class HostApi {
         return new Object[]{got.records().toArray(), got.errors().toArray()};
     }
 
+    /**
+     * A repartition in an execution of a registration in mode 'async' on a cluster: sends each record
+     * (pickled, {@code payloads}) to its key's shard ({@code dests}), where the steps after {@code step}
+     * run on it. Returns the errors (records that could not be handed over).
+     */
+    @HostAccess.Export
+    public Object[] forwardRecords(String registrationId, int step, Value dests, Value payloads) {
+        ShardFanOut fanOut = engine.fanOut();
+        if (fanOut == null) {
+            return new Object[]{"the repartition could not reach the other shards (not a cluster)"};
+        }
+        java.util.Map<String, List<String>> byShard = new java.util.LinkedHashMap<>();
+        int n = (int) payloads.getArraySize();
+        for (int i = 0; i < n; i++) {
+            byShard.computeIfAbsent(dests.getArrayElement(i).asString(), k -> new ArrayList<>()).add(payloads.getArrayElement(i).asString());
+        }
+        return fanOut.forward(registrationId, step, byShard).toArray();
+    }
+
     /** How long a coordinator waits for the other shards' parts of a run. */
     static final long SHARD_WAIT_SECONDS = 120;
 

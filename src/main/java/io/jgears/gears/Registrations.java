@@ -1089,6 +1089,37 @@ public final class Registrations implements KeyEvents.Listener {
         return true;
     }
 
+    /**
+     * On a cluster, mode 'async': records another shard's execution of registration {@code id} forwarded
+     * here at a repartition (its step {@code step}), the shard owning their keys. The steps after it run on
+     * them in an execution of this shard's copy of the registration. False when it is not registered here.
+     */
+    public boolean forwarded(String id, int step, List<String> records) {
+        Registration r = find(id);
+        if (r == null) {
+            return false;
+        }
+        Execution e;
+        synchronized (r) {
+            if (r.isUnregistered()) {
+                return false;
+            }
+            e = newExecution(r);
+            r.triggered(1);
+        }
+        List<Object> payload = java.util.Collections.singletonList(new Object[]{step, records.toArray(new String[0])});
+        engine.submit(() -> runInPython(r, List.of(e), payload, null, this::triggerForwarded));
+        return true;
+    }
+
+    /** Calls the runtime's _trigger_forwarded for one execution ([step, records]). Call inside the context. */
+    private int triggerForwarded(io.jgears.python.SubInterpreter si, Registration r, List<Execution> executions, List<Object> payload) {
+        Object[] data = (Object[]) payload.getFirst();
+        boolean profile = engine.config().getLong(GearsConfig.PROFILE_EXECUTIONS) != 0;
+        org.graalvm.polyglot.Value n = si.call("_trigger_forwarded", r.id(), executions.getFirst().id(), data[0], data[1], profile);
+        return n.fitsInInt() ? n.asInt() : 0;
+    }
+
     /** RG.TRIGGER answers the results as an array; a hook answers its one result (else an error). */
     private static RedisMessage commandReply(Execution e, boolean hook) {
         if (!e.errors().isEmpty()) {

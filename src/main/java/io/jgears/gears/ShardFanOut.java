@@ -28,6 +28,21 @@ public interface ShardFanOut {
     String SHARD_LOCAL = "RG.JGEARSSHARDLOCAL";
 
     /**
+     * {@code RG.JGEARSSHARDFORWARD registrationId step fromNodeId record...}: records of another shard's
+     * execution of a registration in mode 'async', sent to the shard owning their keys at a repartition
+     * (step: its index in the registration's steps); this shard runs the steps after it on them. Only
+     * jgears nodes send it.
+     */
+    String SHARD_FORWARD = "RG.JGEARSSHARDFORWARD";
+
+    /**
+     * Sends each shard its records ({@code byShard}: Redis node id to pickled records) of registration
+     * {@code registrationId} at step {@code step} (SHARD_FORWARD) and waits (bounded) for each to take them;
+     * returns the errors, one per shard that did not.
+     */
+    List<String> forward(String registrationId, int step, java.util.Map<String, List<String>> byShard);
+
+    /**
      * Sends {@code SHARD_EXECUTE args...} to every other shard's jgears. One entry per shard: its reply
      * (as RedisBackend.dispatch gives replies), or a future failed with a message naming the shard.
      */

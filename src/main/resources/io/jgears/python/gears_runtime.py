@@ -813,7 +813,10 @@ class GearsBuilder(object):
         if refused is not None:
             raise GearsError(refused)
         rid = _host.register(reader, None if self.desc is None else str(self.desc), mode, args, _describe(reader, prefix, self.steps))
-        _registrations[rid] = (reader, list(self.steps), convertToStr)
+        steps = list(self.steps)
+        if mode == 'async' and str(_host.shardId()) != SHARD_ID:
+            steps = _forwarding_steps(steps, rid)
+        _registrations[rid] = (reader, steps, convertToStr)
         if onRegistered is not None:
             onRegistered()
         return rid
@@ -1754,6 +1757,83 @@ def _exchange(step, records, errors):
         yield r
 
 
+def _forwarding_steps(steps, rid):
+    """A registration's steps on a cluster in mode 'async' (RedisGears' distributed mode): at a repartition
+    (and the groupby, batchgroupby and aggregateby built on it) each record goes on to the shard owning its
+    key, which runs the steps after it in an execution of its copy of the registration (same id on every
+    shard). Steps without one are left as they are: an event's execution then costs no cluster traffic.
+    In mode 'async_local' the whole execution stays on the shard of the event."""
+    expanded = _cluster_expand(steps)
+    if not any(st[0] == 'repartition' for st in expanded):
+        return steps
+    return [('_forward', st[1], rid, i) if st[0] == 'repartition' else st for i, st in enumerate(expanded)]
+
+
+def _forward(step, records, errors):
+    """A repartition in a triggered execution on a cluster: records whose key this shard owns go on here;
+    the others go (pickled) to their owners, whose copy of the registration runs the next steps on them."""
+    import pickle
+    import base64
+    extractor, rid, index = step[1], step[2], step[3]
+    kept = []
+    keys = []
+    moving = []
+    for r in records:
+        if r.__class__ is _Wait:
+            yield r
+            continue
+        k = _extracted(extractor, r, errors)
+        if k is _NO_KEY:
+            continue
+        moving.append(r)
+        keys.append(k.decode('utf-8', 'replace') if k.__class__ is bytes else _group_key(k))
+    owners = _host.keyOwners(keys) if keys else ()
+    me = str(_host.shardId())
+    dests = []
+    payloads = []
+    for i in range(len(moving)):
+        o = str(owners[i])
+        if o == me:
+            kept.append(moving[i])
+        elif not o:
+            errors.append("no shard serves the hash slot of '%s' now: its record of the repartition is dropped" % keys[i])
+        else:
+            try:
+                payloads.append(base64.b64encode(pickle.dumps(moving[i])).decode('ascii'))
+                dests.append(o)
+            except Exception as e:
+                errors.append("record could not be sent to the shard owning '%s': %s" % (keys[i], _format_exception(e)))
+    if payloads:
+        for e in _host.forwardRecords(rid, index, dests, payloads):
+            errors.append(str(e))
+    for r in kept:
+        yield r
+
+
+def _unpickle(step, records, errors):
+    """The records another shard forwarded (pickled): the first step of the execution that goes on with them."""
+    import pickle
+    import base64
+    for p in records:
+        try:
+            yield pickle.loads(base64.b64decode(str(p)))
+        except Exception as e:
+            errors.append('a record of the repartition could not be read: ' + _format_exception(e))
+
+
+def _trigger_forwarded(rid, eid, index, payloads, profile):
+    """Records another shard's execution of registration rid sent here at its step index (a _forward): the
+    steps after it run on them in an execution of this shard's copy of the registration."""
+    reg = _registrations.get(rid)
+    if reg is None:
+        return 0
+    reader, steps, convert = reg
+    _start(eid, [('_unpickle',)] + steps[int(index) + 1:], convert, profile, None, iter, list(payloads))
+    if _async_futures:
+        _collect_async()
+    return 1
+
+
 def _pickle(step, records, errors):
     import pickle
     import base64
@@ -1830,7 +1910,7 @@ def _avgcombine(step, records, errors):
 
 
 _STEP = {
-    '_gather': _gather, '_pickle': _pickle, '_exchange': _exchange, '_sum': _sum, '_sumby': _sumby, '_avgpart': _avgpart,
+    '_gather': _gather, '_pickle': _pickle, '_exchange': _exchange, '_forward': _forward, '_unpickle': _unpickle, '_sum': _sum, '_sumby': _sumby, '_avgpart': _avgpart,
     '_avgcombine': _avgcombine,
     'map': _map, 'flatmap': _flatmap, 'foreach': _foreach, 'filter': _filter,
     'accumulate': _accumulate, 'groupby': _groupby, 'batchgroupby': _batchgroupby,
