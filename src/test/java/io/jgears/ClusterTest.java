@@ -591,4 +591,40 @@ class ClusterTest {
         });
         assertEquals(null, TestCluster.call(cluster.redis.get(2).port(), "GET", localTarget));
     }
+
+    /** The type markers of a RESP reply's frames, in order (its shape without the values). */
+    private static String shapeOf(String raw) {
+        StringBuilder shape = new StringBuilder();
+        int i = 0;
+        while (i < raw.length()) {
+            char type = raw.charAt(i);
+            int eol = raw.indexOf("\r\n", i);
+            shape.append(type);
+            if (type == '$') {
+                i = eol + 2 + Integer.parseInt(raw.substring(i + 1, eol)) + 2;
+            } else {
+                i = eol + 2;
+            }
+        }
+        return shape.toString();
+    }
+
+    @Test
+    void aResp3ClientGetsClusterShardsAndSlotsInRedisResp3Shape() throws Exception {
+        int jgearsPort = cluster.jgears.get(0).port();
+        try (RawResp redis = new RawResp(cluster.redis.get(0).port()); RawResp jgears = new RawResp(jgearsPort)) {
+            redis.send("HELLO", "3").readRaw();
+            assertTrue(jgears.send("HELLO", "3").readRaw().startsWith("%"), "HELLO 3 answers a map");
+            for (String sub : List.of("SHARDS", "SLOTS")) {
+                String fromRedis = redis.send("CLUSTER", sub).readRaw();
+                String fromJgears = jgears.send("CLUSTER", sub).readRaw();
+                assertEquals(shapeOf(fromRedis), shapeOf(fromJgears), sub + ": " + fromJgears);
+                assertTrue(fromJgears.contains(":" + jgearsPort + "\r\n"), sub + " names the jgears: " + fromJgears);
+            }
+            assertTrue(redis.send("CLUSTER", "SHARDS").readRaw().startsWith("*3\r\n%"), "Redis answers RESP3 maps");
+            // Back to RESP2: arrays again.
+            jgears.send("HELLO", "2").readRaw();
+            assertTrue(jgears.send("CLUSTER", "SHARDS").readRaw().startsWith("*3\r\n*"));
+        }
+    }
 }

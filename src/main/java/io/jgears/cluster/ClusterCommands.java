@@ -11,8 +11,10 @@ import io.netty.handler.codec.redis.RedisMessage;
 
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 
 /**
@@ -137,8 +139,9 @@ public final class ClusterCommands extends DelegatingLocalCommands {
         Object reply = RedisBackend.dispatch(redis.connectionFor(user), args);
         String sub = args.size() < 2 ? "" : str(args.get(1)).toUpperCase(Locale.ROOT);
         return switch (sub) {
-            case "SLOTS" -> Replies.of(slots((List<?>) reply));
-            case "SHARDS" -> Replies.of(shards((List<?>) reply));
+            // A RESP3 client gets maps where Redis would answer it with maps (jgears reads Redis in RESP2).
+            case "SLOTS" -> resp3(client) ? Replies.resp3(slotsResp3(slots((List<?>) reply))) : Replies.of(slots((List<?>) reply));
+            case "SHARDS" -> resp3(client) ? Replies.resp3(shardsResp3(shards((List<?>) reply))) : Replies.of(shards((List<?>) reply));
             case "NODES", "REPLICAS", "SLAVES" -> reply instanceof List<?> l
                     ? Replies.of(l.stream().map(o -> nodesText(String.valueOf(o))).toList())
                     : Replies.of(nodesText(String.valueOf(reply)));
@@ -204,6 +207,49 @@ public final class ClusterCommands extends DelegatingLocalCommands {
                     nodeList.add(node);
                 }
                 shard.set(i + 1, nodeList);
+            }
+            out.add(shard);
+        }
+        return out;
+    }
+
+    private static boolean resp3(ClientInfo client) {
+        return client != null && client.protocol() == 3;
+    }
+
+    /** [k1, v1, k2, v2, ...] as a map, in order. */
+    private static Map<Object, Object> pairs(List<?> flat) {
+        Map<Object, Object> map = new LinkedHashMap<>();
+        for (int i = 0; i + 1 < flat.size(); i += 2) {
+            map.put(String.valueOf(flat.get(i)), flat.get(i + 1));
+        }
+        return map;
+    }
+
+    /** CLUSTER SLOTS in RESP3: each node's fourth element, its extra networking metadata, is a map. */
+    private static List<Object> slotsResp3(List<Object> slots) {
+        List<Object> out = new ArrayList<>();
+        for (Object r : slots) {
+            List<Object> range = new ArrayList<>((List<?>) r);
+            for (int i = 2; i < range.size(); i++) {
+                List<Object> node = new ArrayList<>((List<?>) range.get(i));
+                if (node.size() > 3 && node.get(3) instanceof List<?> meta) {
+                    node.set(3, pairs(meta));
+                }
+                range.set(i, node);
+            }
+            out.add(range);
+        }
+        return out;
+    }
+
+    /** CLUSTER SHARDS in RESP3: each shard a map ("slots", "nodes"), each node a map. */
+    private static List<Object> shardsResp3(List<Object> shards) {
+        List<Object> out = new ArrayList<>();
+        for (Object s : shards) {
+            Map<Object, Object> shard = pairs((List<?>) s);
+            if (shard.get("nodes") instanceof List<?> nodeList) {
+                shard.put("nodes", nodeList.stream().map(n -> (Object) pairs((List<?>) n)).toList());
             }
             out.add(shard);
         }

@@ -272,16 +272,22 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
 
     /**
      * For AUTH and HELLO ... AUTH: remembers the credentials once Redis accepts them, so that jgears'
-     * own commands are allowed and the client's sessions run as that ACL user.
+     * own commands are allowed and the client's sessions run as that ACL user. For HELLO protover and
+     * RESET: remembers the RESP version Redis now answers this client in (jgears' own replies that differ
+     * between RESP2 and RESP3 follow it).
      */
     private java.util.function.Consumer<ByteBuf> authWatcher(String name, ArrayRedisMessage command) {
         int n = command.children().size();
         String user = null;
         String password = null;
+        int protocol = 0;
         if (name.equals("AUTH") && (n == 2 || n == 3)) {
             user = n == 2 ? "default" : arg(command, 1);
             password = arg(command, n - 1);
         } else if (name.equals("HELLO")) {
+            if (n >= 2) {
+                protocol = "3".equals(arg(command, 1)) ? 3 : "2".equals(arg(command, 1)) ? 2 : 0;
+            }
             for (int i = 2; i + 2 < n; i++) {
                 if (arg(command, i).equalsIgnoreCase("AUTH")) {
                     user = arg(command, i + 1);
@@ -289,16 +295,24 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
                     break;
                 }
             }
+        } else if (name.equals("RESET")) {
+            protocol = 2;
         }
-        if (user == null) {
+        if (user == null && protocol == 0) {
             return null;
         }
         String u = user;
         String p = password;
+        int version = protocol;
         return frame -> {
             byte first = frame.getByte(frame.readerIndex());
             if (first != '-' && first != '!') {
-                info.authenticate(u, p);
+                if (u != null) {
+                    info.authenticate(u, p);
+                }
+                if (version != 0) {
+                    info.protocol(version);
+                }
             }
         };
     }
@@ -637,9 +651,9 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
         while (!queue.isEmpty() && queue.peek().reply != null && !closing) {
             Slot slot = queue.poll();
             if (slot.reply instanceof List<?> parts) {
-                parts.forEach(ctx::write);  // a transaction's reply: Redis' frames and jgears' replies
+                parts.forEach(this::write);  // a transaction's reply: Redis' frames and jgears' replies
             } else {
-                ctx.write(slot.reply);
+                write(slot.reply);
             }
             wrote = true;
             if (slot.closeAfter) {
@@ -651,6 +665,11 @@ final class ClientHandler extends ChannelInboundHandlerAdapter {
         if (wrote && flush) {
             ctx.flush();
         }
+    }
+
+    /** A reply: a frame of Redis (as it came), one of jgears (encoded by Netty), or jgears' own RESP3 bytes. */
+    private void write(Object reply) {
+        ctx.write(reply instanceof Replies.Raw raw ? raw.content() : reply);
     }
 
     @Override

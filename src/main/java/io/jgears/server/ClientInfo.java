@@ -10,6 +10,7 @@ public final class ClientInfo {
     private volatile boolean authenticated;
     private volatile String user;
     private volatile String password;
+    private volatile int protocol = 2;
 
     public ClientInfo(long id, String remoteAddress, boolean authenticated) {
         this.id = id;
@@ -37,6 +38,15 @@ public final class ClientInfo {
 
     public String password() {
         return password;
+    }
+
+    /** The RESP version the client chose with HELLO (2 until it does; RESET goes back to 2). */
+    public int protocol() {
+        return protocol;
+    }
+
+    void protocol(int version) {
+        protocol = version;
     }
 
     void authenticate(String user, String password) {

@@ -20,6 +20,60 @@ public final class Replies {
     private Replies() {
     }
 
+    /**
+     * A reply jgears writes as RESP3 bytes itself, for a client that chose RESP3 with HELLO 3 where Redis
+     * answers it with RESP3 types (maps): Netty's encoder knows RESP2 only. ClientHandler writes the bytes.
+     */
+    public record Raw(io.netty.buffer.ByteBuf content) implements RedisMessage {
+    }
+
+    /**
+     * Plain values as RESP3: Map a map, List an array, String a bulk string, Long or Integer an integer,
+     * null a null, a RESP2-built RedisMessage as RESP2 would write it (errors, simple strings).
+     */
+    public static RedisMessage resp3(Object value) {
+        io.netty.buffer.ByteBuf out = Unpooled.buffer();
+        writeResp3(out, value);
+        return new Raw(out);
+    }
+
+    private static void writeResp3(io.netty.buffer.ByteBuf out, Object value) {
+        switch (value) {
+            case null -> out.writeBytes("_\r\n".getBytes(StandardCharsets.US_ASCII));
+            case Map<?, ?> map -> {
+                header(out, '%', map.size());
+                for (Map.Entry<?, ?> e : map.entrySet()) {
+                    writeResp3(out, String.valueOf(e.getKey()));
+                    writeResp3(out, e.getValue());
+                }
+            }
+            case List<?> list -> {
+                header(out, '*', list.size());
+                list.forEach(x -> writeResp3(out, x));
+            }
+            case Long l -> header(out, ':', l);
+            case Integer i -> header(out, ':', i);
+            case io.jgears.redis.GenericOutput.Status st -> {
+                out.writeByte('+').writeBytes(st.text().getBytes(StandardCharsets.UTF_8)).writeBytes(CRLF);
+            }
+            case byte[] bytes -> {
+                header(out, '$', bytes.length);
+                out.writeBytes(bytes).writeBytes(CRLF);
+            }
+            default -> {
+                byte[] bytes = value.toString().getBytes(StandardCharsets.UTF_8);
+                header(out, '$', bytes.length);
+                out.writeBytes(bytes).writeBytes(CRLF);
+            }
+        }
+    }
+
+    private static final byte[] CRLF = {'\r', '\n'};
+
+    private static void header(io.netty.buffer.ByteBuf out, char type, long n) {
+        out.writeByte(type).writeBytes(Long.toString(n).getBytes(StandardCharsets.US_ASCII)).writeBytes(CRLF);
+    }
+
     /** An error reply; the text is made single-line because RESP errors cannot carry line breaks. */
     public static ErrorRedisMessage error(String text) {
         String clean = text == null ? "ERR unknown error" : text.replace("\r", "\\r").replace("\n", "\\n");
