@@ -627,4 +627,29 @@ class ClusterTest {
             assertTrue(jgears.send("CLUSTER", "SHARDS").readRaw().startsWith("*3\r\n*"));
         }
     }
+
+    private static String partStatus(int shard, String id) {
+        try {
+            Object reply = TestCluster.call(cluster.jgears.get(shard).port(), "RG.GETEXECUTION", id, "SHARD");
+            return reply instanceof List<?> l ? String.valueOf(((List<?>) ((List<?>) l.getFirst()).get(3)).get(1)) : String.valueOf(reply);
+        } catch (IOException e) {
+            return e.toString();
+        }
+    }
+
+    @Test
+    void abortThroughAnotherShardStopsEveryShardsPartOfARun() throws Exception {
+        String id = String.valueOf(TestCluster.call(cluster.jgears.get(0).port(), "RG.PYEXECUTE",
+                "GB('ShardsIDReader').map(lambda r: [0 for _ in iter(int, 1)]).run()", "UNBLOCKING"));
+        for (int shard = 0; shard < 3; shard++) {
+            int s = shard;
+            TestCluster.await("shard " + shard + "'s part to run", () -> "running".equals(partStatus(s, id)));
+        }
+        assertEquals("OK", TestCluster.call(cluster.jgears.get(2).port(), "RG.ABORTEXECUTION", id));
+        for (int shard = 0; shard < 3; shard++) {
+            int s = shard;
+            TestCluster.await("shard " + shard + "'s part to be aborted", () -> "aborted".equals(partStatus(s, id)));
+        }
+        assertEquals("OK", TestCluster.call(cluster.jgears.get(1).port(), "RG.DROPEXECUTION", id));
+    }
 }

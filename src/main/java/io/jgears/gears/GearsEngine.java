@@ -669,8 +669,12 @@ public final class GearsEngine implements AutoCloseable {
             // What a failed script made goes with it: queued executions never run, its time events stop.
             for (Execution e : run.started()) {
                 if (!e.isFinished()) {
-                    e.abort("the script failed to load");
-                    executions.release(e);
+                    e.abort(e.abortRequested() ? "Execution was aborted" : "the script failed to load");
+                    // One RG.ABORTEXECUTION named stays stored (a cluster shard's part of an UNBLOCKING run)
+                    // until RG.DROPEXECUTION names it too.
+                    if (!e.isStored() || !e.abortRequested()) {
+                        executions.release(e);
+                    }
                 }
             }
             timeEvents.of(session).forEach(te -> unregisterTimeEvent(te, false));

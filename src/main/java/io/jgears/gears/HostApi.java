@@ -145,6 +145,9 @@ public final class HostApi {
     }
 
     void endRun() {
+        if (run != null) {
+            run.started().forEach(e -> e.inPython(false));  // one parked on a future resumes in a call of its own
+        }
         this.run = null;
         // A script that left an atomic() block open does not leave the transaction behind.
         closeAtomic();
@@ -658,6 +661,9 @@ public final class HostApi {
         }
         if (!unblocking) {
             execution.running();
+            // It runs inside this script load: RG.ABORTEXECUTION interrupts the load (a cluster shard keeps
+            // its part of an UNBLOCKING run stored, so another shard's abort can name it).
+            execution.inPython(true);
         }
         return new Object[]{execution.id(), !unblocking, engine.config().getLong(GearsConfig.PROFILE_EXECUTIONS) != 0};
     }
