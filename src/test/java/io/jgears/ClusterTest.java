@@ -652,4 +652,57 @@ class ClusterTest {
         }
         assertEquals("OK", TestCluster.call(cluster.jgears.get(1).port(), "RG.DROPEXECUTION", id));
     }
+
+    /** The time events of session {@code session} on jgears {@code shard}: their ids. */
+    private static List<String> timeEventsOf(int shard, String session) throws IOException {
+        List<String> ids = new java.util.ArrayList<>();
+        for (Object o : (List<?>) TestCluster.call(cluster.jgears.get(shard).port(), "RG.DUMPTIMEEVENTS")) {
+            List<?> te = (List<?>) o;
+            if (session.equals(te.get(3))) {
+                ids.add(String.valueOf(te.get(1)));
+            }
+        }
+        return ids;
+    }
+
+    private static long counter(int shard, String key) throws IOException {
+        Object v = TestCluster.call(cluster.redis.get(shard).port(), "GET", key);
+        return v == null ? 0 : Long.parseLong(String.valueOf(v));
+    }
+
+    @Test
+    void aScriptsRegisterTeLivesOnOneShardItsKeysOrTheOneTheScriptWasSentTo() throws Exception {
+        String key = cluster.keyOn(2, "tekey:");
+        String plainTicks = cluster.keyOn(0, "teplain:");
+        String script = "def keyed():\n    execute('INCR', '{" + key + "}:ticks')\n"
+                + "def plain():\n    execute('INCR', '" + plainTicks + "')\n"
+                + "registerTE(1, keyed, '" + key + "')\n"
+                + "registerTE(1, plain)\n"
+                + "GB('CommandReader').register(trigger='tehost')";
+        assertEquals("OK", TestCluster.call(cluster.jgears.get(0).port(), "RG.PYEXECUTE", script, "ID", "tesession"));
+        // The script loads on every shard (a keyed registerTE does not fail it where the key is not served).
+        awaitTriggerOnEveryShard("tehost", 1);
+        TestCluster.await("the keyed event to tick on shard 2", () -> {
+            try {
+                return counter(2, "{" + key + "}:ticks") >= 2;
+            } catch (IOException e) {
+                return false;
+            }
+        });
+        TestCluster.await("the plain event to tick on shard 0", () -> {
+            try {
+                return counter(0, plainTicks) >= 2;
+            } catch (IOException e) {
+                return false;
+            }
+        });
+        // One event each, where it lives (RedisGears runs the script on the shard it was sent to only).
+        assertEquals(1, timeEventsOf(0, "tesession").size());
+        assertEquals(0, timeEventsOf(1, "tesession").size());
+        assertEquals(1, timeEventsOf(2, "tesession").size());
+        TestCluster.call(cluster.redis.get(2).port(), "DEL", key);
+        assertEquals("OK", TestCluster.call(cluster.jgears.get(0).port(), "RG.UNREGISTERTE", timeEventsOf(0, "tesession").getFirst()));
+        assertEquals("OK", TestCluster.call(cluster.jgears.get(0).port(), "RG.UNREGISTER",
+                registrationsOfTrigger(cluster.jgears.get(0).port(), "tehost").getFirst()));
+    }
 }

@@ -125,6 +125,20 @@ public final class ShardLinks implements ShardFanOut, AutoCloseable {
     }
 
     @Override
+    public boolean servesKey(String key) {
+        ClusterTopology topology = nodes.topology();
+        ClusterTopology.Shard owner = topology.shardOf(io.lettuce.core.cluster.SlotHash.getSlot(key.getBytes(StandardCharsets.UTF_8)));
+        return owner != null && owner == topology.shardOfNode(nodes.myId());
+    }
+
+    @Override
+    public boolean inShardOf(String nodeId) {
+        ClusterTopology topology = nodes.topology();
+        ClusterTopology.Shard mine = topology.shardOfNode(nodes.myId());
+        return nodeId.equals(nodes.myId()) || mine != null && mine == topology.shardOfNode(nodeId);
+    }
+
+    @Override
     public String[] owners(List<String> keys) {
         ClusterTopology topology = nodes.topology();
         SlotOwners cache = slotOwners;

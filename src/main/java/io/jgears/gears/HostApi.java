@@ -772,11 +772,35 @@ public final class HostApi {
         return engine.registerTimeEvent(session, intervalMillis, description, oneshot).id();
     }
 
-    /** RedisGears' registerTE: null when {@code key} (if any) already exists in Redis. */
+    /**
+     * RedisGears' registerTE: null when {@code key} (if any) already exists in Redis; "" when the event
+     * lives on another shard of a cluster (see {@link #timeEventLivesHere}).
+     */
     @HostAccess.Export
     public String registerKeyedTimeEvent(long periodMillis, String key) {
+        if (!timeEventLivesHere(key)) {
+            return "";
+        }
         TimeEvent te = engine.registerKeyedTimeEvent(session, periodMillis, key);
         return te == null ? null : te.id();
+    }
+
+    /**
+     * On a cluster every shard runs the script, where RedisGears runs it on the shard it was sent to only:
+     * a registerTE of the script itself lives on one shard, the one serving its key name, else the one the
+     * script was sent to (and their replicas, which keep it dormant). Called from an execution or a time
+     * event (not while the script loads), it lives where it is called.
+     */
+    private boolean timeEventLivesHere(String key) {
+        ShardFanOut fanOut = engine.fanOut();
+        if (fanOut == null || run == null) {
+            return true;
+        }
+        if (key != null) {
+            return fanOut.servesKey(key);
+        }
+        ClusterRunIds ids = session.clusterIds();
+        return ids == null || fanOut.inShardOf(ids.prefix());
     }
 
     @HostAccess.Export

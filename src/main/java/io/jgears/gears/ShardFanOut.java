@@ -54,6 +54,12 @@ public interface ShardFanOut {
      */
     List<CompletableFuture<Object>> commandOtherShards(List<byte[]> command);
 
+    /** Whether this node's shard (its master and replicas) serves {@code key}'s hash slot. */
+    boolean servesKey(String key);
+
+    /** Whether this node is in the shard (master or replica) of Redis node {@code nodeId}. */
+    boolean inShardOf(String nodeId);
+
     /** The Redis node id of the master owning each key's hash slot ("" where no shard serves it). */
     String[] owners(List<String> keys);
 

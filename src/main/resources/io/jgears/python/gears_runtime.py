@@ -500,6 +500,8 @@ def registerTE(*args):
     tid = _host.registerKeyedTimeEvent(int(period) * 1000, key)
     if tid is None:
         return False
+    if tid == '':
+        return True  # on a cluster it lives on another shard: its key's, or the one the script was sent to
     _time_events[tid] = callback
     return True
 
