@@ -21,6 +21,8 @@ sizes=${SIZES:-single 1 2 3}
 events=${EVENTS:-$(( keys / 10 < 20000 ? 20000 : (keys / 10 > 100000 ? 100000 : keys / 10) ))}
 warm_events=$((events / 5))
 out=${OUT:-docs/cluster-scaling.md}
+producer="./jgears bench-cluster $keys"
+[ -n "${OUT:-}" ] && producer="./jgears bench (CLUSTER_KEYS=$keys)"
 # ISOLATION shared: one warm context per jgears, as RedisGears 1.2 runs scripts (a fresh context per run
 # would measure context creation and a cold JIT, not the batch).
 query="GB().count().run('bench:*')"
@@ -154,7 +156,7 @@ done
 
 {
   [ -z "${OUT:-}" ] && { echo "# Cluster scaling"; echo; }
-  echo "Written by \`./jgears bench-cluster $keys\` on $(date -u +%Y-%m-%d) ($(nproc) cores): a local cluster of $(echo "$sizes" | sed 's/single //; s/ /, /g')"
+  echo "Written by \`$producer\` on $(date -u +%Y-%m-%d) ($(nproc) cores): a local cluster of $(echo "$sizes" | sed 's/single //; s/ /, /g')"
   echo "masters with a jgears beside each, all on this one machine, keys spread over the masters by slot; the"
   echo "row \"1, no cluster\" is one Redis without cluster mode and its jgears, measured the same way just before."
   echo "- Batch: \`RG.PYEXECUTE \"$query\" ISOLATION shared\` sent to the first jgears, the best and the"

@@ -44,6 +44,7 @@ fi
   echo
   cat "$comparison"
   if [ -s "$scaling" ]; then
+    echo
     echo "## Scaling: a Redis Cluster of 1, 2 and 3 masters"
     echo
     echo "At this bench's size ($cluster_keys keys); \`./jgears bench-cluster 1000000\` runs the issue's 1M-key row, in"
