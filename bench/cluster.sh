@@ -156,7 +156,7 @@ done
 
 {
   [ -z "${OUT:-}" ] && { echo "# Cluster scaling"; echo; }
-  echo "Written by \`$producer\` on $(date -u +%Y-%m-%d) ($(nproc) cores): a local cluster of $(echo "$sizes" | sed 's/single //; s/ /, /g')"
+  echo "Written by \`$producer\` on $(date -u +%Y-%m-%d) ($(nproc) cores): a local cluster of $(echo "$sizes" | sed 's/single *//; s/ /, /g')"
   echo "masters with a jgears beside each, all on this one machine, keys spread over the masters by slot; the"
   echo "row \"1, no cluster\" is one Redis without cluster mode and its jgears, measured the same way just before."
   echo "- Batch: \`RG.PYEXECUTE \"$query\" ISOLATION shared\` sent to the first jgears, the best and the"
