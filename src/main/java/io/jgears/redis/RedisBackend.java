@@ -318,7 +318,8 @@ public final class RedisBackend implements AutoCloseable {
      * (measured with INFO commandstats). MGET answers nil
      * for keys that are not strings (or are gone): only those go through the script, which reads them by
      * type. A user that may not read some of the keys gets NOPERM for the MGET: then the script reads the
-     * whole batch, leaving those keys out. With {@code keepMissing} (key events) every key is in the
+     * whole batch, leaving those keys out. On a Redis Cluster node one MGET may not span slots:
+     * {@link #getEach} stands in for it. With {@code keepMissing} (key events) every key is in the
      * answer, a missing one as type 'none' and an unreadable one as 'denied'.
      */
     public List<?> readValues(RedisUser user, String next, List<byte[]> keys, boolean keepMissing) {
@@ -327,21 +328,25 @@ public final class RedisBackend implements AutoCloseable {
         if (keys.isEmpty()) {
             return out;
         }
-        if (avoidKeyMisses || (crossSlot && keys.size() > 1)) {
+        if (avoidKeyMisses) {
             List<?> read = readKeys(user, keys, true);
             return keepMissing ? read : present(read, next);
         }
-        List<byte[]> mget = new java.util.ArrayList<>(keys.size() + 1);
-        mget.add("MGET".getBytes());
-        mget.addAll(keys);
         List<?> values;
         try {
-            values = (List<?>) executeBlocking(user, mget);
+            values = crossSlot && keys.size() > 1 ? getEach(user, keys) : mget(user, keys);
         } catch (RedisCommandException e) {
             if (e.getMessage().startsWith("CROSSSLOT")) {
-                // A Redis Cluster node: one MGET may not span slots; the script reads the keys one by one.
+                // A Redis Cluster node: one MGET may not span slots; from now on the script GETs each key.
                 crossSlot = true;
-            } else if (!e.getMessage().startsWith("NOPERM")) {
+                return readValues(user, next, keys, keepMissing);
+            }
+            if (e.getMessage().startsWith("MOVED") || e.getMessage().startsWith("ASK")) {
+                // One key (MGET of one key is allowed on a cluster node) that a resharding moved away.
+                throw new RedisCommandException("ERR KeysReader could not read key '" + new String(keys.getFirst(), StandardCharsets.UTF_8)
+                        + "' on this shard (moved by a resharding): " + e.getMessage());
+            }
+            if (!e.getMessage().startsWith("NOPERM")) {
                 throw e;
             }
             List<?> read = readKeys(user, keys, true);
@@ -380,7 +385,27 @@ public final class RedisBackend implements AutoCloseable {
         return out;
     }
 
-    /** Set at the first CROSSSLOT answer to a batch's MGET (a cluster node): batches are read by the script. */
+    private List<?> mget(RedisUser user, List<byte[]> keys) {
+        List<byte[]> mget = new java.util.ArrayList<>(keys.size() + 1);
+        mget.add("MGET".getBytes());
+        mget.addAll(keys);
+        return (List<?>) executeBlocking(user, mget);
+    }
+
+    /**
+     * MGET on a Redis Cluster node, where the keys of one SCAN batch are in many slots (all served by this
+     * node): the script GETs each key in one round trip. As MGET, nil for a key that is missing or not a
+     * string, and for one {@code user} may not read (unlike MGET, which refuses the whole batch); a key
+     * this node no longer serves is an error (see read_batch.lua).
+     */
+    private List<?> getEach(RedisUser user, List<byte[]> keys) {
+        List<byte[]> argv = new java.util.ArrayList<>(keys.size() + 5);
+        argv.addAll(List.of("strings".getBytes(), "0".getBytes(), "".getBytes(), "1".getBytes(), "0".getBytes()));
+        argv.addAll(keys);
+        return runReadScript(user, argv);
+    }
+
+    /** Set at the first CROSSSLOT answer to a batch's MGET (a cluster node): batches are read by {@link #getEach}. */
     private volatile boolean crossSlot;
 
     /** See {@link #avoidKeyMisses}. */
