@@ -120,6 +120,11 @@ public final class ShardLinks implements ShardFanOut, AutoCloseable {
         exchange.end(runId, phases, message);
     }
 
+    /** One command to a peer on a link of its own (not behind a run's parts), e.g. a replica asking its master's sessions. */
+    public CompletableFuture<Object> call(ClusterNodes.Peer peer, List<byte[]> args) {
+        return send(peer, args, "refused: ", " control");
+    }
+
     /**
      * {@code lane}: repartition records go on links of their own ("" and " records"): a peer answers a
      * link's commands in order, and the records a shard's part of a run waits for must not queue behind
