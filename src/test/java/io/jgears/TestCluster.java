@@ -13,22 +13,41 @@ import java.util.function.BooleanSupplier;
 
 /**
  * A real local Redis Cluster for tests: N masters (redis-server --cluster-enabled yes on free ports, each
- * with a free cluster bus port), slots split evenly, nodes introduced with CLUSTER MEET, and a jgears
- * (in this JVM) beside each node with --cluster. Closing stops all of it.
+ * with a free cluster bus port, cluster-node-timeout 2000 ms), slots split evenly, nodes introduced with
+ * CLUSTER MEET, optionally replicas (joined with CLUSTER REPLICATE), and a jgears (in this JVM) beside each
+ * node with --cluster. Closing stops all of it.
  */
 final class TestCluster implements AutoCloseable {
     record RedisNode(Process process, int port, Path dir) {
     }
 
+    /** The masters' Redis nodes and their jgears, by master index. */
     final List<RedisNode> redis = new ArrayList<>();
     final List<JGears> jgears = new ArrayList<>();
+    /** Replicas' Redis nodes and their jgears; {@code replicaOf} gives each one's master index. */
+    final List<RedisNode> replicas = new ArrayList<>();
+    final List<JGears> replicaJgears = new ArrayList<>();
+    final List<Integer> replicaOf = new ArrayList<>();
 
     static TestCluster start(int masters) throws Exception {
         return start(masters, null);
     }
 
+    /**
+     * {@code masters} masters, the first {@code replicatedMasters} of them with {@code replicasPerMaster}
+     * replicas each, a jgears beside every node.
+     */
+    static TestCluster start(int masters, int replicasPerMaster, int replicatedMasters) throws Exception {
+        return start(masters, replicasPerMaster, replicatedMasters, null);
+    }
+
     /** As {@link #start(int)}, each jgears started with {@code --announce announce(itsPort)} when given. */
     static TestCluster start(int masters, java.util.function.IntFunction<String> announce) throws Exception {
+        return start(masters, 0, 0, announce);
+    }
+
+    private static TestCluster start(int masters, int replicasPerMaster, int replicatedMasters,
+                                     java.util.function.IntFunction<String> announce) throws Exception {
         TestCluster c = new TestCluster();
         try {
             Path exe = EmbeddedRedis.findExecutable().orElseThrow(() -> new IOException("redis-server is not installed"));
@@ -46,16 +65,47 @@ final class TestCluster implements AutoCloseable {
             for (RedisNode n : c.redis) {
                 await("cluster_state:ok on " + n.port(), () -> clusterOk(n.port(), masters));
             }
+            for (int i = 0; i < Math.min(replicatedMasters, masters); i++) {
+                String masterId = String.valueOf(call(c.redis.get(i).port(), "CLUSTER", "MYID"));
+                for (int r = 0; r < replicasPerMaster; r++) {
+                    RedisNode replica = startRedis(exe);
+                    c.replicas.add(replica);
+                    c.replicaOf.add(i);
+                    call(replica.port(), "CLUSTER", "MEET", "127.0.0.1", String.valueOf(c.redis.getFirst().port()),
+                            String.valueOf(busPortOf(c.redis.getFirst())));
+                    // CLUSTER REPLICATE needs the master known to the new node: retried until gossip has it.
+                    await("node " + replica.port() + " to replicate " + masterId, () -> {
+                        try {
+                            return "OK".equals(call(replica.port(), "CLUSTER", "REPLICATE", masterId));
+                        } catch (IOException e) {
+                            return false;
+                        }
+                    });
+                }
+            }
+            int total = masters + c.replicas.size();
+            for (RedisNode n : c.allRedis()) {
+                await("cluster_state:ok on " + n.port() + " with " + total + " nodes", () -> clusterOk(n.port(), total));
+            }
+            for (RedisNode n : c.replicas) {
+                await("replica " + n.port() + " in sync with its master", () -> {
+                    try {
+                        return String.valueOf(call(n.port(), "INFO", "replication")).contains("master_link_status:up");
+                    } catch (IOException e) {
+                        return false;
+                    }
+                });
+            }
             for (RedisNode n : c.redis) {
-                int port = EmbeddedRedis.freePort();
-                JGears.Options options = new JGears.Options("127.0.0.1", port,
-                        "redis://127.0.0.1:" + n.port(), Files.createTempDirectory("jgears-cluster-node"), false,
-                        Map.of("PoolSize", "1", "ExecutionThreads", "2"), 1 << 26, 1 << 16).asClusterNode();
-                c.jgears.add(JGears.start(announce == null ? options : options.announcedAs(announce.apply(port))));
+                c.jgears.add(startJgears(n, announce));
+            }
+            for (RedisNode n : c.replicas) {
+                c.replicaJgears.add(startJgears(n, announce));
             }
             // Every node has heard every other's announcement.
-            for (JGears j : c.jgears) {
-                await("jgears on " + j.port() + " to know every node", () -> c.jgears.stream()
+            List<JGears> all = c.allJgears();
+            for (JGears j : all) {
+                await("jgears on " + j.port() + " to know every node", () -> all.stream()
                         .allMatch(o -> j.cluster().peer(o.cluster().myId()) != null));
             }
             return c;
@@ -63,6 +113,32 @@ final class TestCluster implements AutoCloseable {
             c.close();
             throw e;
         }
+    }
+
+    private static JGears startJgears(RedisNode n, java.util.function.IntFunction<String> announce) throws Exception {
+        int port = EmbeddedRedis.freePort();
+        JGears.Options options = new JGears.Options("127.0.0.1", port,
+                "redis://127.0.0.1:" + n.port(), Files.createTempDirectory("jgears-cluster-node"), false,
+                Map.of("PoolSize", "1", "ExecutionThreads", "2"), 1 << 26, 1 << 16).asClusterNode();
+        return JGears.start(announce == null ? options : options.announcedAs(announce.apply(port)));
+    }
+
+    List<RedisNode> allRedis() {
+        List<RedisNode> all = new ArrayList<>(redis);
+        all.addAll(replicas);
+        return all;
+    }
+
+    List<JGears> allJgears() {
+        List<JGears> all = new ArrayList<>(jgears);
+        all.addAll(replicaJgears);
+        return all;
+    }
+
+    /** SIGKILL to a Redis node: no shutdown, no last replication, as a crash. */
+    static void kill(RedisNode n) throws InterruptedException {
+        n.process().destroyForcibly();
+        n.process().waitFor(10, java.util.concurrent.TimeUnit.SECONDS);
     }
 
     private static final Map<Integer, Integer> BUS_PORTS = new java.util.concurrent.ConcurrentHashMap<>();
@@ -141,13 +217,13 @@ final class TestCluster implements AutoCloseable {
 
     @Override
     public void close() {
-        for (JGears j : jgears) {
+        for (JGears j : allJgears()) {
             j.close();
         }
-        for (RedisNode n : redis) {
+        for (RedisNode n : allRedis()) {
             n.process().destroy();
         }
-        for (RedisNode n : redis) {
+        for (RedisNode n : allRedis()) {
             try {
                 n.process().waitFor(10, java.util.concurrent.TimeUnit.SECONDS);
             } catch (InterruptedException e) {
