@@ -126,12 +126,14 @@ final class TestCluster implements AutoCloseable {
     List<RedisNode> allRedis() {
         List<RedisNode> all = new ArrayList<>(redis);
         all.addAll(replicas);
+        all.addAll(extraRedis);
         return all;
     }
 
     List<JGears> allJgears() {
         List<JGears> all = new ArrayList<>(jgears);
         all.addAll(replicaJgears);
+        all.addAll(extraJgears);
         return all;
     }
 
@@ -148,9 +150,32 @@ final class TestCluster implements AutoCloseable {
     }
 
     private static RedisNode startRedis(Path exe) throws IOException, InterruptedException {
-        Path dir = Files.createTempDirectory("jgears-cluster-redis");
-        int port = EmbeddedRedis.freePort();
-        int bus = EmbeddedRedis.freePort();
+        return startRedis(exe, EmbeddedRedis.freePort(), EmbeddedRedis.freePort(), Files.createTempDirectory("jgears-cluster-redis"));
+    }
+
+    /**
+     * A node stopped (killed) before, started again on its port, bus port and directory: with its
+     * nodes.conf it rejoins the cluster as the node it was (a master whose slots were failed over comes
+     * back as a replica of the new master). Closed with the cluster.
+     */
+    RedisNode restart(RedisNode n) throws IOException, InterruptedException {
+        Path exe = EmbeddedRedis.findExecutable().orElseThrow(() -> new IOException("redis-server is not installed"));
+        RedisNode again = startRedis(exe, n.port(), busPortOf(n), n.dir());
+        extraRedis.add(again);
+        return again;
+    }
+
+    /** A jgears started later beside {@code n} (fresh data directory). Closed with the cluster. */
+    JGears startJgearsBeside(RedisNode n) throws Exception {
+        JGears j = startJgears(n, null);
+        extraJgears.add(j);
+        return j;
+    }
+
+    private final List<RedisNode> extraRedis = new ArrayList<>();
+    private final List<JGears> extraJgears = new ArrayList<>();
+
+    private static RedisNode startRedis(Path exe, int port, int bus, Path dir) throws IOException, InterruptedException {
         Process p = new ProcessBuilder(exe.toString(), "--port", String.valueOf(port), "--bind", "127.0.0.1",
                 "--cluster-enabled", "yes", "--cluster-port", String.valueOf(bus), "--cluster-config-file", "nodes.conf",
                 "--cluster-node-timeout", "2000", "--dir", dir.toString(), "--save", "", "--appendonly", "no",
