@@ -50,6 +50,20 @@ class ClusterFailoverTest {
 
             // The replica's jgears copies the session (same id) and holds both registrations.
             TestCluster.await("the replica's jgears to copy the registrations", () -> registrations(replicaJgears.port()).size() == 2);
+            // Upgrades and unregistrations on the master reach the copy too.
+            assertEquals("OK", TestCluster.call(masterJgears.port(), "RG.PYEXECUTE",
+                    "GB('KeysReader', desc='v1').foreach(lambda r: None).register(prefix='extra:*')", "ID", "extra"));
+            TestCluster.await("the replica's jgears to copy the second session", () -> descriptions(replicaJgears.port()).contains("v1"));
+            assertEquals("OK", TestCluster.call(masterJgears.port(), "RG.PYEXECUTE",
+                    "GB('KeysReader', desc='v2').foreach(lambda r: None).register(prefix='extra:*')", "ID", "extra", "UPGRADE"));
+            TestCluster.await("the replica's jgears to upgrade its copy", () -> {
+                List<String> d = descriptions(replicaJgears.port());
+                return d.contains("v2") && !d.contains("v1");
+            });
+            String extraId = registrationIdWithDescription(masterJgears.port(), "v2");
+            assertEquals("OK", TestCluster.call(masterJgears.port(), "RG.UNREGISTER", extraId));
+            TestCluster.await("the replica's jgears to drop its copy", () -> registrations(replicaJgears.port()).size() == 2);
+
             Object refused = TestCluster.call(replicaJgears.port(), "RG.PYEXECUTE", "GB().run()");
             assertTrue(String.valueOf(refused).startsWith("-READONLY this jgears is beside a replica")
                     && String.valueOf(refused).contains("at 127.0.0.1:" + masterJgears.port()), "reply: " + refused);
@@ -171,6 +185,16 @@ class ClusterFailoverTest {
         } catch (IOException e) {
             throw new java.io.UncheckedIOException(e);
         }
+    }
+
+    /** The descriptions of a jgears' registrations. */
+    private static List<String> descriptions(int port) {
+        return registrations(port).stream().map(o -> (List<?>) o).map(r -> String.valueOf(r.get(r.indexOf("desc") + 1))).toList();
+    }
+
+    private static String registrationIdWithDescription(int port, String description) {
+        return registrations(port).stream().map(o -> (List<?>) o).filter(r -> description.equals(String.valueOf(r.get(r.indexOf("desc") + 1))))
+                .map(r -> String.valueOf(r.get(r.indexOf("id") + 1))).findFirst().orElseThrow();
     }
 
     /** numTriggered of the registration of that reader on a jgears. */

@@ -949,7 +949,8 @@ public final class Registrations implements KeyEvents.Listener {
     /** Whether a registration hooks this command (upper-case name): a CommandReader hook or KeysReader commands=. */
     public boolean hooks(String upperName) {
         String name = upperName.toLowerCase(Locale.ROOT);
-        return hookChains.containsKey(name) || keyCommandHooks.containsKey(name);
+        // Not while Redis is a replica: the command goes to Redis as it is (which redirects a write).
+        return master && (hookChains.containsKey(name) || keyCommandHooks.containsKey(name));
     }
 
     /** Runs the CommandReader hook chain for this command, or null when no hook matches it (its keyprefix). */
