@@ -2,6 +2,7 @@ package io.jgears;
 
 import io.jgears.cluster.ClusterCommands;
 import io.jgears.cluster.ClusterNodes;
+import io.jgears.cluster.ReplicaSessions;
 import io.jgears.cluster.ShardLinks;
 import io.jgears.gears.GearsCommands;
 import io.jgears.gears.GearsConfig;
@@ -109,6 +110,7 @@ public final class JGears implements AutoCloseable {
     private volatile RespServer server;
     private volatile ClusterNodes cluster;
     private volatile ShardLinks shardLinks;
+    private volatile ReplicaSessions replicaSessions;
     private volatile boolean closed;
     /** Completes once jgears has stopped: closed by its owner, by SHUTDOWN, or because its Redis is gone. */
     private final java.util.concurrent.CompletableFuture<Integer> stopped = new java.util.concurrent.CompletableFuture<>();
@@ -202,6 +204,7 @@ public final class JGears implements AutoCloseable {
             engine.shardId(cluster.myId());
             shardLinks = new ShardLinks(cluster, uri);
             engine.fanOut(shardLinks);
+            replicaSessions = new ReplicaSessions(cluster, engine, shardLinks);
         }
         // A copy of the stored sessions beside the data, for a state database found empty at start-up.
         engine.keepSessionsCopy(options.dataDir().resolve(SESSIONS_FILE), embedded != null
@@ -226,6 +229,7 @@ public final class JGears implements AutoCloseable {
                         }))).start();
         if (cluster != null) {
             cluster.start();
+            replicaSessions.start();
         }
         ListeningHook hook = onListening;
         if (hook != null) {
@@ -252,7 +256,7 @@ public final class JGears implements AutoCloseable {
         if (cluster == null) {
             return commands;
         }
-        ClusterCommands front = new ClusterCommands(commands, cluster, redis);
+        ClusterCommands front = new ClusterCommands(commands, cluster, redis, replicaSessions);
         engine.clusterCommands(front);
         return front;
     }
@@ -261,6 +265,11 @@ public final class JGears implements AutoCloseable {
     private static boolean isClusterNode(RedisBackend redis) {
         Object info = redis.execute(java.util.List.of("INFO".getBytes(), "cluster".getBytes()));
         return String.valueOf(info).contains("cluster_enabled:1");
+    }
+
+    /** On a cluster: how this node keeps its master's sessions while it is a replica (null outside cluster mode). */
+    public ReplicaSessions replicaSessions() {
+        return replicaSessions;
     }
 
     /** This node's view of the cluster, or null outside cluster mode. */
@@ -311,6 +320,9 @@ public final class JGears implements AutoCloseable {
             return;
         }
         closed = true;
+        if (replicaSessions != null) {
+            replicaSessions.close();
+        }
         if (cluster != null) {
             cluster.close();
         }

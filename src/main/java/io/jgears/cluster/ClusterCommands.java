@@ -27,17 +27,40 @@ import java.util.concurrent.CompletableFuture;
 public final class ClusterCommands extends DelegatingLocalCommands {
     private final ClusterNodes nodes;
     private final RedisBackend redis;
+    private final ReplicaSessions replicaSessions;
 
     public ClusterCommands(LocalCommands next, ClusterNodes nodes, RedisBackend redis) {
+        this(next, nodes, redis, null);
+    }
+
+    /** {@code replicaSessions}: answers a replica's jgears asking for this one's sessions (null: not served). */
+    public ClusterCommands(LocalCommands next, ClusterNodes nodes, RedisBackend redis, ReplicaSessions replicaSessions) {
         super(next);
         this.nodes = nodes;
         this.redis = redis;
+        this.replicaSessions = replicaSessions;
     }
 
     @Override
     public boolean handles(String upperName) {
         return upperName.equals("CLUSTER") || upperName.equals("RG.INFOCLUSTER") || upperName.equals("RG.REFRESHCLUSTER")
+                || (replicaSessions != null && upperName.equals(ReplicaSessions.COMMAND))
                 || next.handles(upperName);
+    }
+
+    /**
+     * A replica's jgears runs nothing (its registrations are dormant copies of its master's): a script or a
+     * trigger sent to it is refused, naming the jgears of its master, where it belongs. Null on a master.
+     */
+    private RedisMessage replicaRefusal(String command) {
+        ClusterTopology.Node master = nodes.myMaster();
+        if (master == null) {
+            return null;
+        }
+        ClusterNodes.Peer peer = nodes.peer(master.id());
+        return Replies.error("READONLY this jgears is beside a replica (Redis node " + nodes.myId() + "): send " + command
+                + " to the jgears of its master " + (peer == null ? "(Redis node " + master.id() + " at " + master.address()
+                + ", whose jgears is not heard now)" : "at " + peer.address()));
     }
 
     /**
@@ -75,6 +98,13 @@ public final class ClusterCommands extends DelegatingLocalCommands {
                     return Replies.error(e.getMessage());
                 }
             }, Thread::startVirtualThread);
+            case "RG.PYEXECUTE", "RG.TRIGGER" -> {
+                RedisMessage refused = replicaRefusal(name);
+                yield refused != null ? CompletableFuture.completedFuture(refused) : next.execute(client, args);
+            }
+            case ReplicaSessions.COMMAND -> replicaSessions == null ? next.execute(client, args)
+                    : CompletableFuture.supplyAsync(() -> replicaSessions.answer(args.size() > 1 ? str(args.get(1)) : ""),
+                    Thread::startVirtualThread);
             case "RG.TRIGGERONKEY" -> {
                 RedisMessage moved = movedTrigger(args);
                 yield moved != null ? CompletableFuture.completedFuture(moved) : next.execute(client, args);

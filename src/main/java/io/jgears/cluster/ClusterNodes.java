@@ -56,6 +56,8 @@ public final class ClusterNodes implements AutoCloseable {
     private volatile ClusterTopology topology;
     private volatile StatefulRedisPubSubConnection<String, String> subscription;
     private volatile StatefulRedisPubSubConnection<String, String> publisher;
+    /** Told of every topology read (start-up, refreshes): a failover shows there. */
+    private final List<java.util.function.Consumer<ClusterTopology>> topologyListeners = new java.util.concurrent.CopyOnWriteArrayList<>();
 
     /**
      * @param redis the local Redis (must be a cluster node)
@@ -134,7 +136,34 @@ public final class ClusterNodes implements AutoCloseable {
     public ClusterTopology refresh() {
         ClusterTopology t = ClusterTopology.parse(redis.execute(args("CLUSTER", "SHARDS")));
         topology = t;
+        for (var listener : topologyListeners) {
+            try {
+                listener.accept(t);
+            } catch (RuntimeException e) {
+                log.warn("cluster topology listener: {}", e.getMessage());
+            }
+        }
         return t;
+    }
+
+    /** {@code listener} gets every topology read from now on (on the refreshing thread: keep it short). */
+    public void onTopology(java.util.function.Consumer<ClusterTopology> listener) {
+        topologyListeners.add(listener);
+    }
+
+    /** This node as the topology names it (null while the topology does not list it). */
+    public ClusterTopology.Node me() {
+        ClusterTopology.Shard s = topology.shardOfNode(myId);
+        return s == null ? null : s.nodes().stream().filter(n -> n.id().equals(myId)).findFirst().orElse(null);
+    }
+
+    /** The master of this node's shard when this node is a replica, else null. */
+    public ClusterTopology.Node myMaster() {
+        ClusterTopology.Node me = me();
+        if (me == null || me.master()) {
+            return null;
+        }
+        return topology.shardOfNode(myId).master();
     }
 
     private void refreshQuietly() {

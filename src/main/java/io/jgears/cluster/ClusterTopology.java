@@ -20,9 +20,13 @@ public record ClusterTopology(List<Shard> shards) {
 
     /** Slot ranges are inclusive pairs {@code [start, end, start, end, ...]}. */
     public record Shard(List<Integer> slots, List<Node> nodes) {
-        /** The shard's master, or null while it has none (during a failover). */
+        /**
+         * The shard's master, or null while it has none (during a failover). Just after a failover a view may
+         * still list the failed old master as a master too: the one Redis reports online comes first.
+         */
         public Node master() {
-            return nodes.stream().filter(Node::master).findFirst().orElse(null);
+            return nodes.stream().filter(Node::master).filter(n -> "online".equals(n.health())).findFirst()
+                    .orElse(nodes.stream().filter(Node::master).findFirst().orElse(null));
         }
 
         public boolean owns(int slot) {

@@ -55,7 +55,18 @@ public final class ShardLinks implements ShardFanOut, AutoCloseable {
         List<byte[]> args = new ArrayList<>(command.size() + 1);
         args.add(SHARD_LOCAL.getBytes(StandardCharsets.UTF_8));
         args.addAll(command);
-        return toOtherShards(args, "the command did not reach it", " commands");
+        List<CompletableFuture<Object>> out = toOtherShards(args, "the command did not reach it", " commands");
+        // Replicas' jgears hold the same registrations (dormant): an RG.UNREGISTER or a pause reaches them too,
+        // so a promoted replica does not bring back what was removed. One without a jgears is left out.
+        for (ClusterTopology.Shard s : nodes.topology().servingShards()) {
+            for (ClusterTopology.Node n : s.nodes()) {
+                ClusterNodes.Peer peer = n.master() || n.id().equals(nodes.myId()) ? null : nodes.peer(n.id());
+                if (peer != null) {
+                    out.add(send(peer, args, "refused: ", " commands"));
+                }
+            }
+        }
+        return out;
     }
 
     @Override
@@ -186,6 +197,11 @@ public final class ShardLinks implements ShardFanOut, AutoCloseable {
     @Override
     public void runEnded(String runId, int phases, String message) {
         exchange.end(runId, phases, message);
+    }
+
+    /** One command to a peer on a link of its own (not behind a run's parts), e.g. a replica asking its master's sessions. */
+    public CompletableFuture<Object> call(ClusterNodes.Peer peer, List<byte[]> args) {
+        return send(peer, args, "refused: ", " control");
     }
 
     /**

@@ -498,6 +498,46 @@ public final class GearsEngine implements AutoCloseable {
         return restored;
     }
 
+    /** The stored sessions (those holding registrations or time events), oldest first: what a restart restores. */
+    public List<SessionStore.Stored> storedSessions() {
+        return sessions.all().stream()
+                .filter(s -> s.persisted() && !s.isDead() && !s.isFreed())
+                .sorted(java.util.Comparator.comparing(Session::created))
+                .map(SessionStore::of).toList();
+    }
+
+    /**
+     * Installs a copy of another jgears' stored session as a restart restores one (only register() and
+     * registerTE() take effect, no run()), with the same id; {@code replace}: a session of that id exists
+     * here and the copy upgrades it. Blocks until the script loaded; the error reply when it did not.
+     */
+    public RedisMessage installSessionCopy(SessionStore.Stored s, boolean replace) throws Exception {
+        io.jgears.requirements.SessionPolicy allow;
+        try {
+            allow = io.jgears.requirements.SessionPolicy.parseNetwork(s.network(), s.threads());
+        } catch (IllegalArgumentException e) {
+            allow = io.jgears.requirements.SessionPolicy.DEFAULT;
+        }
+        PyExecute request = new PyExecute(s.code(), false, s.id(), s.description(), replace, null,
+                s.user() == null ? null : new io.jgears.redis.RedisUser(s.user(), null), s.shared(),
+                s.requirements(), false, allow).withClusterIds(ClusterRunIds.parse(s.clusterIds(), s.id()));
+        if (!s.requirements().isEmpty()) {
+            requirements.ensure(s.requirements(), false).get();
+        }
+        return CompletableFuture.supplyAsync(() -> runScript(request, true), executionThreads).thenCompose(r -> r).get();
+    }
+
+    /** Ends a session's registrations and time events (it is freed once nothing else holds it); false when there is none. */
+    public boolean removeSession(String id) {
+        Session s = sessions.get(id);
+        if (s == null) {
+            return false;
+        }
+        timeEvents.of(s).forEach(te -> unregisterTimeEvent(te, true));
+        registrations.of(s).forEach(registrations::unregister);
+        return true;
+    }
+
     private volatile SessionsFile sessionsFile;
     /** Set when the stored sessions changed: the state check writes the file copy again. */
     private volatile boolean sessionsFileDirty;
@@ -933,6 +973,10 @@ public final class GearsEngine implements AutoCloseable {
 
     private void fireTimeEvent(TimeEvent te) {
         if (te.isCancelled()) {
+            return;
+        }
+        if (!registrations.redisIsMaster()) {
+            scheduleTimeEvent(te);  // a replica's jgears runs nothing: the event waits for a promotion
             return;
         }
         Session session = te.session();

@@ -115,6 +115,7 @@ public final class Registrations implements KeyEvents.Listener {
         if (r.kind() != Registration.Kind.COMMAND) {
             ensureKeyEvents();
         }
+        ensureRoleWatch();
         refreshIndexes();
     }
 
@@ -324,9 +325,22 @@ public final class Registrations implements KeyEvents.Listener {
         consumer.start();
     }
 
-    /** Whether Redis is a master, checked every second while stream registrations exist. */
+    /** Whether Redis is a master, checked every second once a registration exists (and told by a cluster's topology). */
     private volatile boolean master = true;
-    private java.util.concurrent.ScheduledFuture<?> roleWatch;
+    private volatile java.util.concurrent.ScheduledFuture<?> roleWatch;
+
+    /** Whether the local Redis is a master: a replica's jgears runs no registration or time event. */
+    public boolean redisIsMaster() {
+        if (roleWatch == null) {
+            ensureRoleWatch();
+        }
+        return master;
+    }
+
+    /** The local Redis' role as a cluster topology refresh saw it (the role watch sees it within a second too). */
+    public void redisRole(boolean isMaster) {
+        roleChanged(isMaster);
+    }
 
     private synchronized void ensureRoleWatch() {
         if (roleWatch == null) {
@@ -347,14 +361,17 @@ public final class Registrations implements KeyEvents.Listener {
     }
 
     private void checkRole() {
-        if (consumers.isEmpty()) {
-            return;
-        }
+        roleChanged(isMaster());
+    }
+
+    private synchronized void roleChanged(boolean isMaster) {
         boolean was = master;
-        master = isMaster();
+        master = isMaster;
         if (master && !was) {
-            log.info("Redis became a master: stream registrations look for their streams again");
+            log.info("Redis became a master: registrations run again, stream registrations read their streams from their groups' pending entries");
             consumers.values().forEach(StreamConsumer::becameMaster);
+        } else if (!master && was) {
+            log.info("Redis is a replica: registrations stay dormant until it is a master");
         }
     }
 
@@ -634,7 +651,8 @@ public final class Registrations implements KeyEvents.Listener {
         // registration still sees the XADD, as RedisGears' StreamReader sees a sync execution's XADD (the
         // write-behind pattern: a sync key registration feeds the stream a StreamReader drains).
         boolean quiet = !quietKeys.isEmpty() && quietKeys.containsKey(new String(key, StandardCharsets.UTF_8));
-        for (Registration r : quiet ? List.<Registration>of() : keyRegistrationsByPrefix.getOrDefault(prefix, List.<Registration>of())) {
+        // A replica sees the keyspace events of replicated writes: as in RedisGears, nothing runs there.
+        for (Registration r : quiet || !master ? List.<Registration>of() : keyRegistrationsByPrefix.getOrDefault(prefix, List.<Registration>of())) {
             if (r.isPaused()) {
                 continue;
             }
@@ -934,7 +952,8 @@ public final class Registrations implements KeyEvents.Listener {
     /** Whether a registration hooks this command (upper-case name): a CommandReader hook or KeysReader commands=. */
     public boolean hooks(String upperName) {
         String name = upperName.toLowerCase(Locale.ROOT);
-        return hookChains.containsKey(name) || keyCommandHooks.containsKey(name);
+        // Not while Redis is a replica: the command goes to Redis as it is (which redirects a write).
+        return master && (hookChains.containsKey(name) || keyCommandHooks.containsKey(name));
     }
 
     /** Runs the CommandReader hook chain for this command, or null when no hook matches it (its keyprefix). */

@@ -18,7 +18,7 @@ import java.util.List;
  * (AOF/RDB). FLUSHALL empties it too: jgears writes its sessions back after a FLUSHALL it forwards, and
  * checks every second that the index is still there (a FLUSHALL or FLUSHDB sent directly to Redis).
  */
-final class SessionStore implements AutoCloseable {
+public final class SessionStore implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(SessionStore.class);
     /** Key names inside the state database; older jgears kept them in the clients' database (migrated). */
     static final String INDEX = "{jgears}:sessions";
@@ -28,8 +28,8 @@ final class SessionStore implements AutoCloseable {
      * {@code user}: the ACL user name the session ran as (never its password), or null. {@code clusterIds}:
      * on a cluster, the block its registrations' ids came from ({@link ClusterRunIds#text()}), else null.
      */
-    record Stored(String id, String code, String description, String user, boolean shared,
-                  List<String> requirements, String network, boolean threads, String clusterIds) {
+    public record Stored(String id, String code, String description, String user, boolean shared,
+                         List<String> requirements, String network, boolean threads, String clusterIds) {
     }
 
     private final StatefulRedisConnection<byte[], byte[]> state;
