@@ -518,9 +518,14 @@ public final class GearsEngine implements AutoCloseable {
         } catch (IllegalArgumentException e) {
             allow = io.jgears.requirements.SessionPolicy.DEFAULT;
         }
+        ClusterRunIds ids = ClusterRunIds.parse(s.clusterIds(), s.id());
+        if (ids != null && ids.prefix().equals(shardId())) {
+            // An old master back as a replica copies its own sessions: ids it coordinates later come after them.
+            executions.advancePast(ids.base() + ClusterRunIds.BLOCK);
+        }
         PyExecute request = new PyExecute(s.code(), false, s.id(), s.description(), replace, null,
                 s.user() == null ? null : new io.jgears.redis.RedisUser(s.user(), null), s.shared(),
-                s.requirements(), false, allow).withClusterIds(ClusterRunIds.parse(s.clusterIds(), s.id()));
+                s.requirements(), false, allow).withClusterIds(ids);
         if (!s.requirements().isEmpty()) {
             requirements.ensure(s.requirements(), false).get();
         }
