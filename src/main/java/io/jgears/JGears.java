@@ -4,7 +4,7 @@ import io.jgears.cluster.ClusterCommands;
 import io.jgears.cluster.ClusterNodes;
 import io.jgears.cluster.ReplicaSessions;
 import io.jgears.cluster.ShardLinks;
-import io.jgears.gears.GearsCommands;
+import io.jgears.commands.GearsCommands;
 import io.jgears.gears.GearsConfig;
 import io.jgears.gears.GearsEngine;
 import io.jgears.python.PythonRuntime;

@@ -65,7 +65,7 @@ public final class Execution {
         shardReplies = replies;
     }
 
-    List<CompletableFuture<Object>> shardReplies() {
+    public List<CompletableFuture<Object>> shardReplies() {
         return shardReplies;
     }
 

@@ -46,7 +46,7 @@ public final class Executions {
      * On a cluster: {@code n} ids of the sequence set aside for what one RG.PYEXECUTE creates on every
      * shard; returns the number before the first (the block is first+1 ... first+n).
      */
-    long reserve(int n) {
+    public long reserve(int n) {
         return counter.getAndAdd(n);
     }
 

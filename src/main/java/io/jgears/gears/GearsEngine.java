@@ -256,14 +256,21 @@ public final class GearsEngine implements AutoCloseable {
         return registrations;
     }
 
-    /** The RG.* commands, for execute('RG.…') from Python (null until the server is up). */
-    private volatile GearsCommands commands;
+    /**
+     * How the RG.* commands run where blocking is not allowed: for execute('RG.…') from Python (null until
+     * the server is up). The commands package implements it.
+     */
+    public interface ModuleCalls {
+        CompletableFuture<RedisMessage> executeNonBlocking(List<byte[]> args);
+    }
 
-    void commands(GearsCommands commands) {
+    private volatile ModuleCalls commands;
+
+    public void commands(ModuleCalls commands) {
         this.commands = commands;
     }
 
-    GearsCommands commands() {
+    ModuleCalls commands() {
         return commands;
     }
 
@@ -800,7 +807,7 @@ public final class GearsEngine implements AutoCloseable {
         }
     }
 
-    void submit(Runnable task) {
+    public void submit(Runnable task) {
         try {
             executionThreads.execute(task);
         } catch (RejectedExecutionException e) {

@@ -240,7 +240,7 @@ public final class HostApi {
      * not allowed: RG.PYEXECUTE is refused, and so is any command that would wait for an execution.
      */
     private Object gearsCommand(String name, List<byte[]> command) {
-        GearsCommands commands = engine.commands();
+        GearsEngine.ModuleCalls commands = engine.commands();
         if (commands == null) {
             return new Object[]{Boolean.FALSE, "ERR unknown command '" + name + "'"};
         }

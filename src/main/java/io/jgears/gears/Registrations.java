@@ -52,7 +52,7 @@ public final class Registrations implements KeyEvents.Listener {
     private volatile Map<String, List<Registration>> keyCommandHooks = Map.of();
     /** Hooked commands (KeysReader commands=) whose key events are being gathered (see {@link #watchKeys}). */
     private final java.util.concurrent.CopyOnWriteArrayList<KeyCapture> captures = new java.util.concurrent.CopyOnWriteArrayList<>();
-    private volatile CommandSpecs specs;
+    private volatile io.jgears.redis.CommandSpecs specs;
 
     Registrations(GearsEngine engine) {
         this.engine = engine;
@@ -234,10 +234,10 @@ public final class Registrations implements KeyEvents.Listener {
         return false;
     }
 
-    private CommandSpecs specs() {
-        CommandSpecs s = specs;
+    private io.jgears.redis.CommandSpecs specs() {
+        io.jgears.redis.CommandSpecs s = specs;
         if (s == null) {
-            s = specs = new CommandSpecs(engine.redis());
+            s = specs = new io.jgears.redis.CommandSpecs(engine.redis());
         }
         return s;
     }
@@ -376,7 +376,7 @@ public final class Registrations implements KeyEvents.Listener {
     }
 
     /** Stable across restarts and upgrades (same session id, same register() position): pending entries survive. */
-    static String groupName(Registration r) {
+    public static String groupName(Registration r) {
         return "jgears." + r.session().id() + "." + r.index();
     }
 
@@ -873,7 +873,7 @@ public final class Registrations implements KeyEvents.Listener {
         if (writes == null || command.size() < 2) {
             return;
         }
-        CommandSpecs.Spec spec = specs().get(new String(command.getFirst(), StandardCharsets.UTF_8));
+        io.jgears.redis.CommandSpecs.Spec spec = specs().get(new String(command.getFirst(), StandardCharsets.UTF_8));
         List<String> keys = spec != null && !spec.movableKeys() ? spec.keys(command) : strings(command.subList(1, command.size()));
         for (String k : keys) {
             quietKeys.computeIfAbsent(k, key -> new AtomicInteger()).incrementAndGet();
@@ -932,7 +932,7 @@ public final class Registrations implements KeyEvents.Listener {
         for (Registration r : commandRegistrations) {
             if (name.equals(r.stringArg("trigger"))) {
                 if (!"sync".equals(r.mode())) {
-                    return CompletableFuture.completedFuture(Replies.error(GearsCommands.NO_NON_SYNC_HERE));
+                    return CompletableFuture.completedFuture(Replies.error(NON_SYNC_BLOCKED));
                 }
                 if (r.isPaused()) {
                     return CompletableFuture.completedFuture(Replies.error("ERR registration " + r.id() + " is paused"));
@@ -946,7 +946,7 @@ public final class Registrations implements KeyEvents.Listener {
     /** RedisGears' answer to a hook whose execution gave no result or several. */
     static final String EXACTLY_ONE = "Command hook must return exactly one result";
     /** RedisGears' answer to a non-sync hook of a command that may not block (execute(), MULTI). */
-    static final String NON_SYNC_BLOCKED =
+    public static final String NON_SYNC_BLOCKED =
             "ERR can not run a non-sync execution inside a MULTI/LUA (blocking is not allowed) or on loading.";
 
     /** Whether a registration hooks this command (upper-case name): a CommandReader hook or KeysReader commands=. */
@@ -1009,7 +1009,7 @@ public final class Registrations implements KeyEvents.Listener {
                 return r;
             }
             if (keys == null) {
-                CommandSpecs.Spec spec = specs().get(name);
+                io.jgears.redis.CommandSpecs.Spec spec = specs().get(name);
                 keys = spec == null ? List.of() : spec.keys(command);
             }
             for (String k : keys) {
@@ -1200,7 +1200,7 @@ public final class Registrations implements KeyEvents.Listener {
         if (hooked == null || events == null) {
             return null;
         }
-        CommandSpecs.Spec spec = specs().get(name);
+        io.jgears.redis.CommandSpecs.Spec spec = specs().get(name);
         List<String> keys = spec == null ? List.of() : spec.keys(command);
         boolean matches = false;
         for (Registration r : hooked) {

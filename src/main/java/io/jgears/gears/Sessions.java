@@ -83,7 +83,7 @@ public final class Sessions {
     }
 
     /** A new session id (when the client gives no ID): 32 hex digits. */
-    static String newId() {
+    public static String newId() {
         return UUID.randomUUID().toString().replace("-", "");
     }
 

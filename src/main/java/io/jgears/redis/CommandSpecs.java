@@ -1,6 +1,5 @@
-package io.jgears.gears;
+package io.jgears.redis;
 
-import io.jgears.redis.RedisBackend;
 
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
@@ -13,11 +12,11 @@ import java.util.concurrent.ConcurrentHashMap;
  * What Redis' COMMAND INFO says of a command a registration hooks: whether it exists, its flags (noscript,
  * movablekeys) and where its keys are (first, last, step). Asked once per command name and kept.
  */
-final class CommandSpecs {
+public final class CommandSpecs {
     /** One command's COMMAND INFO; {@code lastKey} is negative when counted from the end. */
-    record Spec(String name, boolean noScript, boolean movableKeys, int firstKey, int lastKey, int step) {
+    public record Spec(String name, boolean noScript, boolean movableKeys, int firstKey, int lastKey, int step) {
         /** The keys of this command line (position 0 is the command name), by first/last/step. */
-        List<String> keys(List<byte[]> command) {
+        public List<String> keys(List<byte[]> command) {
             List<String> keys = new ArrayList<>();
             if (firstKey <= 0 || step <= 0) {
                 return keys;
@@ -33,12 +32,12 @@ final class CommandSpecs {
     private final RedisBackend redis;
     private final Map<String, Spec> known = new ConcurrentHashMap<>();
 
-    CommandSpecs(RedisBackend redis) {
+    public CommandSpecs(RedisBackend redis) {
         this.redis = redis;
     }
 
     /** The command's spec, or null when Redis has no such command. */
-    Spec get(String command) {
+    public Spec get(String command) {
         String name = command.toLowerCase(Locale.ROOT);
         Spec spec = known.get(name);
         if (spec != null) {
@@ -66,7 +65,7 @@ final class CommandSpecs {
     }
 
     /** RedisGears' refusal of a CommandReader hook= registration on this command, or null. */
-    String hookRefusal(String command, String keyPrefix) {
+    public String hookRefusal(String command, String keyPrefix) {
         Spec spec = get(command);
         if (spec == null) {
             return "Can not override an unexisting command";
@@ -89,7 +88,7 @@ final class CommandSpecs {
     }
 
     /** RedisGears' refusal of a KeysReader register(commands=[...]) entry (always by the key prefix), or null. */
-    String keysHookRefusal(String command, String prefix) {
+    public String keysHookRefusal(String command, String prefix) {
         Spec spec = get(command);
         if (spec == null) {
             return "bad reply on COMMAND command";

@@ -1,5 +1,15 @@
-package io.jgears.gears;
+package io.jgears.commands;
 
+import io.jgears.gears.ClusterRunIds;
+import io.jgears.gears.Execution;
+import io.jgears.gears.GearsConfig;
+import io.jgears.gears.GearsEngine;
+import io.jgears.gears.Registration;
+import io.jgears.gears.Registrations;
+import io.jgears.gears.Session;
+import io.jgears.gears.Sessions;
+import io.jgears.gears.ShardFanOut;
+import io.jgears.gears.TimeEvent;
 import io.jgears.server.ClientInfo;
 import io.jgears.server.LocalCommands;
 import io.jgears.server.Replies;
@@ -22,7 +32,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 
 /** The RG.* commands. Quick ones are answered inline; anything that may wait runs off the event loop. */
-public final class GearsCommands implements LocalCommands {
+public final class GearsCommands implements LocalCommands, GearsEngine.ModuleCalls {
     private final GearsEngine engine;
     /** For commands that may block briefly (abort waits for the interrupt to land). */
     private final ExecutorService control = Executors.newVirtualThreadPerTaskExecutor();
@@ -39,15 +49,14 @@ public final class GearsCommands implements LocalCommands {
 
     /** Messages of RedisGears for RG.* commands run where blocking is not allowed (MULTI, a module call). */
     static final String NO_GEARS_HERE = "Can not run gears inside a multi exec, lua, or when blocking is not allowed";
-    static final String NO_NON_SYNC_HERE =
-            "ERR can not run a non-sync execution inside a MULTI/LUA (blocking is not allowed) or on loading.";
+    static final String NO_NON_SYNC_HERE = Registrations.NON_SYNC_BLOCKED;
 
     /**
      * An RG.* command where blocking is not allowed: inside MULTI (run at EXEC) or from execute() in
      * Python. RG.PYEXECUTE is refused, a trigger runs only for a sync registration and its steps may not
      * wait; the rest is as usual.
      */
-    CompletableFuture<RedisMessage> executeNonBlocking(List<byte[]> args) {
+    public CompletableFuture<RedisMessage> executeNonBlocking(List<byte[]> args) {
         String name = str(args.getFirst()).toUpperCase(Locale.ROOT);
         return switch (name) {
             case "RG.PYEXECUTE" -> done(Replies.error(NO_GEARS_HERE));

@@ -1,4 +1,4 @@
-package io.jgears.gears;
+package io.jgears.commands;
 
 import io.jgears.redis.RedisBackend;
 import io.jgears.server.Replies;
