@@ -2,6 +2,7 @@ package io.jgears.gears;
 
 import io.jgears.readers.KeyEvents;
 import io.jgears.readers.StreamConsumer;
+import io.jgears.redis.CommandSpecs;
 import io.jgears.server.Replies;
 import io.netty.handler.codec.redis.RedisMessage;
 import org.slf4j.Logger;
@@ -52,7 +53,7 @@ public final class Registrations implements KeyEvents.Listener {
     private volatile Map<String, List<Registration>> keyCommandHooks = Map.of();
     /** Hooked commands (KeysReader commands=) whose key events are being gathered (see {@link #watchKeys}). */
     private final java.util.concurrent.CopyOnWriteArrayList<KeyCapture> captures = new java.util.concurrent.CopyOnWriteArrayList<>();
-    private volatile io.jgears.redis.CommandSpecs specs;
+    private volatile CommandSpecs specs;
 
     Registrations(GearsEngine engine) {
         this.engine = engine;
@@ -234,10 +235,10 @@ public final class Registrations implements KeyEvents.Listener {
         return false;
     }
 
-    private io.jgears.redis.CommandSpecs specs() {
-        io.jgears.redis.CommandSpecs s = specs;
+    private CommandSpecs specs() {
+        CommandSpecs s = specs;
         if (s == null) {
-            s = specs = new io.jgears.redis.CommandSpecs(engine.redis());
+            s = specs = new CommandSpecs(engine.redis());
         }
         return s;
     }
@@ -873,7 +874,7 @@ public final class Registrations implements KeyEvents.Listener {
         if (writes == null || command.size() < 2) {
             return;
         }
-        io.jgears.redis.CommandSpecs.Spec spec = specs().get(new String(command.getFirst(), StandardCharsets.UTF_8));
+        CommandSpecs.Spec spec = specs().get(new String(command.getFirst(), StandardCharsets.UTF_8));
         List<String> keys = spec != null && !spec.movableKeys() ? spec.keys(command) : strings(command.subList(1, command.size()));
         for (String k : keys) {
             quietKeys.computeIfAbsent(k, key -> new AtomicInteger()).incrementAndGet();
@@ -1009,7 +1010,7 @@ public final class Registrations implements KeyEvents.Listener {
                 return r;
             }
             if (keys == null) {
-                io.jgears.redis.CommandSpecs.Spec spec = specs().get(name);
+                CommandSpecs.Spec spec = specs().get(name);
                 keys = spec == null ? List.of() : spec.keys(command);
             }
             for (String k : keys) {
@@ -1200,7 +1201,7 @@ public final class Registrations implements KeyEvents.Listener {
         if (hooked == null || events == null) {
             return null;
         }
-        io.jgears.redis.CommandSpecs.Spec spec = specs().get(name);
+        CommandSpecs.Spec spec = specs().get(name);
         List<String> keys = spec == null ? List.of() : spec.keys(command);
         boolean matches = false;
         for (Registration r : hooked) {
