@@ -198,4 +198,27 @@ class CompatStreamsTest extends GearsTestBase {
         assertEquals(List.of("['event', 'key']"), call("LRANGE", "ckv:l", "0", "-1"));
         unregisterSession("ckv");
     }
+
+    @Test
+    void aFailingStreamRegistrationRetriesAgainOnceItsRedisIsAMasterAgain() throws Exception {
+        String id = register("replicaback", "GB('StreamReader').map(lambda x: x['nosuchfield'])"
+                + ".register(prefix='rb:*', onFailedPolicy='retry', onFailedRetryInterval=0)");
+        try {
+            call("XADD", "rb:s", "*", "foo", "bar");
+            await("the failing batch to be retried", () -> (Long) pairs(data(id)).get("numTriggered") >= 3);
+            try {
+                // Nothing listens there: Redis stays a replica and refuses the group reads (XREADGROUP writes),
+                // some of them before jgears' role watch (every second) sees the change.
+                call("REPLICAOF", "127.0.0.1", "1");
+                Thread.sleep(3000);
+            } finally {
+                call("REPLICAOF", "NO", "ONE");
+            }
+            long before = (Long) pairs(data(id)).get("numTriggered");
+            await("retries to go on once Redis is a master again", () -> (Long) pairs(data(id)).get("numTriggered") > before + 2);
+        } finally {
+            call("RG.UNREGISTER", id);
+            call("DEL", "rb:s");
+        }
+    }
 }

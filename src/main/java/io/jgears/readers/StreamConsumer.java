@@ -444,7 +444,8 @@ public final class StreamConsumer {
         }
     }
 
-    private void done(Job job, List<String> ids, Outcome outcome) {
+    /** {@code readFailed}: the batch's entries could not be read (Redis refused or went away): nothing ran. */
+    private void done(Job job, List<String> ids, Outcome outcome, boolean readFailed) {
         current = null;
         StreamState st = job.stream();
         boolean acknowledge = false;
@@ -493,6 +494,20 @@ public final class StreamConsumer {
             }
         } else {
             st.running = false;
+            if (readFailed && !st.forgotten) {
+                // Its entries stay pending in the group. Left tracked, the stream would wait for a new entry
+                // (a read refused while Redis turned replica, before the role watch saw it, stalled it for
+                // good): forgotten, the next scan reads it again from its pending entries, and one comes
+                // after the retry interval.
+                cancelTimer(st);
+                st.forgotten = true;
+                streams.remove(st.name);
+                timers.schedule(() -> post(() -> {
+                    if (status == Status.OK && host.master()) {
+                        scan();
+                    }
+                }), Math.max(1000, settings.retryIntervalMillis()), TimeUnit.MILLISECONDS);
+            }
         }
         if (status == Status.UNREGISTERED) {
             if (idle()) {
@@ -550,6 +565,7 @@ public final class StreamConsumer {
     private void runJob(Job job) {
         List<String> ids = new ArrayList<>();
         Outcome outcome;
+        boolean unread = false;
         try {
             if (readConn == null || !readConn.isOpen()) {
                 readConn = redis.connectDedicated(user);
@@ -567,9 +583,11 @@ public final class StreamConsumer {
             log.warn("stream reader {}: a batch of {} failed: {}", settings.group(), job.stream().name, e.getMessage());
             host.abortNotStarted(job.execution());
             outcome = new Outcome(true, null);
+            unread = true;
         }
         Outcome result = outcome;
-        post(() -> done(job, ids, result));
+        boolean readFailed = unread;
+        post(() -> done(job, ids, result, readFailed));
     }
 
     private List<Object[]> read(StatefulRedisConnection<byte[], byte[]> c, Job job) {
