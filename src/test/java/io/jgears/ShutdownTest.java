@@ -125,4 +125,36 @@ class ShutdownTest {
             jgears.close();
         }
     }
+
+    /**
+     * A stream handler that waits in a loop for a key that never goes away does not keep jgears from
+     * stopping: closing cancels a context whose thread does not leave (it used to wait for it forever, and
+     * SIGTERM never finished).
+     */
+    @Test
+    void aHandlerWaitingInALoopDoesNotKeepJgearsFromStopping() throws Exception {
+        JGears jgears = JGears.start(new JGears.Options("127.0.0.1", EmbeddedRedis.freePort(), null,
+                Files.createTempDirectory("jgears-stuck-handler"), false, Map.of("PoolSize", "1"), 1 << 20, 1 << 10));
+        java.util.concurrent.CompletableFuture<Void> closed;
+        try (RawResp c = new RawResp(jgears.port())) {
+            assertEquals("OK", c.send("SET", "stuck:hold", "1").read());
+            assertEquals("OK", c.send("RG.PYEXECUTE", "import time\n"
+                    + "def wait(r):\n"
+                    + "    execute('SET', 'stuck:entered', '1')\n"
+                    + "    while execute('EXISTS', 'stuck:hold') == 1:\n"
+                    + "        time.sleep(0.05)\n"
+                    + "GB('StreamReader').foreach(wait).register(prefix='stuck:s')").read());
+            c.send("XADD", "stuck:s", "*", "a", "b").read();
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+            while (!"1".equals(c.send("GET", "stuck:entered").read()) && System.nanoTime() < deadline) {
+                Thread.sleep(50);
+            }
+            assertEquals("1", c.send("GET", "stuck:entered").read(), "the handler is in its loop");
+        } finally {
+            closed = java.util.concurrent.CompletableFuture.runAsync(jgears::close);
+        }
+        // Bounded only so that a hang fails the test instead of the build: closing takes seconds.
+        closed.get(120, TimeUnit.SECONDS);
+        assertThrows(IOException.class, () -> new Socket("127.0.0.1", jgears.port()).close(), "jgears no longer listens");
+    }
 }
