@@ -275,21 +275,27 @@ public final class GearsCommands implements LocalCommands, GearsEngine.ModuleCal
         if (fanOut == null || client == null) {
             return done(here);
         }
-        // A shard's error (it does not have what the id names, or it is unreachable) completes as the exception.
-        List<CompletableFuture<Object>> others = fanOut.commandOtherShards(args).stream().map(f -> f.exceptionally(e -> e)).toList();
-        return CompletableFuture.allOf(others.toArray(CompletableFuture[]::new))
-                .thenApply(v -> {
-                    if (!(here instanceof io.netty.handler.codec.redis.ErrorRedisMessage)) {
-                        return here;
-                    }
-                    for (CompletableFuture<Object> f : others) {
-                        Object r = f.join();
-                        if (!(r instanceof Throwable)) {
-                            return Replies.of(r);
-                        }
-                    }
-                    return here;
-                });
+        return everyReply(fanOut.commandOtherShards(args)).thenApply(others -> {
+            if (!(here instanceof io.netty.handler.codec.redis.ErrorRedisMessage)) {
+                return here;
+            }
+            for (Object r : others) {
+                if (!(r instanceof Throwable)) {
+                    return Replies.of(r);
+                }
+            }
+            return here;
+        });
+    }
+
+    /**
+     * The other shards' replies once all have come; a shard's error (it does not have what the id names, or
+     * it is unreachable) is there as its exception.
+     */
+    private static CompletableFuture<List<Object>> everyReply(List<CompletableFuture<Object>> replies) {
+        List<CompletableFuture<Object>> settled = replies.stream().map(f -> f.exceptionally(e -> e)).toList();
+        return CompletableFuture.allOf(settled.toArray(CompletableFuture[]::new))
+                .thenApply(v -> settled.stream().map(CompletableFuture::join).toList());
     }
 
     private static final class ArityException extends RuntimeException {
@@ -518,16 +524,14 @@ public final class GearsCommands implements LocalCommands, GearsEngine.ModuleCal
             return done(here == null ? Replies.error("execution plan does not exist") : Replies.of(List.of(here)));
         }
         // Each shard's part of the run, under the same id: this shard's first, then the others' that have it.
-        List<CompletableFuture<Object>> others = fanOut.commandOtherShards(List.of(args.get(0), args.get(1), "SHARD".getBytes(StandardCharsets.UTF_8)))
-                .stream().map(f -> f.exceptionally(x -> x)).toList();
-        return CompletableFuture.allOf(others.toArray(CompletableFuture[]::new))
-                .thenApply(v -> {
+        return everyReply(fanOut.commandOtherShards(List.of(args.get(0), args.get(1), "SHARD".getBytes(StandardCharsets.UTF_8))))
+                .thenApply(others -> {
                     List<Object> entries = new ArrayList<>();
                     if (here != null) {
                         entries.add(here);
                     }
-                    for (CompletableFuture<Object> f : others) {
-                        if (f.join() instanceof List<?> reply) {
+                    for (Object r : others) {
+                        if (r instanceof List<?> reply) {
                             entries.addAll(reply);
                         }
                     }

@@ -466,28 +466,9 @@ public final class GearsEngine implements AutoCloseable {
             }
         }
         for (SessionStore.Stored s : stored) {
-            io.jgears.requirements.SessionPolicy allow;
-            try {
-                allow = io.jgears.requirements.SessionPolicy.parseNetwork(s.network(), s.threads());
-            } catch (IllegalArgumentException e) {
-                allow = io.jgears.requirements.SessionPolicy.DEFAULT;
-            }
-            ClusterRunIds ids = ClusterRunIds.parse(s.clusterIds(), s.id());
-            if (ids != null && ids.prefix().equals(shardId())) {
-                // New runs must not reuse the block: the restored registrations keep their ids.
-                executions.advancePast(ids.base() + ClusterRunIds.BLOCK);
-            }
-            PyExecute request = new PyExecute(s.code(), false, s.id(), s.description(), false, null,
-                    s.user() == null ? null : new io.jgears.redis.RedisUser(s.user(), null), s.shared(),
-                    s.requirements(), false, allow).withClusterIds(ids);
             RedisMessage reply;
             try {
-                if (!s.requirements().isEmpty()) {
-                    // Installed ones are on disk already; a store that lost them installs them again.
-                    requirements.ensure(s.requirements(), false).get();
-                }
-                reply = CompletableFuture.supplyAsync(() -> runScript(request, true), executionThreads)
-                        .thenCompose(r -> r).get();
+                reply = loadStored(s, false);
             } catch (Exception e) {
                 log.error("could not restore session {}", s.id(), e);
                 continue;
@@ -519,6 +500,15 @@ public final class GearsEngine implements AutoCloseable {
      * here and the copy upgrades it. Blocks until the script loaded; the error reply when it did not.
      */
     public RedisMessage installSessionCopy(SessionStore.Stored s, boolean replace) throws Exception {
+        return loadStored(s, replace);
+    }
+
+    /**
+     * Runs a stored session's script as a restart restores it (register() and registerTE() take effect, no
+     * run()), its requirements installed first (on disk already, unless the store lost them); its
+     * registrations keep the ids of their cluster block. Blocks until the script loaded.
+     */
+    private RedisMessage loadStored(SessionStore.Stored s, boolean replace) throws Exception {
         io.jgears.requirements.SessionPolicy allow;
         try {
             allow = io.jgears.requirements.SessionPolicy.parseNetwork(s.network(), s.threads());
@@ -527,7 +517,7 @@ public final class GearsEngine implements AutoCloseable {
         }
         ClusterRunIds ids = ClusterRunIds.parse(s.clusterIds(), s.id());
         if (ids != null && ids.prefix().equals(shardId())) {
-            // An old master back as a replica copies its own sessions: ids it coordinates later come after them.
+            // Ids this node gives later come after the block (a restart, or an old master back as a replica).
             executions.advancePast(ids.base() + ClusterRunIds.BLOCK);
         }
         PyExecute request = new PyExecute(s.code(), false, s.id(), s.description(), replace, null,

@@ -1704,12 +1704,12 @@ def _cluster_steps(steps, role, collect, eid):
     return local + [('_gather', eid)] + global_half + rest
 
 
-def _exchange(step, records, errors):
-    """A repartition on a cluster: each record goes to the shard owning the key the extractor gives (its
-    hash slot's master); this shard goes on with its own and those every other shard sent it."""
+def _split_by_owner(extractor, records, errors):
+    """A repartition's first half (a generator: passes _Wait records up): each record goes to the shard owning
+    the key the extractor gives (its hash slot's master). Returns (kept, dests, payloads): this shard's own
+    records, and the others pickled with their owners' Redis node ids."""
     import pickle
     import base64
-    extractor, eid, phase = step[1], step[2], step[3]
     moving = []
     keys = []
     for r in records:
@@ -1727,22 +1727,27 @@ def _exchange(step, records, errors):
     kept = []
     dests = []
     payloads = []
-    i = 0
-    for r in moving:
+    for i in range(len(moving)):
         o = str(owners[i])
         k = keys[i]
-        i += 1
         if o == me:
-            kept.append(r)
+            kept.append(moving[i])
         elif not o:
             errors.append("no shard serves the hash slot of '%s' now: its record of the repartition is dropped" % k)
         else:
             try:
-                payloads.append(base64.b64encode(pickle.dumps(r)).decode('ascii'))
+                payloads.append(base64.b64encode(pickle.dumps(moving[i])).decode('ascii'))
                 dests.append(o)
             except Exception as e:
                 errors.append("record could not be sent to the shard owning '%s': %s" % (k, _format_exception(e)))
-    moving = keys = owners = None
+    return kept, dests, payloads
+
+
+def _exchange(step, records, errors):
+    """A repartition on a cluster: each record goes to the shard owning the key the extractor gives (its
+    hash slot's master); this shard goes on with its own and those every other shard sent it."""
+    extractor, eid, phase = step[1], step[2], step[3]
+    kept, dests, payloads = yield from _split_by_owner(extractor, records, errors)
     got = _host.exchange(eid, phase, dests, payloads)
     dests = payloads = None
     for e in got[1]:
@@ -1750,13 +1755,7 @@ def _exchange(step, records, errors):
     for r in kept:
         yield r
     kept = None
-    for p in got[0]:
-        try:
-            r = pickle.loads(base64.b64decode(str(p)))
-        except Exception as e:
-            errors.append('a record of the repartition could not be read: ' + _format_exception(e))
-            continue
-        yield r
+    yield from _unpickle(step, got[0], errors)
 
 
 def _forwarding_steps(steps, rid):
@@ -1774,37 +1773,8 @@ def _forwarding_steps(steps, rid):
 def _forward(step, records, errors):
     """A repartition in a triggered execution on a cluster: records whose key this shard owns go on here;
     the others go (pickled) to their owners, whose copy of the registration runs the next steps on them."""
-    import pickle
-    import base64
     extractor, rid, index = step[1], step[2], step[3]
-    kept = []
-    keys = []
-    moving = []
-    for r in records:
-        if r.__class__ is _Wait:
-            yield r
-            continue
-        k = _extracted(extractor, r, errors)
-        if k is _NO_KEY:
-            continue
-        moving.append(r)
-        keys.append(k.decode('utf-8', 'replace') if k.__class__ is bytes else _group_key(k))
-    owners = _host.keyOwners(keys) if keys else ()
-    me = str(_host.shardId())
-    dests = []
-    payloads = []
-    for i in range(len(moving)):
-        o = str(owners[i])
-        if o == me:
-            kept.append(moving[i])
-        elif not o:
-            errors.append("no shard serves the hash slot of '%s' now: its record of the repartition is dropped" % keys[i])
-        else:
-            try:
-                payloads.append(base64.b64encode(pickle.dumps(moving[i])).decode('ascii'))
-                dests.append(o)
-            except Exception as e:
-                errors.append("record could not be sent to the shard owning '%s': %s" % (keys[i], _format_exception(e)))
+    kept, dests, payloads = yield from _split_by_owner(extractor, records, errors)
     if payloads:
         for e in _host.forwardRecords(rid, index, dests, payloads):
             errors.append(str(e))
@@ -1813,7 +1783,8 @@ def _forward(step, records, errors):
 
 
 def _unpickle(step, records, errors):
-    """The records another shard forwarded (pickled): the first step of the execution that goes on with them."""
+    """Records another shard sent (pickled): the first step of an execution a registration's repartition
+    forwarded here, and the records a batch repartition brought in."""
     import pickle
     import base64
     for p in records:
