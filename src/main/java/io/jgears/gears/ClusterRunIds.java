@@ -21,7 +21,8 @@ public record ClusterRunIds(String prefix, long base, String sessionId, boolean 
     public static final int BLOCK = 100;
 
     /** The {@code ordinal}-th id (1-based) of the block, or null past its end. */
-    String id(int ordinal) {
+    // Public: io.jgears.engine.ScriptRun hands these ids out.
+    public String id(int ordinal) {
         return ordinal < 1 || ordinal > BLOCK ? null : prefix + "-" + (base + ordinal);
     }
 

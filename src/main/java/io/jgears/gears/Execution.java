@@ -1,5 +1,6 @@
 package io.jgears.gears;
 
+import io.jgears.engine.HostApi;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 
@@ -45,23 +46,28 @@ public final class Execution {
     private volatile String clusterRunId;
     private volatile int exchangePhases;
 
-    void clusterRun(String runId) {
+    // Public: io.jgears.engine.HostApi names a cluster run's execution when run() starts it.
+    public void clusterRun(String runId) {
         clusterRunId = runId;
     }
 
-    String clusterRunId() {
+    // Public: io.jgears.engine.HostApi addresses the run's repartition batches by it.
+    public String clusterRunId() {
         return clusterRunId;
     }
 
-    void exchangePhases(int phases) {
+    // Public: io.jgears.engine.HostApi reports how many repartitions the run's plan has.
+    public void exchangePhases(int phases) {
         exchangePhases = phases;
     }
 
-    int exchangePhases() {
+    // Public: io.jgears.engine.HostApi tells the other shards which repartitions this run did not reach.
+    public int exchangePhases() {
         return exchangePhases;
     }
 
-    void shardReplies(List<CompletableFuture<Object>> replies) {
+    // Public: io.jgears.engine.HostApi hands a coordinator's run the other shards' replies.
+    public void shardReplies(List<CompletableFuture<Object>> replies) {
         shardReplies = replies;
     }
 
@@ -85,7 +91,8 @@ public final class Execution {
         return profileNanos;
     }
 
-    void profile(long[] nanos) {
+    // Public: io.jgears.engine.HostApi reports the run's step times (ProfileExecutions).
+    public void profile(long[] nanos) {
         this.profileNanos = nanos;
     }
 
@@ -163,7 +170,8 @@ public final class Execution {
         return recordsDone;
     }
 
-    void progress(long read, long done) {
+    // Public: io.jgears.engine.HostApi reports the run's progress.
+    public void progress(long read, long done) {
         recordsRead = read;
         recordsDone = done;
     }
@@ -189,7 +197,8 @@ public final class Execution {
         return inPython;
     }
 
-    void inPython(boolean inside) {
+    // Public: io.jgears.engine.HostApi marks a run that is inside Python (an abort interrupts it).
+    public void inPython(boolean inside) {
         inPython = inside;
     }
 
@@ -197,11 +206,13 @@ public final class Execution {
         abortRequested = true;
     }
 
-    void running() {
+    // Public: io.jgears.engine.HostApi starts a run inside a script load.
+    public void running() {
         status = Status.RUNNING;
     }
 
-    void complete(List<Object> results, List<String> errors) {
+    // Public: io.jgears.engine.HostApi reports the run's results.
+    public void complete(List<Object> results, List<String> errors) {
         finish(Status.DONE, results, errors);
     }
 

@@ -67,12 +67,14 @@ public final class Executions {
         return execution;
     }
 
-    Execution create(Session session, String reader, boolean stored, List<List<String>> plan) {
+    // Public: io.jgears.engine.HostApi creates the execution of a run().
+    public Execution create(Session session, String reader, boolean stored, List<List<String>> plan) {
         return create(session, reader, stored, plan, null);
     }
 
     /** {@code id}: the id the execution has on every shard of a cluster run, or null for the next one here. */
-    Execution create(Session session, String reader, boolean stored, List<List<String>> plan, String id) {
+    // Public: io.jgears.engine.HostApi creates the execution of a run().
+    public Execution create(Session session, String reader, boolean stored, List<List<String>> plan, String id) {
         if (id == null) {
             id = nextId();
         }
@@ -132,7 +134,8 @@ public final class Executions {
     }
 
     /** Forgets an execution and drops its session reference; false when it is unknown. */
-    boolean release(Execution execution) {
+    // Public: io.jgears.engine.HostApi drops a blocking run() once Python has finished it.
+    public boolean release(Execution execution) {
         synchronized (this) {
             if (live.remove(key(execution.id())) == null) {
                 return false;

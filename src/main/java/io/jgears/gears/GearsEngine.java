@@ -1,5 +1,9 @@
 package io.jgears.gears;
 
+import io.jgears.engine.HostApi;
+import io.jgears.engine.InlineGate;
+import io.jgears.engine.MemoryGuard;
+import io.jgears.engine.ScriptRun;
 import io.jgears.python.ContextPool;
 import io.jgears.python.PythonRuntime;
 import io.jgears.redis.RedisBackend;
@@ -99,7 +103,7 @@ public final class GearsEngine implements AutoCloseable {
                         config.getLong(GearsConfig.PYTHON_INSTALL_TIMEOUT)));
         this.redis = redis;
         this.python = python;
-        this.pool = new ContextPool(python, () -> new HostApi(this), (int) config.getLong(GearsConfig.POOL_SIZE));
+        this.pool = new ContextPool(python, () -> new HostApi(libraryCalls), (int) config.getLong(GearsConfig.POOL_SIZE));
         this.sessions = new Sessions(pool, this::sessionFreed);
         this.registrations = new Registrations(this);
         this.store = noStateDatabase ? SessionStore.none() : new SessionStore(redis, (int) config.getLong(GearsConfig.STATE_DATABASE));
@@ -273,6 +277,128 @@ public final class GearsEngine implements AutoCloseable {
     ModuleCalls commands() {
         return commands;
     }
+
+    /**
+     * What the host functions of a context (io.jgears.engine.HostApi) call in the library: the one way in
+     * from the engine side, so GearsEngine's own members stay package-private. The registrations,
+     * executions and time events it hands out have public methods for the same caller.
+     */
+    public interface LibraryCalls {
+        GearsConfig config();
+
+        RedisBackend redis();
+
+        Registrations registrations();
+
+        Executions executions();
+
+        TimeEvents timeEvents();
+
+        ShardFanOut fanOut();
+
+        String shardId();
+
+        ModuleCalls commands();
+
+        void submit(Runnable task);
+
+        void persist(Session session);
+
+        void runQueued(Execution execution);
+
+        void resume(Session session, String executionId);
+
+        void timer(Session session, long millis, long timerId);
+
+        TimeEvent registerTimeEvent(Session session, long intervalMillis, String description, boolean oneshot);
+
+        TimeEvent registerKeyedTimeEvent(Session session, long periodMillis, String key);
+
+        boolean unregisterTimeEvent(TimeEvent te, boolean forgetInPython);
+    }
+
+    /** This engine as its contexts' host functions see it (see {@link LibraryCalls}). */
+    private final LibraryCalls libraryCalls = new LibraryCalls() {
+        @Override
+        public GearsConfig config() {
+            return config;
+        }
+
+        @Override
+        public RedisBackend redis() {
+            return redis;
+        }
+
+        @Override
+        public Registrations registrations() {
+            return registrations;
+        }
+
+        @Override
+        public Executions executions() {
+            return executions;
+        }
+
+        @Override
+        public TimeEvents timeEvents() {
+            return timeEvents;
+        }
+
+        @Override
+        public ShardFanOut fanOut() {
+            return fanOut;
+        }
+
+        @Override
+        public String shardId() {
+            return GearsEngine.this.shardId();
+        }
+
+        @Override
+        public ModuleCalls commands() {
+            return commands;
+        }
+
+        @Override
+        public void submit(Runnable task) {
+            GearsEngine.this.submit(task);
+        }
+
+        @Override
+        public void persist(Session session) {
+            GearsEngine.this.persist(session);
+        }
+
+        @Override
+        public void runQueued(Execution execution) {
+            GearsEngine.this.runQueued(execution);
+        }
+
+        @Override
+        public void resume(Session session, String executionId) {
+            GearsEngine.this.resume(session, executionId);
+        }
+
+        @Override
+        public void timer(Session session, long millis, long timerId) {
+            GearsEngine.this.timer(session, millis, timerId);
+        }
+
+        @Override
+        public TimeEvent registerTimeEvent(Session session, long intervalMillis, String description, boolean oneshot) {
+            return GearsEngine.this.registerTimeEvent(session, intervalMillis, description, oneshot);
+        }
+
+        @Override
+        public TimeEvent registerKeyedTimeEvent(Session session, long periodMillis, String key) {
+            return GearsEngine.this.registerKeyedTimeEvent(session, periodMillis, key);
+        }
+
+        @Override
+        public boolean unregisterTimeEvent(TimeEvent te, boolean forgetInPython) {
+            return GearsEngine.this.unregisterTimeEvent(te, forgetInPython);
+        }
+    };
 
     public int executionThreads() {
         return executionThreads.getMaximumPoolSize();

@@ -1,5 +1,6 @@
 package io.jgears.gears;
 
+import io.jgears.engine.InlineGate;
 import java.time.Instant;
 import java.util.ArrayDeque;
 import java.util.List;

@@ -1,5 +1,7 @@
 package io.jgears.gears;
 
+import io.jgears.engine.HostApi;
+import io.jgears.engine.Lanes;
 import io.jgears.readers.KeyEvents;
 import io.jgears.readers.StreamConsumer;
 import io.jgears.redis.CommandSpecs;
@@ -65,7 +67,8 @@ public final class Registrations implements KeyEvents.Listener {
      * A register() while its script loads: inactive until the script has loaded (see {@link #activate}).
      * {@code id}: its id on every shard of a cluster (see ClusterRunIds), or null for the next one here.
      */
-    Registration create(Session session, String reader, String description, String mode, Map<String, Object> args,
+    // Public: io.jgears.engine.HostApi creates a register() call's registration.
+    public Registration create(Session session, String reader, String description, String mode, Map<String, Object> args,
                         List<List<String>> plan, int index, String id) {
         Registration.Kind kind = switch (reader) {
             case "KeysReader" -> Registration.Kind.KEYS;
@@ -99,7 +102,8 @@ public final class Registrations implements KeyEvents.Listener {
         }
     }
 
-    void activate(Session session, Registration r) {
+    // Public: io.jgears.engine.HostApi activates a register() made outside a script load.
+    public void activate(Session session, Registration r) {
         synchronized (r) {
             if (r.isActive() || r.isUnregistered()) {
                 return;

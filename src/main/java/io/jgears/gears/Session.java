@@ -1,5 +1,6 @@
 package io.jgears.gears;
 
+import io.jgears.engine.HostApi;
 import io.jgears.python.SubInterpreter;
 
 import java.time.Instant;
@@ -89,7 +90,8 @@ public final class Session {
     }
 
     /** The next register() position of this session (names its stream consumer groups). */
-    synchronized int nextRegistrationIndex() {
+    // Public: io.jgears.engine.HostApi numbers the session's register() calls.
+    public synchronized int nextRegistrationIndex() {
         return registrationsMade++;
     }
 
@@ -194,7 +196,8 @@ public final class Session {
         user = u;
     }
 
-    ClusterRunIds clusterIds() {
+    // Public: io.jgears.engine.HostApi places a script's registerTE() on its shard of a cluster.
+    public ClusterRunIds clusterIds() {
         return clusterIds;
     }
 

@@ -1,5 +1,6 @@
 package io.jgears.gears;
 
+import io.jgears.engine.HostApi;
 import io.jgears.python.ContextPool;
 import io.jgears.python.SubInterpreter;
 

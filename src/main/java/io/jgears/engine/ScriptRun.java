@@ -1,10 +1,13 @@
-package io.jgears.gears;
+package io.jgears.engine;
+
+import io.jgears.gears.ClusterRunIds;
+import io.jgears.gears.Execution;
 
 import java.util.ArrayList;
 import java.util.List;
 
 /** One RG.PYEXECUTE invocation while its script loads: the executions its run() calls started. */
-final class ScriptRun {
+public final class ScriptRun {
     private final boolean unblocking;
     private final boolean restoring;
     private final List<Execution> started = new ArrayList<>();
@@ -19,7 +22,7 @@ final class ScriptRun {
         this(unblocking, restoring, "none", List.of(), null, null);
     }
 
-    ScriptRun(boolean unblocking, boolean restoring, String clusterRole, List<java.util.concurrent.CompletableFuture<Object>> shardReplies,
+    public ScriptRun(boolean unblocking, boolean restoring, String clusterRole, List<java.util.concurrent.CompletableFuture<Object>> shardReplies,
               String clusterRunId, ClusterRunIds clusterIds) {
         this.clusterRunId = clusterRunId;
         this.clusterIds = clusterIds;
@@ -71,7 +74,7 @@ final class ScriptRun {
         started.add(execution);
     }
 
-    List<Execution> started() {
+    public List<Execution> started() {
         return started;
     }
 }

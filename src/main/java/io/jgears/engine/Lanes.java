@@ -1,4 +1,4 @@
-package io.jgears.gears;
+package io.jgears.engine;
 
 import io.jgears.redis.RedisBackend;
 import io.jgears.redis.RedisCommandException;
@@ -30,7 +30,7 @@ import java.util.concurrent.atomic.AtomicInteger;
  * queued command in one write on the shared pipelined connection; Redis answers them in one go, and the
  * replies make their lanes runnable again. Each lane still sees its own reply before it goes on.
  */
-final class Lanes {
+public final class Lanes {
     private static final Logger log = LoggerFactory.getLogger(Lanes.class);
     /** Commands queued this long are sent even if the carrier has not (see {@link #run}). */
     private static final long WATCH_NANOS = 2_000_000;
@@ -98,7 +98,7 @@ final class Lanes {
      * Runs the actions at once, each on a lane, and returns their results in order once all have ended;
      * the first failure is rethrown then. The caller holds the context (no one else enters meanwhile).
      */
-    <T> List<T> run(List<java.util.function.Supplier<T>> actions, java.util.function.Function<Thread, Runnable> whileRunning) {
+    public <T> List<T> run(List<java.util.function.Supplier<T>> actions, java.util.function.Function<Thread, Runnable> whileRunning) {
         List<CompletableFuture<T>> futures = new ArrayList<>(actions.size());
         for (java.util.function.Supplier<T> action : actions) {
             futures.add(CompletableFuture.supplyAsync(() -> {

@@ -1,5 +1,13 @@
-package io.jgears.gears;
+package io.jgears.engine;
 
+import io.jgears.gears.ClusterRunIds;
+import io.jgears.gears.Execution;
+import io.jgears.gears.GearsConfig;
+import io.jgears.gears.GearsEngine;
+import io.jgears.gears.Registration;
+import io.jgears.gears.Session;
+import io.jgears.gears.ShardFanOut;
+import io.jgears.gears.TimeEvent;
 import io.jgears.redis.GenericOutput;
 import io.jgears.readers.KeyBatches;
 import io.jgears.redis.RedisBackend;
@@ -21,11 +29,14 @@ import java.util.Set;
  * The host functions one sub-interpreter's Python runtime may call: the whole surface Python can reach
  * in the sandbox. One instance per context; it is bound to its session when the pool hands it out, and
  * only ever called by the thread inside that context.
+ *
+ * <p>Its public methods without {@code @HostAccess.Export} are for the library (io.jgears.gears), which binds
+ * it to sessions, script loads and command hooks; Python reaches only the exported ones.
  */
 public final class HostApi {
     private static final Logger pythonLog = LoggerFactory.getLogger("jgears.python");
 
-    private final GearsEngine engine;
+    private final GearsEngine.LibraryCalls engine;
     private Session session;
     private ScriptRun run;
     /**
@@ -50,7 +61,7 @@ public final class HostApi {
      * One hooked command. A CommandReader hook may call_next() (the next hook of its chain, else the command
      * itself); a KeysReader commands=[...] hook may override_reply() once, for every execution it fired.
      */
-    static final class HookCall {
+    public static final class HookCall {
         /** The command call_next() runs (as the hook registered it), or null: no call_next here. */
         private final String command;
         /** The next hook of the chain for these arguments, run: [ok, value]; null when none (Redis runs it). */
@@ -65,19 +76,19 @@ public final class HostApi {
             this.overridable = overridable;
         }
 
-        static HookCall chained(String command, java.util.function.Function<List<byte[]>, Object[]> next) {
+        public static HookCall chained(String command, java.util.function.Function<List<byte[]>, Object[]> next) {
             return new HookCall(command, next, false);
         }
 
-        static HookCall overriding() {
+        public static HookCall overriding() {
             return new HookCall(null, null, true);
         }
 
-        synchronized boolean overridden() {
+        public synchronized boolean overridden() {
             return overridden;
         }
 
-        synchronized Object override() {
+        public synchronized Object override() {
             return override;
         }
 
@@ -93,28 +104,28 @@ public final class HostApi {
     }
 
     /** Starts a hook's call into Python; returns the hook it replaces (a nested call), for {@link #endHook}. */
-    HookCall beginHook(HookCall call) {
+    public HookCall beginHook(HookCall call) {
         HookCall outer = this.hook;
         this.hook = call;
         return outer;
     }
 
-    void endHook(HookCall outer) {
+    public void endHook(HookCall outer) {
         this.hook = outer;
     }
 
     /** A sync trigger run where blocking is not allowed (MULTI): its steps may not wait. */
     private boolean noAsync;
 
-    void noAsync(boolean noAsync) {
+    public void noAsync(boolean noAsync) {
         this.noAsync = noAsync;
     }
 
-    boolean noAsync() {
+    public boolean noAsync() {
         return noAsync;
     }
 
-    HostApi(GearsEngine engine) {
+    public HostApi(GearsEngine.LibraryCalls engine) {
         this.engine = engine;
     }
 
@@ -122,7 +133,7 @@ public final class HostApi {
     private volatile Lanes lanes;
     private static final java.util.concurrent.atomic.AtomicInteger LANE_GROUPS = new java.util.concurrent.atomic.AtomicInteger();
 
-    Lanes lanes() {
+    public Lanes lanes() {
         Lanes l = lanes;
         if (l == null && Lanes.available()) {
             synchronized (this) {
@@ -135,16 +146,16 @@ public final class HostApi {
         return l;
     }
 
-    void bind(Session session) {
+    public void bind(Session session) {
         this.session = session;
     }
 
     /** While a script loads, run() calls are tied to its RG.PYEXECUTE invocation. */
-    void beginRun(ScriptRun run) {
+    public void beginRun(ScriptRun run) {
         this.run = run;
     }
 
-    void endRun() {
+    public void endRun() {
         if (run != null) {
             run.started().forEach(e -> e.inPython(false));  // one parked on a future resumes in a call of its own
         }
@@ -613,7 +624,7 @@ public final class HostApi {
     }
 
     /** Ends this thread's atomic() block, if any, without committing it. */
-    void closeAtomic() {
+    public void closeAtomic() {
         AtomicBlock open = atomics.isEmpty() ? null : atomics.remove(Thread.currentThread());
         if (open != null) {
             open.connection.closeAsync();

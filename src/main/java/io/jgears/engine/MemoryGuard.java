@@ -1,5 +1,7 @@
-package io.jgears.gears;
+package io.jgears.engine;
 
+import io.jgears.gears.GearsConfig;
+import io.jgears.gears.Session;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -16,19 +18,19 @@ import java.util.concurrent.ConcurrentHashMap;
  * allocated the most since it started is interrupted (its allocation read from the JVM's per-thread
  * allocation counter). The session's own objects go when the session is freed.
  */
-final class MemoryGuard {
+public final class MemoryGuard {
     private static final Logger log = LoggerFactory.getLogger(MemoryGuard.class);
     private static final com.sun.management.ThreadMXBean THREADS =
             (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
     private static final MemoryMXBean MEMORY = ManagementFactory.getMemoryMXBean();
 
     /** One call into Python in progress. */
-    static final class Call {
+    public static final class Call {
         final Session session;
         final Thread thread;
         final long allocatedAtStart;
-        volatile boolean killed;
-        volatile long allocated;
+        public volatile boolean killed;
+        public volatile long allocated;
 
         Call(Session session, Thread thread) {
             this.session = session;
@@ -44,30 +46,30 @@ final class MemoryGuard {
     private long quietUntil;
     private volatile long interruptions;
 
-    MemoryGuard(GearsConfig config) {
+    public MemoryGuard(GearsConfig config) {
         this.config = config;
     }
 
-    Call begin(Session session) {
+    public Call begin(Session session) {
         return begin(session, Thread.currentThread());
     }
 
-    Call begin(Session session, Thread thread) {
+    public Call begin(Session session, Thread thread) {
         Call call = new Call(session, thread);
         active.put(call.thread, call);
         return call;
     }
 
-    void end(Call call) {
+    public void end(Call call) {
         active.remove(call.thread, call);
     }
 
-    long interruptions() {
+    public long interruptions() {
         return interruptions;
     }
 
     /** Runs every 100 ms on the timer thread. */
-    void check() {
+    public void check() {
         long percent = config.getLong(GearsConfig.MEMORY_WATERMARK);
         if (percent <= 0 || active.isEmpty() || System.currentTimeMillis() < quietUntil) {
             return;

@@ -1,4 +1,4 @@
-package io.jgears.gears;
+package io.jgears.engine;
 
 /**
  * Whether a short Python call may run on the thread that received its command (the client's event loop)
@@ -15,7 +15,7 @@ package io.jgears.gears;
  * site that is sometimes slow blocks an event loop ever more rarely. Counters are updated without locks: a
  * lost update only shifts when the gate opens.
  */
-final class InlineGate {
+public final class InlineGate {
     static final int FIRST_STREAK = 16;
     private static final int MAX_STREAK = 4096;
     private static final int OVERRUN_MEMORY = 64;
@@ -26,7 +26,7 @@ final class InlineGate {
     /** Calls since the last overrun; past OVERRUN_MEMORY an overrun counts as a lone one again. */
     private volatile int sinceOverrun = OVERRUN_MEMORY;
 
-    boolean open() {
+    public boolean open() {
         return fast >= needed;
     }
 
@@ -34,7 +34,7 @@ final class InlineGate {
      * Records one call of this site that took {@code nanos}; {@code inline}: it ran on the caller's thread.
      * Returns true when this call closed an open gate.
      */
-    boolean ran(long nanos, long limitNanos, boolean inline) {
+    public boolean ran(long nanos, long limitNanos, boolean inline) {
         if (nanos <= limitNanos) {
             if (fast < needed) {
                 fast++;
