@@ -22,10 +22,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class KeyEventLanesTest extends GearsTestBase {
 
-    // Carrier lanes are opt-in: on for the contexts this class's registrations get (read per context).
+    // Carrier lanes are the default; 64 lanes so that a test's bursts fill them.
     @org.junit.jupiter.api.BeforeAll
     static void carrierLanes() {
-        System.setProperty("jgears.carrierLanes", "true");
         setConcurrency("64");
     }
 
@@ -36,9 +35,9 @@ class KeyEventLanesTest extends GearsTestBase {
     }
 
     @org.junit.jupiter.api.AfterAll
-    static void platformLanes() {
+    static void defaultLanes() {
         System.clearProperty("jgears.carrierLanes");
-        setConcurrency("4");
+        setConcurrency("128");
     }
 
     private static RedisCommands<String, String> direct() {
@@ -115,6 +114,51 @@ class KeyEventLanesTest extends GearsTestBase {
 
     @Test
     void eachKeysEventsRunInOrderAndSeeTheirOwnRepliesWhileManyRunAtOnce() throws Exception {
+        eachKeyInOrder("lanes-order");
+    }
+
+    @Test
+    void platformLanesWhenCarrierLanesAreTurnedOffKeepEachKeysOrder() throws Exception {
+        // -Djgears.carrierLanes=false (or a JVM that refuses the carrier) runs the lanes on platform threads,
+        // read when a context first runs lanes: this registration's context is a new one.
+        System.setProperty("jgears.carrierLanes", "false");
+        try {
+            setConcurrency("4");
+            eachKeyInOrder("lanes-platform");
+        } finally {
+            System.clearProperty("jgears.carrierLanes");
+            setConcurrency("64");
+        }
+    }
+
+    @Test
+    void deepRecursionInALaneReachesWhatAnExecutionThreadReaches() throws Exception {
+        // A lane runs on its carrier's stack: it must be as deep as an execution thread's, or Python code
+        // that recurses a few hundred frames fails in a lane (StackOverflow) and works everywhere else.
+        direct().del("rc:n");
+        py("import sys\n"
+                + "def depth(n):\n"
+                + "    return 0 if n == 0 else 1 + depth(n - 1)\n"
+                + "def deep(r):\n"
+                + "    execute('INCRBY', 'rc:n', depth(sys.getrecursionlimit() - 50))\n"
+                + "GB().foreach(deep).register(prefix='rc:k:*', eventTypes=['set'])", "ID", "lanes-recursion");
+        int events = 2000;
+        List<String[]> commands = new ArrayList<>(events);
+        for (int i = 0; i < events; i++) {
+            commands.add(new String[]{"SET", "rc:k:" + i, "v"});
+        }
+        burst(commands);
+        await(events + " events", () -> stat(registrationData("lanes-recursion"), "numSuccess")
+                + stat(registrationData("lanes-recursion"), "numFailures") >= events);
+        Map<String, Object> data = registrationData("lanes-recursion");
+        String lastError = String.valueOf(data.get("lastError"));
+        assertEquals(0, stat(data, "numFailures"), "failures, the last: ..." + lastError.substring(Math.max(0, lastError.length() - 200)));
+        long limit = Long.parseLong(String.valueOf(results("import sys\nGB('ShardsIDReader').map(lambda x: sys.getrecursionlimit()).run()").getFirst()));
+        assertEquals(events * (limit - 50), Long.parseLong(direct().get("rc:n")));
+        unregister("lanes-recursion");
+    }
+
+    private void eachKeyInOrder(String session) throws Exception {
         // 300 keys, 40 writes each (set, append, set, ...), interleaved: each event INCRs its key's counter
         // and logs its event with the counter execute() answered. In order per key: entry i is "set:i+1"
         // for even i, "append:i+1" for odd (the value is read when the batch runs, so it cannot tell).
@@ -127,7 +171,7 @@ class KeyEventLanesTest extends GearsTestBase {
                 + "    k = r['key'].split(':')[2]\n"
                 + "    n = execute('INCR', 'lo:n:' + k)\n"
                 + "    execute('RPUSH', 'lo:log:' + k, '%s:%d' % (r['event'], n))\n"
-                + "GB().foreach(log).register(prefix='lo:k:*', eventTypes=['set', 'append'])", "ID", "lanes-order");
+                + "GB().foreach(log).register(prefix='lo:k:*', eventTypes=['set', 'append'])", "ID", session);
         List<String[]> commands = new ArrayList<>();
         for (int i = 0; i < writes; i++) {
             for (int k = 0; k < keys; k++) {
@@ -135,8 +179,8 @@ class KeyEventLanesTest extends GearsTestBase {
             }
         }
         burst(commands);
-        await(keys * writes + " events", () -> stat(registrationData("lanes-order"), "numSuccess")
-                + stat(registrationData("lanes-order"), "numFailures") >= keys * writes);
+        await(keys * writes + " events", () -> stat(registrationData(session), "numSuccess")
+                + stat(registrationData(session), "numFailures") >= keys * writes);
         for (int k = 0; k < keys; k++) {
             List<String> log = direct().lrange("lo:log:" + k, 0, -1);
             assertEquals(writes, log.size(), "key " + k);
@@ -144,8 +188,8 @@ class KeyEventLanesTest extends GearsTestBase {
                 assertEquals((i % 2 == 0 ? "set:" : "append:") + (i + 1), log.get(i), "key " + k + " in order, its own INCR's reply: " + log);
             }
         }
-        assertEquals(0, stat(registrationData("lanes-order"), "numFailures"));
-        unregister("lanes-order");
+        assertEquals(0, stat(registrationData(session), "numFailures"));
+        unregister(session);
     }
 
     @Test

@@ -139,7 +139,7 @@ public final class HostApi {
             synchronized (this) {
                 l = lanes;
                 if (l == null) {
-                    l = lanes = Lanes.create(String.valueOf(LANE_GROUPS.incrementAndGet()), engine.redis(), GearsConfig.MAX_KEY_EVENT_CONCURRENCY);
+                    l = lanes = Lanes.create(String.valueOf(LANE_GROUPS.incrementAndGet()), engine.redis(), GearsConfig.PYTHON_THREAD_STACK);
                 }
             }
         }

@@ -41,34 +41,44 @@ public final class Lanes {
     private static final java.lang.reflect.Constructor<?> VIRTUAL_BUILDER = virtualBuilder();
 
     private final String name;
+    private final long stackSize;
     private final Carrier carrier = new Carrier();
     private final ThreadPoolExecutor workers;
     private final Pipe pipe;
     private final ThreadLocal<Boolean> isLane = new ThreadLocal<>();
 
-    private Lanes(String name, RedisBackend redis, int maxLanes) throws ReflectiveOperationException {
+    private Lanes(String name, RedisBackend redis, long stackSize) throws ReflectiveOperationException {
         this.name = name;
+        this.stackSize = stackSize;
         this.pipe = new Pipe(redis);
         Thread.Builder.OfVirtual onCarrier = (Thread.Builder.OfVirtual) VIRTUAL_BUILDER.newInstance(carrier);
         ThreadFactory factory = onCarrier.name("jgears-lane-" + name + "-", 1).factory();
         // A lane of the last batch is reused (a thread's first entry into a context is costly), a new one made
-        // only when all are busy: as many threads as lanes run at once.
-        this.workers = new ThreadPoolExecutor(0, maxLanes, IDLE_SECONDS, TimeUnit.SECONDS, new java.util.concurrent.SynchronousQueue<>(), factory);
+        // only when all are busy. No upper bound here: a lane of the last batch may not be back in the pool
+        // yet when the next batch starts (its result is delivered before its thread returns), and a bound of
+        // 256 refused whole batches at KeyEventConcurrency 256; KeyEventConcurrency bounds the lanes of a batch.
+        this.workers = new ThreadPoolExecutor(0, Integer.MAX_VALUE, IDLE_SECONDS, TimeUnit.SECONDS, new java.util.concurrent.SynchronousQueue<>(), factory);
     }
 
-    /** Whether lanes can run on a carrier of their own here (the JVM lets jgears build such virtual threads). */
+    /**
+     * Whether lanes can run on a carrier of their own here: the JVM lets jgears build such virtual threads,
+     * and {@code -Djgears.carrierLanes=false} (read for each new context) does not ask for platform lanes.
+     */
     static boolean available() {
-        // Opt-in while being measured (-Djgears.carrierLanes=true), read for each new context.
-        return VIRTUAL_BUILDER != null && Boolean.getBoolean("jgears.carrierLanes");
+        return VIRTUAL_BUILDER != null && !"false".equals(System.getProperty("jgears.carrierLanes"));
     }
 
-    /** New lanes for one context, or null when this JVM does not allow them (see {@link #available}). */
-    static Lanes create(String name, RedisBackend redis, int maxLanes) {
+    /**
+     * New lanes for one context, or null when this JVM does not allow them (see {@link #available}).
+     * {@code stackSize}: the carrier's, which is every lane's (a mounted virtual thread runs on its carrier's
+     * stack), as deep as an execution thread's so that Python recursion reaches the same depth in a lane.
+     */
+    static Lanes create(String name, RedisBackend redis, long stackSize) {
         if (!available()) {
             return null;
         }
         try {
-            return new Lanes(name, redis, maxLanes);
+            return new Lanes(name, redis, stackSize);
         } catch (ReflectiveOperationException | RuntimeException e) {
             log.warn("lanes on a carrier thread are not available: {}", e.toString());
             return null;
@@ -166,7 +176,7 @@ public final class Lanes {
         public void execute(Runnable task) {
             queue.add(task);
             if (state.get() == 0 && state.compareAndSet(0, 1)) {
-                thread = Thread.ofPlatform().name("jgears-carrier-" + name).daemon().start(this::loop);
+                thread = Thread.ofPlatform().name("jgears-carrier-" + name).daemon().stackSize(stackSize).start(this::loop);
             }
         }
 

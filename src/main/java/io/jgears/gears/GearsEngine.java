@@ -36,8 +36,6 @@ import java.util.function.Supplier;
  */
 public final class GearsEngine implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(GearsEngine.class);
-    /** Python frames are deep on the JVM stack while code is still interpreted; leave RecursionError room. */
-    private static final long PYTHON_THREAD_STACK = 16L << 20;
 
     private final GearsConfig config;
     private final RedisBackend redis;
@@ -113,10 +111,10 @@ public final class GearsEngine implements AutoCloseable {
         this.executionThreads = new ThreadPoolExecutor(threads, threads, 0, TimeUnit.MILLISECONDS,
                 new LinkedBlockingQueue<>(),
                 r -> Thread.ofPlatform().name("jgears-exec-" + n.incrementAndGet()).daemon()
-                        .stackSize(PYTHON_THREAD_STACK).unstarted(r));
+                        .stackSize(GearsConfig.PYTHON_THREAD_STACK).unstarted(r));
         AtomicInteger lanes = new AtomicInteger();
         this.laneThreads = Executors.newCachedThreadPool(r -> Thread.ofPlatform().name("jgears-lane-" + lanes.incrementAndGet())
-                .daemon().stackSize(PYTHON_THREAD_STACK).unstarted(r));
+                .daemon().stackSize(GearsConfig.PYTHON_THREAD_STACK).unstarted(r));
         this.timer = Executors.newSingleThreadScheduledExecutor(
                 r -> Thread.ofPlatform().name("jgears-timer").daemon().unstarted(r));
         this.memoryGuard = new MemoryGuard(config);
