@@ -22,9 +22,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class KeyEventLanesTest extends GearsTestBase {
 
-    // Carrier lanes are the default; 64 lanes so that a test's bursts fill them.
+    // Carrier lanes are opt-in: on for the contexts this class's registrations get (read per context), with
+    // 64 lanes so that a test's bursts fill them. Tests of the default platform lanes turn them off.
     @org.junit.jupiter.api.BeforeAll
     static void carrierLanes() {
+        System.setProperty("jgears.carrierLanes", "true");
         setConcurrency("64");
     }
 
@@ -37,7 +39,7 @@ class KeyEventLanesTest extends GearsTestBase {
     @org.junit.jupiter.api.AfterAll
     static void defaultLanes() {
         System.clearProperty("jgears.carrierLanes");
-        setConcurrency("128");
+        setConcurrency("4");
     }
 
     private static RedisCommands<String, String> direct() {
@@ -118,15 +120,23 @@ class KeyEventLanesTest extends GearsTestBase {
     }
 
     @Test
-    void platformLanesWhenCarrierLanesAreTurnedOffKeepEachKeysOrder() throws Exception {
-        // -Djgears.carrierLanes=false (or a JVM that refuses the carrier) runs the lanes on platform threads,
-        // read when a context first runs lanes: this registration's context is a new one.
-        System.setProperty("jgears.carrierLanes", "false");
+    void platformLanesTheDefaultKeepEachKeysOrder() throws Exception {
+        // Without -Djgears.carrierLanes=true the lanes are platform threads, chosen when a context first runs
+        // lanes: this registration's context is a new one.
+        onPlatformLanes(() -> eachKeyInOrder("lanes-platform"));
+    }
+
+    private interface Body {
+        void run() throws Exception;
+    }
+
+    private static void onPlatformLanes(Body body) throws Exception {
+        System.clearProperty("jgears.carrierLanes");
         try {
             setConcurrency("4");
-            eachKeyInOrder("lanes-platform");
+            body.run();
         } finally {
-            System.clearProperty("jgears.carrierLanes");
+            System.setProperty("jgears.carrierLanes", "true");
             setConcurrency("64");
         }
     }
@@ -190,6 +200,49 @@ class KeyEventLanesTest extends GearsTestBase {
         }
         assertEquals(0, stat(registrationData(session), "numFailures"));
         unregister(session);
+    }
+
+    @Test
+    void registrationTimeoutInterruptsRunawayPlatformLanesAndTheRegistrationGoesOn() throws Exception {
+        // Lanes that loop forever are interrupted at RegistrationTimeout like a single execution, the server
+        // answers meanwhile, and the same registration runs later events normally. Platform lanes only:
+        // Truffle's interrupt does not reach carrier lanes (why they are opt-in, see Lanes).
+        onPlatformLanes(this::runawayLanesAreInterrupted);
+    }
+
+    private void runawayLanesAreInterrupted() throws Exception {
+        direct().del("rt:n");
+        try {
+            call("RG.CONFIGSET", "RegistrationTimeout", "500");
+            py("def f(r):\n"
+                    + "    if r['value'] == 'loop':\n"
+                    + "        while True:\n"
+                    + "            pass\n"
+                    + "    execute('INCR', 'rt:n')\n"
+                    + "GB().foreach(f).register(prefix='rt:k:*', eventTypes=['set'])", "ID", "lanes-timeout");
+            List<String[]> commands = new ArrayList<>();
+            for (int i = 0; i < 200; i++) {
+                commands.add(new String[]{"SET", "rt:k:" + i, "loop"});
+            }
+            burst(commands);
+            await("the runaway events ended", () -> {
+                Map<String, Object> d = registrationData("lanes-timeout");
+                return stat(d, "numSuccess") + stat(d, "numFailures") + stat(d, "numAborted") >= 200;
+            });
+            assertEquals("PONG", call("PING"));
+            assertEquals(0, stat(registrationData("lanes-timeout"), "numSuccess"));
+            commands.clear();
+            for (int i = 0; i < 500; i++) {
+                commands.add(new String[]{"SET", "rt:k:" + i, "ok"});
+            }
+            burst(commands);
+            await("500 plain events", () -> direct().get("rt:n") != null && Long.parseLong(direct().get("rt:n")) >= 500);
+            Thread.sleep(200);
+            assertEquals("500", direct().get("rt:n"));
+        } finally {
+            call("RG.CONFIGSET", "RegistrationTimeout", "0");
+        }
+        unregister("lanes-timeout");
     }
 
     @Test

@@ -34,8 +34,6 @@ public final class Registrations implements KeyEvents.Listener {
      * events (at 256 the lanes waited on Redis between short runs: 2048 measured 1.5x faster).
      */
     private static final int KEY_EVENT_BATCH = 2048;
-    /** Platform-thread lanes at once: more contend for the GIL (2-4 measured best on 2 cores). */
-    private static final long PLATFORM_LANES = 4;
 
     private final GearsEngine engine;
     private final LinkedHashMap<String, Registration> byId = new LinkedHashMap<>();
@@ -763,7 +761,7 @@ public final class Registrations implements KeyEvents.Listener {
         // With async steps one thread keeps the whole batch in flight (execute_async): extra lanes would only
         // contend for the GIL, measured at a third of the single lane's rate.
         int concurrency = !"sync".equals(r.mode()) && !r.boolArg("asyncSteps")
-                ? (int) Math.min(laneLimit(r), batch.size()) : 1;
+                ? (int) Math.min(engine.config().getLong(GearsConfig.KEY_EVENT_CONCURRENCY), batch.size()) : 1;
         @SuppressWarnings("unchecked")
         List<Execution>[] lanes = new List[Math.max(1, concurrency)];
         @SuppressWarnings("unchecked")
@@ -820,15 +818,6 @@ public final class Registrations implements KeyEvents.Listener {
         } else if (used.size() > 1) {
             runInPythonLanes(r, used, usedPayloads, this::triggerKeys);
         }
-    }
-
-    /**
-     * KeyEventConcurrency, or at most {@link #PLATFORM_LANES} where lanes run on platform threads (carrier
-     * lanes turned off or refused by the JVM): each of those is an OS thread contending for the GIL.
-     */
-    private long laneLimit(Registration r) {
-        long configured = engine.config().getLong(GearsConfig.KEY_EVENT_CONCURRENCY);
-        return ((HostApi) r.session().interpreter().host()).lanes() != null ? configured : Math.min(configured, PLATFORM_LANES);
     }
 
     private static int executions(List<Execution>[] lanes) {
