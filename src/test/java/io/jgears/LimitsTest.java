@@ -73,6 +73,47 @@ class LimitsTest extends GearsTestBase {
     }
 
     @Test
+    void registrationTimeoutLimitsEachExecutionNotTheBatchItRunsIn() throws Exception {
+        // 12 events of one key (one lane, in order) that take 300 ms each run in one call into Python, 3.6 s
+        // together: each is well under RegistrationTimeout (2 s), so none is aborted.
+        var direct = TestServer.redisDirect();
+        direct.del("lim:each:n");
+        call("RG.CONFIGSET", "RegistrationTimeout", "2000");
+        try {
+            py("import time\n"
+                    + "def slow(r):\n"
+                    + "    time.sleep(0.3)\n"
+                    + "    execute('INCR', 'lim:each:n')\n"
+                    + "GB().foreach(slow).register(prefix='lim:each:k')", "ID", "lim-each");
+            // In one Lua script: the notifications arrive together, so most events share a batch.
+            direct.eval("for i = 1, 12 do redis.call('SET', 'lim:each:k', i) end", io.lettuce.core.ScriptOutputType.STATUS, new String[0]);
+            long deadline = System.currentTimeMillis() + 120_000;
+            String reg;
+            do {
+                Thread.sleep(50);
+                reg = registrationOf("lim:each:k");
+            } while (!reg.contains("numSuccess, 12,") && !reg.contains("numAborted, 1") && System.currentTimeMillis() < deadline);
+            assertTrue(reg.contains("numSuccess, 12,") && reg.contains("numAborted, 0,"), reg);
+            assertEquals("12", direct.get("lim:each:n"));
+        } finally {
+            call("RG.CONFIGSET", "RegistrationTimeout", "0");
+            String reg = registrationOf("lim:each:k");
+            if (!reg.isEmpty()) {
+                call("RG.UNREGISTER", reg.substring(reg.indexOf(", ") + 2, reg.indexOf(",", reg.indexOf(", ") + 2)));
+            }
+        }
+    }
+
+    private String registrationOf(String prefix) {
+        for (Object r : (List<?>) call("RG.DUMPREGISTRATIONS")) {
+            if (r.toString().contains(prefix)) {
+                return r.toString();
+            }
+        }
+        return "";
+    }
+
+    @Test
     void maxScriptSizeIsConfigurable() {
         call("RG.CONFIGSET", "MaxScriptSize", "100");
         try {

@@ -566,7 +566,11 @@ public final class HostApi {
     @HostAccess.Export
     public boolean registrationActive(String id) {
         Registration r = engine.registrations().find(id);
-        return r != null && !r.isUnregistered();
+        if (r == null || r.isUnregistered()) {
+            return false;
+        }
+        engine.executionStarts(session);  // asked before each event's execution: its time limit starts
+        return true;
     }
 
     private static List<List<String>> planOf(Value plan) {

@@ -126,7 +126,6 @@ public final class GearsEngine implements AutoCloseable {
             }
         }, 100, 100, TimeUnit.MILLISECONDS);
         timer.scheduleWithFixedDelay(this::interruptOverdueCalls, WATCHDOG_MILLIS, WATCHDOG_MILLIS, TimeUnit.MILLISECONDS);
-        // Off the timer thread (it runs the watchdog): a Redis round trip and a file write.
         // Off the timer thread (it runs the watchdog): a Redis round trip and a file write. A check still
         // waiting on an unreachable Redis is not joined by another one.
         timer.scheduleWithFixedDelay(this::logLongRuns, 1, 1, TimeUnit.SECONDS);
@@ -180,12 +179,35 @@ public final class GearsEngine implements AutoCloseable {
     /** A Python call running under a time limit. */
     private static final class TimedCall {
         final Session session;
-        final long deadlineNanos;
+        final String timeoutKey;
+        final long timeoutNanos;
+        volatile long deadlineNanos;
         volatile boolean timedOut;
 
-        TimedCall(Session session, long deadlineNanos) {
+        TimedCall(Session session, String timeoutKey, long timeoutNanos) {
             this.session = session;
-            this.deadlineNanos = deadlineNanos;
+            this.timeoutKey = timeoutKey;
+            this.timeoutNanos = timeoutNanos;
+            this.deadlineNanos = System.nanoTime() + timeoutNanos;
+        }
+    }
+
+    /**
+     * A registration execution of this session starts (the runtime asks before each event of a batch):
+     * RegistrationTimeout limits each execution, not the batch a call into Python runs. Without this, a
+     * batch of events that were each quick, on a busy machine, passed the limit together and was aborted
+     * whole. In a batch run in lanes, a runaway event is interrupted once the other lanes stop starting
+     * executions (the interrupt then ends the executions in flight in the other lanes too).
+     */
+    void executionStarts(Session session) {
+        if (timedCalls.isEmpty()) {
+            return;
+        }
+        long now = System.nanoTime();
+        for (TimedCall call : timedCalls) {
+            if (call.session == session && !call.timedOut && call.timeoutKey.equals(GearsConfig.REGISTRATION_TIMEOUT)) {
+                call.deadlineNanos = now + call.timeoutNanos;
+            }
         }
     }
 
@@ -313,10 +335,18 @@ public final class GearsEngine implements AutoCloseable {
         TimeEvent registerKeyedTimeEvent(Session session, long periodMillis, String key);
 
         boolean unregisterTimeEvent(TimeEvent te, boolean forgetInPython);
+
+        /** A registration execution of the session starts: its RegistrationTimeout starts now. */
+        void executionStarts(Session session);
     }
 
     /** This engine as its contexts' host functions see it (see {@link LibraryCalls}). */
     private final LibraryCalls libraryCalls = new LibraryCalls() {
+        @Override
+        public void executionStarts(Session session) {
+            GearsEngine.this.executionStarts(session);
+        }
+
         @Override
         public GearsConfig config() {
             return config;
@@ -1172,7 +1202,7 @@ public final class GearsEngine implements AutoCloseable {
      */
     <T> T callPython(Session session, String timeoutKey, Supplier<T> call) {
         long timeout = config.getLong(timeoutKey);
-        TimedCall timed = timeout <= 0 ? null : new TimedCall(session, System.nanoTime() + timeout * 1_000_000);
+        TimedCall timed = timeout <= 0 ? null : new TimedCall(session, timeoutKey, timeout * 1_000_000);
         if (timed != null) {
             timedCalls.add(timed);
         }
