@@ -183,6 +183,10 @@ public final class GearsEngine implements AutoCloseable {
         final long timeoutNanos;
         volatile long deadlineNanos;
         volatile boolean timedOut;
+        /** An interrupt of this call is under way (see interruptOverdue). */
+        volatile boolean interrupting;
+        /** When to interrupt again, after an interrupt that gave up (0: not planned). */
+        volatile long retryAtNanos;
 
         TimedCall(Session session, String timeoutKey, long timeoutNanos) {
             this.session = session;
@@ -221,14 +225,29 @@ public final class GearsEngine implements AutoCloseable {
     private void interruptOverdueCalls() {
         long now = System.nanoTime();
         for (TimedCall call : timedCalls) {
-            if (!call.timedOut && now - call.deadlineNanos >= 0) {
+            boolean due = !call.timedOut ? now - call.deadlineNanos >= 0 : call.retryAtNanos != 0 && now - call.retryAtNanos >= 0;
+            if (due && !call.interrupting) {
                 call.timedOut = true;
-                try {
-                    call.session.interpreter().interrupt(Duration.ofSeconds(5));
-                } catch (RuntimeException e) {
-                    log.warn("could not interrupt an overdue call in session {}: {}", call.session.id(), e.getMessage());
-                }
+                call.interrupting = true;
+                call.retryAtNanos = 0;
+                // Off the watchdog's thread: the interrupt waits for the call's threads to stop.
+                Thread.ofVirtual().name("jgears-interrupt").start(() -> interruptOverdue(call));
             }
+        }
+    }
+
+    private void interruptOverdue(TimedCall call) {
+        try {
+            if (!call.session.interpreter().interrupt(Duration.ofSeconds(5)) && timedCalls.contains(call)) {
+                // The interrupt gave up before the call's threads stopped (seen once, lanes of a batch on a 2-core
+                // machine at load 9: they then ran for good): try again.
+                log.warn("session {}: an overdue call did not stop within 5 s of its interrupt; interrupting it again", call.session.id());
+                call.retryAtNanos = System.nanoTime() + 1_000_000_000L;
+            }
+        } catch (RuntimeException e) {
+            log.warn("could not interrupt an overdue call in session {}: {}", call.session.id(), e.getMessage());
+        } finally {
+            call.interrupting = false;
         }
     }
 
