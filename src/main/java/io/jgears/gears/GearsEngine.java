@@ -183,10 +183,6 @@ public final class GearsEngine implements AutoCloseable {
         final long timeoutNanos;
         volatile long deadlineNanos;
         volatile boolean timedOut;
-        /** An interrupt of this call is under way (see interruptOverdue). */
-        volatile boolean interrupting;
-        /** When to interrupt again, after an interrupt that gave up (0: not planned). */
-        volatile long retryAtNanos;
 
         TimedCall(Session session, String timeoutKey, long timeoutNanos) {
             this.session = session;
@@ -225,29 +221,14 @@ public final class GearsEngine implements AutoCloseable {
     private void interruptOverdueCalls() {
         long now = System.nanoTime();
         for (TimedCall call : timedCalls) {
-            boolean due = !call.timedOut ? now - call.deadlineNanos >= 0 : call.retryAtNanos != 0 && now - call.retryAtNanos >= 0;
-            if (due && !call.interrupting) {
+            if (!call.timedOut && now - call.deadlineNanos >= 0) {
                 call.timedOut = true;
-                call.interrupting = true;
-                call.retryAtNanos = 0;
-                // Off the watchdog's thread: the interrupt waits for the call's threads to stop.
-                Thread.ofVirtual().name("jgears-interrupt").start(() -> interruptOverdue(call));
+                try {
+                    call.session.interpreter().interrupt(Duration.ofSeconds(5));
+                } catch (RuntimeException e) {
+                    log.warn("could not interrupt an overdue call in session {}: {}", call.session.id(), e.getMessage());
+                }
             }
-        }
-    }
-
-    private void interruptOverdue(TimedCall call) {
-        try {
-            if (!call.session.interpreter().interrupt(Duration.ofSeconds(5)) && timedCalls.contains(call)) {
-                // The interrupt gave up before the call's threads stopped (seen once, lanes of a batch on a 2-core
-                // machine at load 9: they then ran for good): try again.
-                log.warn("session {}: an overdue call did not stop within 5 s of its interrupt; interrupting it again", call.session.id());
-                call.retryAtNanos = System.nanoTime() + 1_000_000_000L;
-            }
-        } catch (RuntimeException e) {
-            log.warn("could not interrupt an overdue call in session {}: {}", call.session.id(), e.getMessage());
-        } finally {
-            call.interrupting = false;
         }
     }
 
