@@ -64,7 +64,7 @@ public final class Lanes {
      * Whether lanes run on a carrier of their own here: asked for with {@code -Djgears.carrierLanes=true}
      * (read for each new context), and the JVM lets jgears build such virtual threads.
      *
-     * <p>Opt-in, not the default, although 2-2.5x faster: Truffle's interrupt does not reach code running
+     * <p>Opt-in, not the default, although about 2x faster: Truffle's interrupt does not reach code running
      * on these virtual threads (GraalVM calls its virtual-thread support experimental on HotSpot). A lane
      * looping in Python ignores RegistrationTimeout, RG.ABORTEXECUTION and the MemoryWatermark guard:
      * measured, a lane appending to a list in a loop filled a 1 GB heap and left jgears unresponsive,
