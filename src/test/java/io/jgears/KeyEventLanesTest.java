@@ -23,6 +23,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 @org.junit.jupiter.api.Tag("long")  // ./jgears test-long: carrier lanes are opt-in, and once they have run in the
 // test JVM's shared engine, interrupts of platform lanes in other contexts were seen not to complete (see
 // registrationTimeoutInterruptsRunawayPlatformLanes...): the default suite tests the default configuration.
+@org.junit.jupiter.api.TestMethodOrder(org.junit.jupiter.api.MethodOrderer.OrderAnnotation.class)
 class KeyEventLanesTest extends GearsTestBase {
 
     // Carrier lanes are opt-in: on for the contexts this class's registrations get (read per context), with
@@ -207,7 +208,8 @@ class KeyEventLanesTest extends GearsTestBase {
 
     // After this class's carrier lanes have run in the shared engine, this interrupt of platform lanes in
     // another context did not complete in four of five runs (alone, or in a JVM where no carrier lane ran,
-    // it passed every time): carrier lanes stay opt-in. Run it alone: ./jgears test-long -Dtest='KeyEventLanesTest#registrationTimeout*'
+    // it passed every time): carrier lanes stay opt-in. So it runs first, before any carrier lane has run.
+    @org.junit.jupiter.api.Order(1)
     @Test
     void registrationTimeoutInterruptsRunawayPlatformLanesAndTheRegistrationGoesOn() throws Exception {
         // Lanes that loop forever are interrupted at RegistrationTimeout like a single execution, the server
