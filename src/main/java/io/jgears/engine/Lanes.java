@@ -133,30 +133,11 @@ public final class Lanes {
         java.util.concurrent.ScheduledFuture<?> watch = WATCH.scheduleWithFixedDelay(() -> pipe.flushOlderThan(WATCH_NANOS),
                 WATCH_NANOS, WATCH_NANOS, TimeUnit.NANOSECONDS);
         try {
-            return joined(futures);
+            return io.jgears.python.SubInterpreter.joinAll(futures, new ArrayList<>(futures.size()), null);
         } finally {
             watch.cancel(false);
             untrack.run();
         }
-    }
-
-    private static <T> List<T> joined(List<CompletableFuture<T>> futures) {
-        RuntimeException failure = null;
-        List<T> out = new ArrayList<>(futures.size());
-        for (CompletableFuture<T> f : futures) {
-            try {
-                out.add(f.join());
-            } catch (java.util.concurrent.CompletionException e) {
-                out.add(null);
-                if (failure == null) {
-                    failure = e.getCause() instanceof RuntimeException re ? re : e;
-                }
-            }
-        }
-        if (failure != null) {
-            throw failure;
-        }
-        return out;
     }
 
     /** Whether this thread is one of these lanes (its execute() goes through {@link #call}). */

@@ -109,21 +109,31 @@ public final class SubInterpreter implements AutoCloseable {
                 failure = e;
                 out.add(null);
             }
-            for (java.util.concurrent.CompletableFuture<T> f : others) {
-                try {
-                    out.add(f.join());
-                } catch (java.util.concurrent.CompletionException e) {
-                    out.add(null);
-                    if (failure == null) {
-                        failure = e.getCause() instanceof RuntimeException re ? re : e;
-                    }
+            return joinAll(others, out, failure);
+        });
+    }
+
+    /**
+     * Waits for every future and adds its result to {@code out} in order (null for a failed one), then
+     * rethrows the first failure: {@code failure} when not null, else the first future's that failed.
+     * Shared with io.jgears.engine.Lanes, whose lanes end the same way.
+     */
+    public static <T> java.util.List<T> joinAll(java.util.List<java.util.concurrent.CompletableFuture<T>> futures,
+                                                java.util.List<T> out, RuntimeException failure) {
+        for (java.util.concurrent.CompletableFuture<T> f : futures) {
+            try {
+                out.add(f.join());
+            } catch (java.util.concurrent.CompletionException e) {
+                out.add(null);
+                if (failure == null) {
+                    failure = e.getCause() instanceof RuntimeException re ? re : e;
                 }
             }
-            if (failure != null) {
-                throw failure;
-            }
-            return out;
-        });
+        }
+        if (failure != null) {
+            throw failure;
+        }
+        return out;
     }
 
     /** Runs a script in __main__; null when it loaded, else the RedisGears-style error text. Call inside enter(). */
