@@ -206,16 +206,54 @@ class KeyEventLanesTest extends GearsTestBase {
         unregister(session);
     }
 
-    // After this class's carrier lanes have run in the shared engine, this interrupt of platform lanes in
-    // another context did not complete in four of five runs (alone, or in a JVM where no carrier lane ran,
-    // it passed every time): carrier lanes stay opt-in. So it runs first, before any carrier lane has run.
-    @org.junit.jupiter.api.Order(1)
+    // Last: carrier lanes that an interrupt once missed (they started after it) spun on for good and took the
+    // interrupts of platform lanes elsewhere down with them; this checks that nothing of the kind is left.
+    @org.junit.jupiter.api.Order(Integer.MAX_VALUE)
     @Test
     void registrationTimeoutInterruptsRunawayPlatformLanesAndTheRegistrationGoesOn() throws Exception {
         // Lanes that loop forever are interrupted at RegistrationTimeout like a single execution, the server
-        // answers meanwhile, and the same registration runs later events normally. Platform lanes only:
-        // Truffle's interrupt does not reach carrier lanes (why they are opt-in, see Lanes).
+        // answers meanwhile, and the same registration runs later events normally.
         onPlatformLanes(this::runawayLanesAreInterrupted);
+    }
+
+    @Test
+    void registrationTimeoutInterruptsRunawayCarrierLanesAndTheLanesStillWaitingForTheCarrier() throws Exception {
+        // One looping lane holds the carrier; the other looping lanes have not entered Python yet when the
+        // interrupt goes out. They must not start afterwards and spin for good.
+        runawayLanesAreInterrupted();
+    }
+
+    @Test
+    void theHeapGuardInterruptsACarrierLaneThatAllocatesWithoutEnd() throws Exception {
+        long before = stat("memoryInterruptions");
+        call("RG.CONFIGSET", "MemoryWatermark", "35");
+        try {
+            py("def f(r):\n"
+                    + "    if r['value'] == 'grow':\n"
+                    + "        x = []\n"
+                    + "        while True:\n"
+                    + "            x.append('a' * 10**6)\n"
+                    + "    execute('INCR', 'mg:n')\n"
+                    + "GB().foreach(f).register(prefix='mg:k:*', eventTypes=['set'])", "ID", "lanes-memory");
+            List<String[]> commands = new ArrayList<>();
+            for (int i = 0; i < 6; i++) {
+                commands.add(new String[]{"SET", "mg:k:" + i, "grow"});
+            }
+            burst(commands);
+            await("the growing events ended", () -> {
+                Map<String, Object> d = registrationData("lanes-memory");
+                return stat(d, "numSuccess") + stat(d, "numFailures") + stat(d, "numAborted") >= 6;
+            });
+        } finally {
+            call("RG.CONFIGSET", "MemoryWatermark", "85");
+        }
+        assertTrue(stat("memoryInterruptions") > before);
+        assertEquals("PONG", call("PING"));
+        assertEquals(0, stat(registrationData("lanes-memory"), "numSuccess"));
+        direct().del("mg:n");
+        burst(List.<String[]>of(new String[]{"SET", "mg:k:ok", "ok"}));
+        await("a plain event after them", () -> "1".equals(direct().get("mg:n")));
+        unregister("lanes-memory");
     }
 
     private void runawayLanesAreInterrupted() throws Exception {

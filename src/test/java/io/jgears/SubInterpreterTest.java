@@ -57,6 +57,39 @@ class SubInterpreterTest extends GearsTestBase {
     }
 
     @Test
+    void anInterruptOfThreadsWaitingForTheGilLeavesTheContextUsable() throws Exception {
+        // Four threads in one context (as key-event lanes are): one loops holding the GIL, three wait for it
+        // when the interrupt comes. GraalPy gives each waiting thread the GIL before it throws and nothing
+        // released it: the context hung at its next call. Several rounds, as the entry has to be warm.
+        var pool = TestServer.get().engine().pool();
+        var threads = java.util.concurrent.Executors.newFixedThreadPool(3);
+        try {
+            for (int round = 0; round < 4; round++) {
+                io.jgears.python.SubInterpreter si = pool.take();
+                List<java.util.function.Function<io.jgears.python.SubInterpreter, String>> loops = java.util.Collections.nCopies(4,
+                        x -> x.execScript("while True:\n    pass\n"));
+                CompletableFuture<Object> run = CompletableFuture.supplyAsync(() -> {
+                    try {
+                        return si.enterParallel(loops, threads);
+                    } catch (RuntimeException e) {
+                        return e;
+                    }
+                });
+                Thread.sleep(500);
+                assertTrue(si.interrupt(java.time.Duration.ofSeconds(10)), "round " + round + ": the interrupt completed");
+                Object ended = run.get(30, TimeUnit.SECONDS);
+                assertTrue(ended instanceof org.graalvm.polyglot.PolyglotException p && p.isInterrupted(), "round " + round + ": " + ended);
+                // Without the fix this call waits for good, and so would close(): a failed round leaves it.
+                CompletableFuture<String> next = CompletableFuture.supplyAsync(() -> si.enter(x -> x.execScript("x = 1")));
+                assertEquals(null, next.get(30, TimeUnit.SECONDS), "round " + round + ": the context answers its next call");
+                si.close();
+            }
+        } finally {
+            threads.shutdownNow();
+        }
+    }
+
+    @Test
     void twoLiveSessionsKeepTheirOwnStateAtTheSameTime() throws Exception {
         // Both sessions stay alive (UNBLOCKING executions not yet dropped) while the other changes the same names.
         String a = (String) py("x = 'a'\nGB('ShardsIDReader').map(lambda r: x).run()", "UNBLOCKING");

@@ -33,7 +33,7 @@ import java.util.Set;
  * <p>Its public methods without {@code @HostAccess.Export} are for the library (io.jgears.gears), which binds
  * it to sessions, script loads and command hooks; Python reaches only the exported ones.
  */
-public final class HostApi {
+public final class HostApi implements io.jgears.python.SubInterpreter.ThreadsInside {
     private static final Logger pythonLog = LoggerFactory.getLogger("jgears.python");
 
     private final GearsEngine.LibraryCalls engine;
@@ -144,6 +144,20 @@ public final class HostApi {
             }
         }
         return l;
+    }
+
+    @Override
+    public void stopStarting() {
+        Lanes l = lanes;
+        if (l != null) {
+            l.stopStarting();
+        }
+    }
+
+    @Override
+    public boolean anyRunning() {
+        Lanes l = lanes;
+        return l != null && l.anyRunning();
     }
 
     public void bind(Session session) {

@@ -115,14 +115,26 @@ public final class Lanes {
      * the first failure is rethrown then. The caller holds the context (no one else enters meanwhile).
      */
     public <T> List<T> run(List<java.util.function.Supplier<T>> actions, java.util.function.Function<Thread, Runnable> whileRunning) {
+        Run run = new Run();
+        current = run;
         List<CompletableFuture<T>> futures = new ArrayList<>(actions.size());
         for (java.util.function.Supplier<T> action : actions) {
             futures.add(CompletableFuture.supplyAsync(() -> {
+                // Checked on both sides of the count: once stopStarting() has returned, either this lane
+                // is counted (the interrupter waits for it) or it does not start.
+                if (run.stopped) {
+                    throw new NotStarted();
+                }
+                run.active.incrementAndGet();
                 isLane.set(Boolean.TRUE);
                 try {
+                    if (run.stopped) {
+                        throw new NotStarted();
+                    }
                     return action.get();
                 } finally {
                     isLane.remove();
+                    run.active.decrementAndGet();
                 }
             }, workers));
         }
@@ -134,10 +146,51 @@ public final class Lanes {
                 WATCH_NANOS, WATCH_NANOS, TimeUnit.NANOSECONDS);
         try {
             return io.jgears.python.SubInterpreter.joinAll(futures, new ArrayList<>(futures.size()), null);
+        } catch (NotStarted e) {
+            // The interrupt's own failure, from a lane it stopped, tells the caller more (timeout, abort, memory).
+            for (CompletableFuture<T> f : futures) {
+                if (f.isCompletedExceptionally() && f.exceptionNow() instanceof RuntimeException other && !(other instanceof NotStarted)) {
+                    throw other;
+                }
+            }
+            throw e;
         } finally {
+            current = null;
             watch.cancel(false);
             untrack.run();
         }
+    }
+
+    /** One batch's lanes: whether an interrupt has stopped them from starting, and how many run. */
+    private static final class Run {
+        volatile boolean stopped;
+        final AtomicInteger active = new AtomicInteger();
+    }
+
+    private volatile Run current;
+
+    /**
+     * A lane that did not start: its context was interrupted before its turn came (the lanes of a batch take
+     * turns on one carrier, and Truffle's interrupt reaches only the threads that have entered the context).
+     */
+    public static final class NotStarted extends RuntimeException {
+        NotStarted() {
+            super("the lane was interrupted before it started", null, false, false);
+        }
+    }
+
+    /** An interrupt of the context is going out: the current batch's lanes that have not started never do. */
+    void stopStarting() {
+        Run run = current;
+        if (run != null) {
+            run.stopped = true;
+        }
+    }
+
+    /** Whether a lane of the current batch is running (the interrupt goes out again until none is). */
+    boolean anyRunning() {
+        Run run = current;
+        return run != null && run.active.get() > 0;
     }
 
     /** Whether this thread is one of these lanes (its execute() goes through {@link #call}). */

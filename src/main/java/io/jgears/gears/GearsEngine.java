@@ -1209,20 +1209,11 @@ public final class GearsEngine implements AutoCloseable {
         MemoryGuard.Call tracked = memoryGuard.begin(session);
         try {
             return call.get();
+        } catch (io.jgears.engine.Lanes.NotStarted e) {
+            throw interrupted(session, timeoutKey, timeout, timed, tracked);
         } catch (PolyglotException e) {
             if (e.isInterrupted() || e.isCancelled()) {
-                if (tracked.killed) {
-                    throw new PythonCallFailed("Execution was interrupted: the heap passed MemoryWatermark ("
-                            + config.get(GearsConfig.MEMORY_WATERMARK) + "% of " + (Runtime.getRuntime().maxMemory() >> 20)
-                            + " MB) and this call had allocated the most (" + (tracked.allocated >> 20) + " MB)");
-                }
-                if (timed != null && timed.timedOut) {
-                    // A limit the user set fired: say so in the log too, the client may be long gone.
-                    failureLog.warn("session {}: a call ran longer than {} ({} ms) and was interrupted", session.id(), timeoutKey, timeout);
-                    throw new PythonCallFailed("Execution timed out: it ran longer than " + timeoutKey + " (" + timeout
-                            + " ms) and was interrupted");
-                }
-                throw new PythonCallFailed("Execution was aborted");
+                throw interrupted(session, timeoutKey, timeout, timed, tracked);
             }
             if (e.isResourceExhausted()) {
                 throw new PythonCallFailed("Execution ran out of resources: " + e.getMessage());
@@ -1241,6 +1232,22 @@ public final class GearsEngine implements AutoCloseable {
                 timedCalls.remove(timed);
             }
         }
+    }
+
+    /** The failure of a call that was interrupted: by the heap guard, its time limit, or an abort. */
+    private PythonCallFailed interrupted(Session session, String timeoutKey, long timeout, TimedCall timed, MemoryGuard.Call tracked) {
+        if (tracked.killed) {
+            return new PythonCallFailed("Execution was interrupted: the heap passed MemoryWatermark ("
+                    + config.get(GearsConfig.MEMORY_WATERMARK) + "% of " + (Runtime.getRuntime().maxMemory() >> 20)
+                    + " MB) and this call had allocated the most (" + (tracked.allocated >> 20) + " MB)");
+        }
+        if (timed != null && timed.timedOut) {
+            // A limit the user set fired: say so in the log too, the client may be long gone.
+            failureLog.warn("session {}: a call ran longer than {} ({} ms) and was interrupted", session.id(), timeoutKey, timeout);
+            return new PythonCallFailed("Execution timed out: it ran longer than " + timeoutKey + " (" + timeout
+                    + " ms) and was interrupted");
+        }
+        return new PythonCallFailed("Execution was aborted");
     }
 
     @Override

@@ -572,6 +572,7 @@ public final class Registrations implements KeyEvents.Listener {
                             return trigger.call(si, r, lane, payload);
                         } finally {
                             host.closeAtomic();  // an interrupted lane does not leave its thread inside a MULTI
+                            si.releaseGilIfHeld();
                         }
                     });
                 }

@@ -21,6 +21,8 @@ public final class SubInterpreter implements AutoCloseable {
     private final Value execScript;
     private final java.util.concurrent.ConcurrentHashMap<String, Value> functions = new java.util.concurrent.ConcurrentHashMap<>();
     private final Object host;
+    /** GraalPy's GIL of this context, null where it cannot be reached (see {@link GilRelease}). */
+    private final ReentrantLock gil;
     private final ReentrantLock lock = new ReentrantLock();
     private volatile Thread inside;
     private volatile boolean closed;
@@ -33,6 +35,7 @@ public final class SubInterpreter implements AutoCloseable {
         this.execScript = module.getMember("_exec_script");
         this.host = host;
         this.preImported = preImported;
+        this.gil = GilRelease.of(context);
     }
 
     /** True once the configured pre-imports are in this context's sys.modules. */
@@ -61,10 +64,32 @@ public final class SubInterpreter implements AutoCloseable {
             inside = Thread.currentThread();
             return action.apply(this);
         } finally {
+            if (lock.getHoldCount() == 1) {
+                releaseGilIfHeld();  // outermost: no call into Python of this thread is still running
+            }
             inside = null;
             lock.unlock();
         }
     }
+
+    /**
+     * Call on a thread none of whose calls into Python is still running, after calls that may have been
+     * interrupted: releases the GIL if GraalPy left this thread holding it (see {@link GilRelease}).
+     */
+    public void releaseGilIfHeld() {
+        if (GilRelease.ifHeld(gil)) {
+            gilReleases.incrementAndGet();
+            log.debug("released the GIL an interrupted call left held by {}", Thread.currentThread().getName());
+        }
+    }
+
+    /** How many times a GIL left held by an interrupted call was released (all contexts). */
+    public static long gilReleases() {
+        return gilReleases.get();
+    }
+
+    private static final java.util.concurrent.atomic.AtomicLong gilReleases = new java.util.concurrent.atomic.AtomicLong();
+    private static final org.slf4j.Logger log = org.slf4j.LoggerFactory.getLogger(SubInterpreter.class);
 
     /**
      * Takes the context for this thread if no other thread is inside it or waiting for it, without waiting
@@ -99,7 +124,13 @@ public final class SubInterpreter implements AutoCloseable {
             java.util.List<java.util.concurrent.CompletableFuture<T>> others = new java.util.ArrayList<>();
             for (int i = 1; i < actions.size(); i++) {
                 Function<SubInterpreter, T> action = actions.get(i);
-                others.add(java.util.concurrent.CompletableFuture.supplyAsync(() -> action.apply(si), threads));
+                others.add(java.util.concurrent.CompletableFuture.supplyAsync(() -> {
+                    try {
+                        return action.apply(si);
+                    } finally {
+                        si.releaseGilIfHeld();
+                    }
+                }, threads));
             }
             RuntimeException failure = null;
             java.util.List<T> out = new java.util.ArrayList<>(actions.size());
@@ -166,12 +197,40 @@ public final class SubInterpreter implements AutoCloseable {
         if (inside == null || closed) {
             return false;
         }
+        ThreadsInside threads = host instanceof ThreadsInside t ? t : null;
+        long deadline = System.nanoTime() + wait.toNanos();
         try {
+            if (threads != null) {
+                threads.stopStarting();
+            }
             context.interrupt(wait);
+            // A thread that was about to enter when the interrupt went out enters after it: interrupted again.
+            while (threads != null && threads.anyRunning()) {
+                long left = deadline - System.nanoTime();
+                if (left <= 0) {
+                    return false;
+                }
+                context.interrupt(Duration.ofNanos(Math.min(left, RE_INTERRUPT_NANOS)));
+            }
             return true;
         } catch (TimeoutException e) {
             return false;
         }
+    }
+
+    private static final long RE_INTERRUPT_NANOS = 100_000_000;
+
+    /**
+     * A host object whose context runs calls on threads of its own while one thread is inside (the key-event
+     * lanes of io.jgears.engine.Lanes): Truffle's interrupt reaches the threads entered in the context when it
+     * goes out, not one that enters afterwards, such as a lane still waiting for its turn on a busy carrier.
+     */
+    public interface ThreadsInside {
+        /** From now on until the current run ends, no new call starts: it fails as interrupted instead. */
+        void stopStarting();
+
+        /** Whether a call of the current run is still running. */
+        boolean anyRunning();
     }
 
     public boolean isClosed() {
