@@ -20,17 +20,18 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * one carrier per context, their round trips pipelined). Bursts go straight into the real Redis behind
  * jgears, pipelined, so events pile up and every batch fills its lanes.
  */
-@org.junit.jupiter.api.Tag("long")  // ./jgears test-long: carrier lanes are opt-in, and once they have run in the
-// test JVM's shared engine, interrupts of platform lanes in other contexts were seen not to complete (see
-// registrationTimeoutInterruptsRunawayPlatformLanes...): the default suite tests the default configuration.
 @org.junit.jupiter.api.TestMethodOrder(org.junit.jupiter.api.MethodOrderer.OrderAnnotation.class)
 class KeyEventLanesTest extends GearsTestBase {
 
-    // Carrier lanes are opt-in: on for the contexts this class's registrations get (read per context), with
-    // 64 lanes so that a test's bursts fill them. Tests of the default platform lanes turn them off.
+    // Carrier lanes are the default; 64 lanes so that a test's bursts fill them. Tests of the platform lanes
+    // (where carrier lanes are off) turn them off for the contexts their registrations get (read per context).
+    private static String concurrencyBefore;
+
     @org.junit.jupiter.api.BeforeAll
     static void carrierLanes() {
-        System.setProperty("jgears.carrierLanes", "true");
+        try (var c = TestServer.connectRaw()) {
+            concurrencyBefore = String.valueOf(((List<?>) TestServer.call(c, "RG.CONFIGGET", "KeyEventConcurrency")).getFirst());
+        }
         setConcurrency("64");
     }
 
@@ -42,8 +43,7 @@ class KeyEventLanesTest extends GearsTestBase {
 
     @org.junit.jupiter.api.AfterAll
     static void defaultLanes() {
-        System.clearProperty("jgears.carrierLanes");
-        setConcurrency("4");
+        setConcurrency(concurrencyBefore);
     }
 
     private static RedisCommands<String, String> direct() {
@@ -125,7 +125,7 @@ class KeyEventLanesTest extends GearsTestBase {
 
     @Test
     void platformLanesTheDefaultKeepEachKeysOrder() throws Exception {
-        // Without -Djgears.carrierLanes=true the lanes are platform threads, chosen when a context first runs
+        // With -Djgears.carrierLanes=false the lanes are platform threads, chosen when a context first runs
         // lanes: this registration's context is a new one.
         onPlatformLanes(() -> eachKeyInOrder("lanes-platform"));
     }
@@ -135,12 +135,12 @@ class KeyEventLanesTest extends GearsTestBase {
     }
 
     private static void onPlatformLanes(Body body) throws Exception {
-        System.clearProperty("jgears.carrierLanes");
+        System.setProperty("jgears.carrierLanes", "false");
         try {
             setConcurrency("4");
             body.run();
         } finally {
-            System.setProperty("jgears.carrierLanes", "true");
+            System.clearProperty("jgears.carrierLanes");
             setConcurrency("64");
         }
     }

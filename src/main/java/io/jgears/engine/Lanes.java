@@ -61,17 +61,16 @@ public final class Lanes {
     }
 
     /**
-     * Whether lanes run on a carrier of their own here: asked for with {@code -Djgears.carrierLanes=true}
-     * (read for each new context), and the JVM lets jgears build such virtual threads.
+     * Whether lanes run on a carrier of their own here: the default where the JVM lets jgears build such
+     * virtual threads (target/jvm.args opens java.lang); {@code -Djgears.carrierLanes=false} turns them off
+     * (read for each new context), and key events then run on platform lanes.
      *
-     * <p>Opt-in, not the default, although about 2x faster: Truffle's interrupt does not reach code running
-     * on these virtual threads (GraalVM calls its virtual-thread support experimental on HotSpot). A lane
-     * looping in Python ignores RegistrationTimeout, RG.ABORTEXECUTION and the MemoryWatermark guard:
-     * measured, a lane appending to a list in a loop filled a 1 GB heap and left jgears unresponsive,
-     * where platform lanes were interrupted at the watermark.
+     * <p>Interrupts (RegistrationTimeout, RG.ABORTEXECUTION, the heap guard) reach them: Truffle's interrupt
+     * reaches a virtual thread mounted on its carrier, and the lanes that have not started yet when it goes
+     * out never start (see {@link #stopStarting}).
      */
-    static boolean available() {
-        return VIRTUAL_BUILDER != null && Boolean.getBoolean("jgears.carrierLanes");
+    public static boolean available() {
+        return VIRTUAL_BUILDER != null && !"false".equals(System.getProperty("jgears.carrierLanes"));
     }
 
     /**

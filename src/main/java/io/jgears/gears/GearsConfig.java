@@ -45,8 +45,9 @@ public final class GearsConfig {
     /**
      * jgears: how many events of one async key registration may run at once (their execute() calls then
      * overlap their Redis round trips); events of one key always run in arrival order; 1 runs every event in
-     * arrival order. Platform lanes contend for the context's GIL: on 2 cores 2-4 measured best. Carrier
-     * lanes (opt-in, see io.jgears.engine.Lanes) pipeline the round trips: 128 measured best there.
+     * arrival order. Carrier lanes (the default, see io.jgears.engine.Lanes) pipeline the round trips: 128
+     * measured best. Platform lanes (where carrier lanes are off) contend for the context's GIL: on 2 cores
+     * 2-4 measured best, so their default is 4.
      */
     public static final String KEY_EVENT_CONCURRENCY = "KeyEventConcurrency";
     /** The most lanes KeyEventConcurrency may ask for (each is a virtual thread inside the context). */
@@ -115,7 +116,7 @@ public final class GearsConfig {
         builtIn.put(REGISTRATION_TIMEOUT, "0");
         builtIn.put(MEMORY_WATERMARK, "85");
         builtIn.put(DEFAULT_ISOLATION, "interpreter");
-        builtIn.put(KEY_EVENT_CONCURRENCY, "4");
+        builtIn.put(KEY_EVENT_CONCURRENCY, io.jgears.engine.Lanes.available() ? "128" : "4");
         builtIn.put(INLINE_EXECUTION_MICROS, "500");
         builtIn.put(MAX_SCRIPT_SIZE, String.valueOf(16 * 1024 * 1024));
         builtIn.put(PRE_IMPORTS, "json,re,math,random,itertools,functools,collections");
