@@ -3,7 +3,7 @@
 # the CPU each thread spent per event. A jgears started for the run beside a redis-server of its own, a
 # KeysReader registration doing execute('INCR', 'bench:n') per SET event, then ROUNDS (default 10) rounds of
 # 100,000 SETs pipelined into Redis (redis-benchmark -c 4 -P 16), each timed until bench:n reaches 100,000.
-# JVM flags in OPTS, e.g. OPTS=-Djgears.carrierLanes=true bash bench/key-events.sh 10 --set KeyEventConcurrency=128
+# JVM flags in OPTS, e.g. OPTS=-Djgears.carrierLanes=false bash bench/key-events.sh 10 (platform lanes, KeyEventConcurrency 4)
 set -u
 rounds=${1:-10}
 shift || true

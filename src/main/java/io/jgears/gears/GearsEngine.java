@@ -221,8 +221,11 @@ public final class GearsEngine implements AutoCloseable {
     private void interruptOverdueCalls() {
         long now = System.nanoTime();
         for (TimedCall call : timedCalls) {
-            if (!call.timedOut && now - call.deadlineNanos >= 0) {
+            if (now - call.deadlineNanos >= 0) {
+                // Again after as long if the call still runs: an interrupt that found no Python running (it
+                // came just before a lane entered) must not be the last one.
                 call.timedOut = true;
+                call.deadlineNanos = now + Math.max(call.timeoutNanos, 1_000_000_000L);
                 try {
                     call.session.interpreter().interrupt(Duration.ofSeconds(5));
                 } catch (RuntimeException e) {
