@@ -109,6 +109,11 @@ class SubInterpreterTest extends GearsTestBase {
         assertSandboxError("import java\njava.type('java.lang.System')", "host symbol java.lang.System is not defined or access has been denied");
         assertSandboxError("import ctypes", "ImportError");
         assertSandboxError("import threading\nthreading.Thread(target=lambda: None).start()", "PermissionError: [Errno 13] threads are not allowed");
+        assertSandboxError("import os\nos.chdir('/tmp')", "PermissionError: [Errno 13] the file system is not available");
+        // The working directory is a virtual '/': asking the host for it failed with an error no except
+        // caught, and took os.path.abspath() and inspect.stack() down with it.
+        assertEquals(List.of("/ /x True"), results("import os, inspect\n"
+                + "GB('ShardsIDReader').map(lambda x: '%s %s %s' % (os.getcwd(), os.path.abspath('x'), len(inspect.stack()) > 0)).run()"));
         // The environment is empty: nothing of the host's variables (PATH, HOME, ...) is visible.
         assertEquals(List.of("False False"), results("import os\nGB('ShardsIDReader').map(lambda x: '%s %s' % ('PATH' in os.environ, 'HOME' in os.environ)).run()"));
     }

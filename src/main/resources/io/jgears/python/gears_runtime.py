@@ -2625,9 +2625,27 @@ def _refuse(message):
     return refused
 
 
+_NO_FILES = 'the file system is not available to scripts in jgears (its sandbox has no file access)'
+
+
+def _virtual_cwd():
+    """No file access: os.getcwd() asked the host and failed with an error no `except` catches, which broke
+    os.path.abspath() and inspect.stack() too. Scripts see '/' as their working directory (RedisGears gives
+    redis-server's, a path they could not use here either) and changing it is an ordinary PermissionError."""
+    import posix
+    mods = [posix] + [sys.modules[name] for name in ('os',) if name in sys.modules]
+    for mod in mods:
+        mod.getcwd = lambda: '/'
+        mod.getcwdb = lambda: b'/'
+        mod.chdir = _refuse(_NO_FILES)
+        if hasattr(mod, 'fchdir'):
+            mod.fchdir = _refuse(_NO_FILES)
+
+
 def _apply_policy(network, allowed, threads):
     """network: 'none', 'all' or 'list' (then allowed is 'host:port,...'); threads: a bool."""
     import _socket
+    _virtual_cwd()
     if network == 'none':
         class socket(object):
             __slots__ = ()  # socket.py's subclass adds __weakref__ and its own slots
