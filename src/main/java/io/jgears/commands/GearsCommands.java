@@ -939,6 +939,7 @@ public final class GearsCommands implements LocalCommands, GearsEngine.ModuleCal
                 "avgContextCreateCpuMs", String.format(Locale.ROOT, "%.1f", engine.python().averageCreateCpuMillis()),
                 "executionThreads", (long) engine.executionThreads(),
                 "memoryInterruptions", engine.memoryInterruptions(),
+                "gilReleases", io.jgears.python.SubInterpreter.gilReleases(),
                 "inlineCalls", engine.inlineCalls(),
                 "inlineGateClosings", engine.inlineGateClosings(),
                 "runtime", engine.python().implementationName(),

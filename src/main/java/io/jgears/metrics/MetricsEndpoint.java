@@ -67,6 +67,8 @@ public final class MetricsEndpoint implements AutoCloseable {
                 .description("short calls run on a client's event loop").register(registry);
         FunctionCounter.builder("jgears.memory.interruptions", engine, e -> e.memoryInterruptions())
                 .description("Python calls interrupted by the heap guard").register(registry);
+        FunctionCounter.builder("jgears.gil.releases", engine, e -> io.jgears.python.SubInterpreter.gilReleases())
+                .description("GILs that GraalPy left held by an interrupted call, released by jgears").register(registry);
         new JvmMemoryMetrics().bindTo(registry);
         gc.bindTo(registry);
         new JvmThreadMetrics().bindTo(registry);

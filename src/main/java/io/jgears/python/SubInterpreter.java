@@ -139,6 +139,8 @@ public final class SubInterpreter implements AutoCloseable {
             } catch (RuntimeException e) {
                 failure = e;
                 out.add(null);
+            } finally {
+                si.releaseGilIfHeld();  // before waiting for the others: they may need it to end
             }
             return joinAll(others, out, failure);
         });
