@@ -224,6 +224,44 @@ class KeyEventLanesTest extends GearsTestBase {
     }
 
     @Test
+    void abortingALoopingEventEndsItsBatchAndTheRegistrationGoesOn() throws Exception {
+        // RG.ABORTEXECUTION interrupts running Python (RedisGears' behaviour). An event of a batch can only be
+        // interrupted with its batch: without it, the loop ran for good and every later event waited behind it.
+        direct().del("ab:n");
+        py("def f(r):\n"
+                + "    if r['value'] == 'loop':\n"
+                + "        while True:\n"
+                + "            pass\n"
+                + "    execute('INCR', 'ab:n')\n"
+                + "GB().foreach(f).register(prefix='ab:k:*', eventTypes=['set'])", "ID", "lanes-abort");
+        burst(List.<String[]>of(new String[]{"SET", "ab:k:1", "loop"}, new String[]{"SET", "ab:k:2", "ok"}));
+        String running = null;
+        long deadline = System.currentTimeMillis() + 60_000;
+        while (running == null && System.currentTimeMillis() < deadline) {
+            for (Object e : (List<?>) call("RG.DUMPEXECUTIONS")) {
+                List<?> fields = (List<?>) e;
+                if ("running".equals(String.valueOf(fields.get(3)))) {
+                    running = String.valueOf(fields.get(1));
+                }
+            }
+            Thread.sleep(50);
+        }
+        assertTrue(running != null, "an execution runs");
+        Thread.sleep(300);  // the looping one is in Python by now
+        assertEquals("OK", call("RG.ABORTEXECUTION", running));
+        await("the batch ended", () -> {
+            Map<String, Object> d = registrationData("lanes-abort");
+            return stat(d, "numSuccess") + stat(d, "numFailures") + stat(d, "numAborted") >= 2;
+        }, 60_000);
+        // ab:k:2's event may have run before the interrupt, or ended aborted with the batch.
+        long before = direct().get("ab:n") == null ? 0 : Long.parseLong(direct().get("ab:n"));
+        burst(List.<String[]>of(new String[]{"SET", "ab:k:3", "ok"}));
+        await("an event after the abort", () -> direct().get("ab:n") != null && Long.parseLong(direct().get("ab:n")) == before + 1);
+        assertEquals("PONG", call("PING"));
+        unregister("lanes-abort");
+    }
+
+    @Test
     void theHeapGuardInterruptsACarrierLaneThatAllocatesWithoutEnd() throws Exception {
         long before = stat("memoryInterruptions");
         call("RG.CONFIGSET", "MemoryWatermark", "35");

@@ -1077,10 +1077,34 @@ public final class GearsEngine implements AutoCloseable {
             execution.session().interpreter().interrupt(Duration.ofSeconds(5));
         } else if (execution.status() == Execution.Status.RUNNING) {
             failed(execution, "Execution was aborted");
+            interruptIfStillRunning(execution.session());
         } else {
             execution.abort("Execution was aborted");
         }
         return "OK";
+    }
+
+    /** How long an aborted execution of a batch has before its batch's call into Python is interrupted. */
+    private static final long ABORT_GRACE_MILLIS = 500;
+
+    /**
+     * An aborted execution that runs in a batch (key events, stream entries): only the batch's whole call into
+     * Python can be interrupted, so the execution ends at once for its callers while its Python goes on. If
+     * the call that runs now is still running after a grace period (a looping handler never ends, and the
+     * registration's later events wait behind it), it is interrupted: the batch's executions still in flight
+     * end as aborted too.
+     */
+    private void interruptIfStillRunning(Session session) {
+        io.jgears.python.SubInterpreter si = session.interpreter();
+        long call = si.runningCall();
+        if (call < 0) {
+            return;
+        }
+        timer.schedule(() -> {
+            if (si.runningCall() == call) {
+                Thread.ofVirtual().name("jgears-abort").start(() -> si.interrupt(Duration.ofSeconds(5)));
+            }
+        }, ABORT_GRACE_MILLIS, TimeUnit.MILLISECONDS);
     }
 
     /** Drops a finished stored execution and its session reference. */

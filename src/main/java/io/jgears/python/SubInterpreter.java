@@ -61,6 +61,9 @@ public final class SubInterpreter implements AutoCloseable {
             if (closed) {
                 throw new IllegalStateException("sub-interpreter is closed");
             }
+            if (lock.getHoldCount() == 1) {
+                calls.incrementAndGet();
+            }
             inside = Thread.currentThread();
             return action.apply(this);
         } finally {
@@ -81,6 +84,14 @@ public final class SubInterpreter implements AutoCloseable {
             gilReleases.incrementAndGet();
             log.debug("released the GIL an interrupted call left held by {}", Thread.currentThread().getName());
         }
+    }
+
+    private final java.util.concurrent.atomic.AtomicLong calls = new java.util.concurrent.atomic.AtomicLong();
+
+    /** The number of the outermost call running inside this context now, or -1 when none runs. */
+    public long runningCall() {
+        long n = calls.get();
+        return inside != null ? n : -1;
     }
 
     /** How many times a GIL left held by an interrupted call was released (all contexts). */
