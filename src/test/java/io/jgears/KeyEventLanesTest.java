@@ -249,10 +249,7 @@ class KeyEventLanesTest extends GearsTestBase {
         assertTrue(running != null, "an execution runs");
         Thread.sleep(300);  // the looping one is in Python by now
         assertEquals("OK", call("RG.ABORTEXECUTION", running));
-        await("the batch ended", () -> {
-            Map<String, Object> d = registrationData("lanes-abort");
-            return stat(d, "numSuccess") + stat(d, "numFailures") + stat(d, "numAborted") >= 2;
-        }, 60_000);
+        awaitEnded("the batch ended", "lanes-abort", 2, 60_000);
         // ab:k:2's event may have run before the interrupt, or ended aborted with the batch.
         long before = direct().get("ab:n") == null ? 0 : Long.parseLong(direct().get("ab:n"));
         burst(List.<String[]>of(new String[]{"SET", "ab:k:3", "ok"}));
@@ -278,10 +275,7 @@ class KeyEventLanesTest extends GearsTestBase {
                 commands.add(new String[]{"SET", "mg:k:" + i, "grow"});
             }
             burst(commands);
-            await("the growing events ended", () -> {
-                Map<String, Object> d = registrationData("lanes-memory");
-                return stat(d, "numSuccess") + stat(d, "numFailures") + stat(d, "numAborted") >= 6;
-            });
+            awaitEnded("the growing events ended", "lanes-memory", 6, 120_000);
         } finally {
             call("RG.CONFIGSET", "MemoryWatermark", "85");
         }
@@ -292,6 +286,14 @@ class KeyEventLanesTest extends GearsTestBase {
         burst(List.<String[]>of(new String[]{"SET", "mg:k:ok", "ok"}));
         await("a plain event after them", () -> "1".equals(direct().get("mg:n")));
         unregister("lanes-memory");
+    }
+
+    /** Waits until {@code n} executions of the session's registration have ended, however they ended. */
+    private void awaitEnded(String what, String sessionId, long n, long millis) throws InterruptedException {
+        await(what, () -> {
+            Map<String, Object> d = registrationData(sessionId);
+            return stat(d, "numSuccess") + stat(d, "numFailures") + stat(d, "numAborted") >= n;
+        }, millis);
     }
 
     private void runawayLanesAreInterrupted() throws Exception {
@@ -311,10 +313,7 @@ class KeyEventLanesTest extends GearsTestBase {
                 commands.add(new String[]{"SET", "rt:k:" + i, "loop"});
             }
             burst(commands);
-            await("the runaway events ended", () -> {
-                Map<String, Object> d = registrationData("lanes-timeout");
-                return stat(d, "numSuccess") + stat(d, "numFailures") + stat(d, "numAborted") >= 12;
-            });
+            awaitEnded("the runaway events ended", "lanes-timeout", 12, 120_000);
             assertEquals("PONG", call("PING"));
             assertEquals(0, stat(registrationData("lanes-timeout"), "numSuccess"));
             commands.clear();

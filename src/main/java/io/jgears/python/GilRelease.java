@@ -37,8 +37,9 @@ final class GilRelease {
             lock = pythonContext.getDeclaredField("globalInterpreterLock");
             lock.setAccessible(true);
         } catch (ReflectiveOperationException | RuntimeException e) {
-            log.warn("GraalPy's GIL is not reachable here ({}): a thread interrupted while it waited for the GIL may leave "
-                    + "it held and its context stuck", e.toString());
+            log.warn("this GraalPy version keeps its GIL where jgears does not look: a thread interrupted while it waited "
+                    + "for the GIL may leave it held and its context stuck");
+            log.debug("GraalPy's GIL: {}", e.toString());
             get = null;
             lock = null;
         }

@@ -61,9 +61,7 @@ public final class SubInterpreter implements AutoCloseable {
             if (closed) {
                 throw new IllegalStateException("sub-interpreter is closed");
             }
-            if (lock.getHoldCount() == 1) {
-                calls.incrementAndGet();
-            }
+            calls.incrementAndGet();  // every call: one taken with tryHold() enters here at depth 2
             inside = Thread.currentThread();
             return action.apply(this);
         } finally {
@@ -88,7 +86,7 @@ public final class SubInterpreter implements AutoCloseable {
 
     private final java.util.concurrent.atomic.AtomicLong calls = new java.util.concurrent.atomic.AtomicLong();
 
-    /** The number of the outermost call running inside this context now, or -1 when none runs. */
+    /** The number of the latest call that entered this context while one runs, or -1 when none runs. */
     public long runningCall() {
         long n = calls.get();
         return inside != null ? n : -1;
@@ -120,6 +118,9 @@ public final class SubInterpreter implements AutoCloseable {
     }
 
     public void release() {
+        if (lock.getHoldCount() == 1) {
+            releaseGilIfHeld();  // as at the end of an outermost enter(): its calls ran at depth 2
+        }
         lock.unlock();
     }
 

@@ -2633,7 +2633,9 @@ def _virtual_cwd():
     os.path.abspath() and inspect.stack() too. Scripts see '/' as their working directory (RedisGears gives
     redis-server's, a path they could not use here either) and changing it is an ordinary PermissionError."""
     import posix
-    mods = [posix] + [sys.modules[name] for name in ('os',) if name in sys.modules]
+    mods = [posix]
+    if 'os' in sys.modules:
+        mods.append(sys.modules['os'])  # os copied posix's functions when it was imported
     for mod in mods:
         mod.getcwd = lambda: '/'
         mod.getcwdb = lambda: b'/'
