@@ -88,7 +88,10 @@ public final class ContextPool implements AutoCloseable {
                     }
                 } catch (RuntimeException e) {
                     si.close();
-                    log.warn("pre-imports failed in a pooled context; it was dropped", e);
+                    if (!closed) {  // at shutdown, closing the pool cancels the import: nothing went wrong
+                        log.warn("pre-imports failed in a pooled context; it was dropped: {}", e.getMessage());
+                        log.debug("pre-imports failed", e);
+                    }
                 } finally {
                     importing = 0;
                 }
