@@ -121,6 +121,41 @@ class SubInterpreterTest extends GearsTestBase {
         assertEquals(List.of("False False"), results("import os\nGB('ShardsIDReader').map(lambda x: '%s %s' % ('PATH' in os.environ, 'HOME' in os.environ)).run()"));
     }
 
+    @Test
+    void whatTheSandboxRefusesIsAPythonErrorThatExceptCatches() {
+        // Each of these failed with a host error that no except caught: the whole call ended, and its reply
+        // named a Java class (java.lang.SecurityException, ...UnsupportedPosixFeatureException).
+        String calls = "['os.system(\\'ls\\')', 'os._exit(0)', 'os.unlink(\\'/x\\')', 'os.remove(\\'/x\\')', "
+                + "'os.rmdir(\\'/x\\')', 'os.chown(\\'/x\\', 0, 0)', 'os.getppid()', 'os.getpgrp()', 'os.getsid(0)', "
+                + "'os.setsid()', 'os.openpty()', 'os.set_blocking(0, True)']";
+        String script = "import os\n"
+                + "def outcome(call):\n"
+                + "    try:\n"
+                + "        eval(call)\n"
+                + "        return call + ' ran'\n"
+                + "    except OSError as e:\n"
+                + "        return type(e).__name__\n"
+                + "GB('ShardsIDReader').map(lambda x: ' '.join(outcome(c) for c in " + calls + ")).run()";
+        assertEquals(List.of("PermissionError PermissionError PermissionError PermissionError PermissionError "
+                + "PermissionError OSError OSError OSError OSError OSError OSError"), results(script));
+        // access() answers what the sandbox makes true: a hidden path is not accessible, a visible file is.
+        assertEquals(List.of("False True"), results("import os\n"
+                + "GB('ShardsIDReader').map(lambda x: '%s %s' % (os.access('/x', os.F_OK), os.access(os.__file__, os.R_OK))).run()"));
+        // Uncaught, the reply is the Python error.
+        assertSandboxError("import os\nos.system('ls')", "PermissionError: [Errno 1] scripts cannot start processes");
+        assertSandboxError("import os\nos.getppid()", "OSError: [Errno 38] os.getppid() is not available");
+    }
+
+    @Test
+    void aFailureOutsidePythonNamesNoJavaClass() {
+        assertEquals("Operation is not allowed for: /x", io.jgears.gears.GearsEngine.failureTextOf(
+                "java.lang.SecurityException: Operation is not allowed for: /x"));
+        assertEquals("Feature not supported: getppid", io.jgears.gears.GearsEngine.failureTextOf(
+                "com.oracle.graal.python.runtime.PosixSupportLibrary$UnsupportedPosixFeatureException: Feature not supported: getppid"));
+        assertEquals("internal error (see jgears' log)", io.jgears.gears.GearsEngine.failureTextOf("java.lang.ThreadDeath"));
+        assertEquals("division by zero: 1/0", io.jgears.gears.GearsEngine.failureTextOf("division by zero: 1/0"));
+    }
+
     private void assertSandboxError(String code, String expected) {
         String e = pyError(code);
         assertTrue(e.contains(expected), code + " -> " + e);

@@ -1227,6 +1227,27 @@ public final class GearsEngine implements AutoCloseable {
      * Calls into Python under the time limit named by {@code timeoutKey} (ExecutionTimeout or
      * RegistrationTimeout) and the heap guard; failures of the call become PythonCallFailed.
      */
+    /**
+     * What a reply says of a call that failed outside Python's own exceptions (those come back as
+     * tracebacks): the message without the Java class name a host error puts in front of it.
+     */
+    static String failureText(PolyglotException e) {
+        if (e.isExit()) {
+            return "the script ended its interpreter (exit status " + e.getExitStatus() + ")";
+        }
+        return failureTextOf(e.getMessage());
+    }
+
+    // Public: the tests check the rewording on the messages GraalPy gives.
+    public static String failureTextOf(String message) {
+        String text = message == null ? "" : JAVA_CLASS_PREFIX.matcher(message).replaceFirst("").strip();
+        return text.isEmpty() ? "internal error (see jgears' log)" : text;
+    }
+
+    /** {@code java.lang.SecurityException: }, {@code com.oracle...Library$UnsupportedFeature: }, or a bare class name. */
+    private static final java.util.regex.Pattern JAVA_CLASS_PREFIX =
+            java.util.regex.Pattern.compile("^(?:[a-z_][\\w]*\\.)+[A-Z][\\w$]*(?::|$)");
+
     <T> T callPython(Session session, String timeoutKey, Supplier<T> call) {
         long timeout = config.getLong(timeoutKey);
         TimedCall timed = timeout <= 0 ? null : new TimedCall(session, timeoutKey, timeout * 1_000_000);
@@ -1250,7 +1271,7 @@ public final class GearsEngine implements AutoCloseable {
             } else {
                 failureLog.warn("session {}: Python call failed: {}", session.id(), FailureLog.summary(e.getMessage()));
             }
-            throw new PythonCallFailed("Execution failed: " + e.getMessage());
+            throw new PythonCallFailed("Execution failed: " + failureText(e));
         } catch (IllegalStateException e) {
             throw new PythonCallFailed("Execution failed: " + e.getMessage());
         } finally {

@@ -2628,26 +2628,69 @@ def _refuse(message):
 _NO_FILES = 'the file system is not available to scripts in jgears (its sandbox has no file access)'
 
 
-def _virtual_cwd():
-    """No file access: os.getcwd() asked the host and failed with an error no `except` catches, which broke
-    os.path.abspath() and inspect.stack() too. Scripts see '/' as their working directory (RedisGears gives
-    redis-server's, a path they could not use here either) and changing it is an ordinary PermissionError."""
+def _sandbox_os():
+    """Parts of os that the sandbox (no files, no processes, GraalPy's Java POSIX backend) refused with a host
+    error that no `except` catches, ending the whole call with a reply that named a Java class. They raise
+    ordinary Python errors now, or answer what the sandbox makes true.
+    - os.getcwd() broke os.path.abspath() and inspect.stack() too: scripts see '/' as their working directory
+      (RedisGears gives redis-server's, a path they could not use here either); changing it is refused.
+    - os.system() and os._exit() (which would end the interpreter under every other call in it) are refused.
+    - access, unlink, remove, rmdir on a path the sandbox hides: access is False, the others raise what
+      os.stat raises for it (PermissionError, or FileNotFoundError).
+    - Process groups, sessions, parent pid, ptys, ownership, non-blocking fds: the Java backend has none."""
     import posix
     mods = [posix]
     if 'os' in sys.modules:
         mods.append(sys.modules['os'])  # os copied posix's functions when it was imported
+    stat = posix.stat
+
+    def visible(call):
+        def checked(path, *args, dir_fd=None, **kwargs):
+            stat(path, dir_fd=dir_fd, follow_symlinks=False)  # a hidden path: a catchable OSError here
+            return call(path, *args, dir_fd=dir_fd, **kwargs)
+        return checked
+
+    def access(path, mode, *, dir_fd=None, effective_ids=False, follow_symlinks=True):
+        try:
+            stat(path, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
+        except OSError:
+            return False
+        return original_access(path, mode, dir_fd=dir_fd, effective_ids=effective_ids,
+                               follow_symlinks=follow_symlinks)
+    original_access = posix.access
+
+    def unsupported(name):
+        def refused(*args, **kwargs):
+            raise OSError(38, "os.%s() is not available in jgears' sandbox" % name)  # ENOSYS
+        return refused
+
+    def not_permitted(path, *args, **kwargs):
+        raise PermissionError(1, 'Operation not permitted', path)
+
+    def no_process(*args, **kwargs):
+        raise PermissionError(1, "scripts cannot start processes in jgears' sandbox")
+
+    def no_exit(*args, **kwargs):
+        raise PermissionError(1, 'os._exit() would end the interpreter under every call in it: raise SystemExit '
+                                 'to end a script')
+
+    patched = {'getcwd': lambda: '/', 'getcwdb': lambda: b'/', 'chdir': _refuse(_NO_FILES),
+               'fchdir': _refuse(_NO_FILES), 'system': no_process, '_exit': no_exit, 'access': access,
+               'unlink': visible(posix.unlink), 'remove': visible(posix.remove), 'rmdir': visible(posix.rmdir),
+               'chown': not_permitted, 'lchown': not_permitted, 'fchown': not_permitted}
+    for name in ('getppid', 'getpgid', 'getpgrp', 'getsid', 'setpgid', 'setpgrp', 'setsid', 'openpty',
+                 'set_blocking'):
+        patched[name] = unsupported(name)
     for mod in mods:
-        mod.getcwd = lambda: '/'
-        mod.getcwdb = lambda: b'/'
-        mod.chdir = _refuse(_NO_FILES)
-        if hasattr(mod, 'fchdir'):
-            mod.fchdir = _refuse(_NO_FILES)
+        for name, value in patched.items():
+            if hasattr(mod, name):
+                setattr(mod, name, value)
 
 
 def _apply_policy(network, allowed, threads):
     """network: 'none', 'all' or 'list' (then allowed is 'host:port,...'); threads: a bool."""
     import _socket
-    _virtual_cwd()
+    _sandbox_os()
     if network == 'none':
         class socket(object):
             __slots__ = ()  # socket.py's subclass adds __weakref__ and its own slots
