@@ -2685,12 +2685,35 @@ def _sandbox_os():
         for name, value in patched.items():
             if hasattr(mod, name):
                 setattr(mod, name, value)
+    try:
+        import _multiprocessing_graalpy  # multiprocessing's processes are GraalPy contexts it may not create
+        _multiprocessing_graalpy._spawn_context = no_process
+    except ImportError:
+        pass
+
+
+def _sandbox_select(sockets):
+    """select.select() works on sockets only: on anything else (a pipe, the null standard streams) GraalPy's
+    Java backend fails with an error no `except` catches. Where the session may have sockets, a socket object
+    or a number (which may be a socket's fileno()) goes through; anything else is an OSError (ENOSYS) first."""
+    import select
+    import _socket
+    original = select.select
+
+    def checked(*lists):
+        for objects in lists[:3]:
+            for obj in objects:
+                if not sockets or not isinstance(obj, (int, _socket.socket)):
+                    raise OSError(38, "select.select() works on sockets only in jgears' sandbox, not on %r" % (obj,))
+        return original(*lists)
+    select.select = checked
 
 
 def _apply_policy(network, allowed, threads):
     """network: 'none', 'all' or 'list' (then allowed is 'host:port,...'); threads: a bool."""
     import _socket
     _sandbox_os()
+    _sandbox_select(network != 'none')
     if network == 'none':
         class socket(object):
             __slots__ = ()  # socket.py's subclass adds __weakref__ and its own slots
