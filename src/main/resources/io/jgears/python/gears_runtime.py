@@ -2268,14 +2268,11 @@ def _trigger_keys(rid, ids, events, keys, key_lens, types, values, value_lens, h
         if keys_only:
             record = ks[i]
         elif vs is None:
-            record = {'event': evs[i], 'key': ks[i]}  # readValue=False: RedisGears gives no type either
+            record = {'event': evs[i], 'key': ks[i]}  # readValue=False: RedisGears reads neither type nor value
         else:
-            if vs is None:
-                record = {'event': evs[i], 'key': ks[i]}  # readValue=False: RedisGears reads neither type nor value
-            else:
-                t = ts[i]
-                record = {'event': evs[i], 'key': ks[i], 'type': _rg_type(t),
-                          'value': _value_of(t, vs[i] if value_lens is not None else _to_py(vs[i]))}
+            t = ts[i]
+            record = {'event': evs[i], 'key': ks[i], 'type': _rg_type(t),
+                      'value': _value_of(t, vs[i] if value_lens is not None else _to_py(vs[i]))}
         _start(eids[i], steps, convert, profile, done, iter, (record,))
         started += 1
         if len(done) >= _FLUSH_EVERY:
