@@ -14,6 +14,8 @@ public final class Execution {
     }
 
     private final String id;
+    /** Its key among Executions' live ones (set there when it is added; the id's parse, done once). */
+    Object liveKey;
     private final Session session;
     private final String reader;
     private final boolean unblocking;

@@ -59,10 +59,12 @@ public final class Executions {
     Execution createTriggered(Registration registration) {
         Session session = registration.session();
         session.acquire(Session.Holder.EXECUTION);
-        Execution execution = new Execution(nextId(), session, registration.reader(), false, registration.plan());
+        long sequence = counter.incrementAndGet();
+        Execution execution = new Execution(shardId + "-" + sequence, session, registration.reader(), false, registration.plan());
         execution.registration(registration);
+        execution.liveKey = sequence;  // its key without parsing the id back: one per trigger or event
         synchronized (this) {
-            live.put(key(execution.id()), execution);
+            live.put(sequence, execution);
         }
         return execution;
     }
@@ -82,7 +84,8 @@ public final class Executions {
         Execution execution = new Execution(id, session, reader, stored, plan);
         List<Execution> evicted;
         synchronized (this) {
-            live.put(key(id), execution);
+            execution.liveKey = key(id);
+            live.put(execution.liveKey, execution);
             evicted = stored ? evictBeyondLimit() : List.of();
         }
         evicted.forEach(e -> e.session().release(Session.Holder.EXECUTION));
@@ -137,7 +140,7 @@ public final class Executions {
     // Public: io.jgears.engine.HostApi drops a blocking run() once Python has finished it.
     public boolean release(Execution execution) {
         synchronized (this) {
-            if (live.remove(key(execution.id())) == null) {
+            if (execution.liveKey == null || live.remove(execution.liveKey) == null) {
                 return false;
             }
         }
