@@ -148,6 +148,20 @@ class CompatHooksTest extends GearsTestBase {
     }
 
     @Test
+    void getCommandGivesTheHookedCommand() throws Exception {
+        direct().del("gc:e", "gc:seen");
+        py("GB().foreach(lambda x: execute('SET', 'gc:seen', repr(get_command())))"
+                + ".register(prefix='gc:*', commands=['hset'], mode='sync')", "ID", "gc");
+        try {
+            assertEquals(1L, call("HSET", "gc:e", "f", "v"));
+            assertEquals("['HSET', 'gc:e', 'f', 'v']", direct().get("gc:seen"));
+            assertEquals("v", direct().hget("gc:e", "f"), "the hooked command still runs");
+        } finally {
+            unregisterSessions("gc");
+        }
+    }
+
+    @Test
     void keymissEventsFireButJgearsOwnReadsNeverCauseThem() throws Exception {
         direct().del("km:count", "km:1");
         py("GB().foreach(lambda x: execute('INCR', 'km:count')).register(prefix='km:x*', eventTypes=['KEYMISS'])", "ID", "km-miss");

@@ -182,7 +182,8 @@ class GearsApiTest extends GearsTestBase {
 
     @Test
     void moduleFunctions() {
-        assertEquals(List.of("1000"), results("GB('ShardsIDReader').map(lambda x: configGet('MaxExecutions')).run()"));
+        // RedisGears' configGet reads the extra (user) keys only: its own keys answer None.
+        assertEquals(List.of("None"), results("GB('ShardsIDReader').map(lambda x: configGet('MaxExecutions')).run()"));
         assertEquals(List.of("dflt"), results("GB('ShardsIDReader').map(lambda x: gearsConfigGet('NoSuchKey', 'dflt')).run()"));
         assertEquals(List.of("06S"), results("GB('ShardsIDReader').map(lambda x: hashtag()).run()"));
         assertEquals(List.of("None"), results("GB('ShardsIDReader').map(lambda x: log('hello from a test')).run()"));
@@ -192,6 +193,36 @@ class GearsApiTest extends GearsTestBase {
                 "def f(x):\n  try:\n    execute('LPUSH', 'api:n:1', 'x')\n  except Exception as e:\n    return str(e).split(' ')[0]\n"
                         + "GB('ShardsIDReader').map(f).run()"));
         assertEquals(List.of("['a', 'b', 'c']"), results("from redisgears import executeCommand\nGB('ShardsIDReader').map(lambda x: executeCommand('LRANGE', 'api:l', 0, -1)).run()"));
+    }
+
+    @Test
+    void logChecksItsArgumentsAndTakesTheOlderLevelFirstForm() {
+        assertGearsErrorText("Log message must be a string", "log(1)");
+        assertGearsErrorText("log function must get a log message as input", "log()");
+        assertGearsErrorText("Log level should be one of the following : debug,verbose,notice,warning", "log('m', level='bogus')");
+        assertGearsErrorText("Log level must be a sting (debug/verbose/notice/warning)", "log('m', level=5)");
+        // Two positional arguments: the level comes first (RedisGears' older form, logged as deprecated).
+        assertEquals("OK", py("log('warning', 'level first')"));
+        assertGearsErrorText("Log level should be one of the following", "log('message', 'warning')");
+    }
+
+    @Test
+    void deprecatedNamesAndSmallForms() {
+        assertEquals(List.of("OK - value was saved in extra config dictionary"), call("RG.CONFIGSET", "apiKey", "apiVal"));
+        assertEquals(List.of("[None, 'dflt', 'apiVal', None]"), results("GB('ShardsIDReader').map(lambda x: "
+                + "[ConfigGet('MaxExecutions'), GearsConfigGet('NoSuch', 'dflt'), GearsConfigGet('apiKey'), "
+                + "configGet('NoSuch')]).run()"));
+        assertEquals("OK", py("Log('via the old name')"));
+        assertGearsErrorText("not enough arguments for time flat error", "flat_error()");
+        assertGearsErrorText("Can not get command ctx", "get_command()");
+        assertEquals(List.of("[]"), results("GB('ShardsIDReader').map(lambda x: repr(execute())).run()"));
+        assertGearsErrorText("unknown execution mode", "GB().run(mode='sync')");
+        assertGearsErrorText("execution mode must be a string", "GB().run(mode=5)");
+    }
+
+    private void assertGearsErrorText(String expected, String code) {
+        String e = pyError(code);
+        assertTrue(e.contains("gears.error: " + expected), code + " -> " + e);
     }
 
     @Test

@@ -67,21 +67,30 @@ public final class HostApi implements io.jgears.python.SubInterpreter.ThreadsIns
         /** The next hook of the chain for these arguments, run: [ok, value]; null when none (Redis runs it). */
         private final java.util.function.Function<List<byte[]>, Object[]> next;
         private final boolean overridable;
+        /** The client's command that fired a KeysReader commands= hook (get_command()), or null. */
+        private final List<byte[]> fired;
         private boolean overridden;
         private Object override;
 
-        private HookCall(String command, java.util.function.Function<List<byte[]>, Object[]> next, boolean overridable) {
+        private HookCall(String command, java.util.function.Function<List<byte[]>, Object[]> next, boolean overridable,
+                         List<byte[]> fired) {
             this.command = command;
             this.next = next;
             this.overridable = overridable;
+            this.fired = fired;
         }
 
         public static HookCall chained(String command, java.util.function.Function<List<byte[]>, Object[]> next) {
-            return new HookCall(command, next, false);
+            return new HookCall(command, next, false, null);
         }
 
-        public static HookCall overriding() {
-            return new HookCall(null, null, true);
+        /** A KeysReader commands= hook of the client's command {@code fired}: it may override the reply. */
+        public static HookCall overriding(List<byte[]> fired) {
+            return new HookCall(null, null, true, List.copyOf(fired));
+        }
+
+        public List<byte[]> fired() {
+            return fired;
         }
 
         public synchronized boolean overridden() {
@@ -528,6 +537,20 @@ public final class HostApi implements io.jgears.python.SubInterpreter.ThreadsIns
             return new Object[]{Boolean.FALSE, "Can only override reply once"};
         }
         return new Object[]{Boolean.TRUE, null};
+    }
+
+    /** get_command(): [true, the hooked command's arguments] inside a KeysReader commands= hook, else [false, why]. */
+    @HostAccess.Export
+    public Object[] getCommand() {
+        HookCall call = hook;
+        if (call == null || call.fired == null) {
+            return new Object[]{Boolean.FALSE, "Can not get command ctx"};
+        }
+        String[] args = new String[call.fired.size()];
+        for (int i = 0; i < args.length; i++) {
+            args[i] = new String(call.fired.get(i), java.nio.charset.StandardCharsets.UTF_8);
+        }
+        return new Object[]{Boolean.TRUE, args};
     }
 
     /** RedisGears' refusal of this register() (hooks on commands it may not hook), or null. */
@@ -994,7 +1017,7 @@ public final class HostApi implements io.jgears.python.SubInterpreter.ThreadsIns
 
     @HostAccess.Export
     public String configGet(String key) {
-        return engine.config().get(key);
+        return engine.config().getForScript(key);
     }
 
     /** A hash tag that maps to this shard; with one shard any tag does, RedisGears gives this one. */

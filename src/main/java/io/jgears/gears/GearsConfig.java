@@ -134,6 +134,19 @@ public final class GearsConfig {
         }
     }
 
+    /**
+     * Keys of RedisGears' own configuration (not its Python plugin's, which it keeps with the extra keys):
+     * configGet() in a script reads only the extra keys there, so for these it answers None.
+     */
+    private static final java.util.Set<String> REDISGEARS_CORE = java.util.Set.of(MAX_EXECUTIONS,
+            MAX_EXECUTIONS_PER_REGISTRATION, PROFILE_EXECUTIONS, EXECUTION_MAX_IDLE_TIME, EXECUTION_THREADS);
+
+    /** What configGet() in a script reads: null for RedisGears' own keys, as there. */
+    public String getForScript(String key) {
+        String name = canonical.getOrDefault(key.toLowerCase(Locale.ROOT), key);
+        return REDISGEARS_CORE.contains(name) ? null : values.get(name);
+    }
+
     public boolean isBuiltIn(String key) {
         return canonical.containsKey(key.toLowerCase(Locale.ROOT));
     }

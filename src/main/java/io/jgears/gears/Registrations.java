@@ -1222,7 +1222,7 @@ public final class Registrations implements KeyEvents.Listener {
         }
         KeyCapture capture = new KeyCapture(name, java.util.Set.copyOf(keys));
         captures.add(capture);
-        HostApi.HookCall hook = HostApi.HookCall.overriding();
+        HostApi.HookCall hook = HostApi.HookCall.overriding(command);
         // Redis has answered: a PING on the subscription is answered after every notification it caused.
         return () -> events.barrier().thenCompose(x -> {
             captures.remove(capture);
@@ -1265,7 +1265,7 @@ public final class Registrations implements KeyEvents.Listener {
                 for (Object[] ev : events) {
                     Registration r = (Registration) ev[0];
                     // In a transaction only a sync execution may answer for the command (RedisGears cannot wait there).
-                    HostApi.HookCall call = inTransaction && !"sync".equals(r.mode()) ? HostApi.HookCall.overriding() : hook;
+                    HostApi.HookCall call = inTransaction && !"sync".equals(r.mode()) ? HostApi.HookCall.overriding(hook.fired()) : hook;
                     Execution e = runHookedEvent(r, (String) ev[1], (String) ev[2], call);
                     if (e != null) {
                         done.add(e.done());

@@ -152,11 +152,16 @@ def _script_traceback(e):
 
 # ---------------------------------------------------------------- module functions
 
-def execute(command, *args):
+_NO_COMMAND = object()
+
+
+def execute(command=_NO_COMMAND, *args):
     """Runs a Redis command; returns its reply as Python values and raises on an error reply."""
     argv = [command]
     plain = type(command) is str
     if not plain and not isinstance(command, str):
+        if command is _NO_COMMAND:
+            return []  # RedisGears: execute() with nothing to run answers an empty list
         raise GearsError('the given command must be a string')
     for a in args:
         t = type(a)
@@ -256,8 +261,39 @@ def _collect_async(done=None):
 executeCommand = execute
 
 
-def log(msg, level='notice'):
-    _host.log(str(msg), str(level))
+_LOG_LEVELS = ('debug', 'verbose', 'notice', 'warning')
+
+
+def log(*args, **kwargs):
+    """RedisGears' log(msg, level='notice'). Two positional arguments are its older form, level first
+    (logged as deprecated). The message must be a str and the level one of Redis' four, as there."""
+    if len(args) < 1 or len(args) > 2:
+        raise GearsError('log function must get a log message as input')
+    level = kwargs.get('level')
+    if len(args) == 2:
+        _host.log('Specify log level as the first argument to log function is depricated, use key argument '
+                  "'level' instead", 'warning')
+        level, msg = args
+    else:
+        msg = args[0]
+    if not isinstance(msg, str):
+        raise GearsError('Log message must be a string')
+    if level is None:
+        level = 'notice'
+    elif not isinstance(level, str):
+        raise GearsError('Log level must be a sting (debug/verbose/notice/warning)')
+    elif level not in _LOG_LEVELS:
+        raise GearsError('Log level should be one of the following : debug,verbose,notice,warning')
+    _host.log(msg, level)
+
+
+def _deprecated(old, new, target):
+    """RedisGears' old names (Log, ConfigGet, GearsConfigGet): a warning on every call, then the new one."""
+    def call(*args, **kwargs):
+        _host.log('%s is deprecated, use %s instead' % (old, new), 'warning')
+        return target(*args, **kwargs)
+    call.__name__ = old
+    return call
 
 
 def configGet(key):
@@ -460,7 +496,7 @@ class _Task(object):
             else:
                 f.continueRun(w.value)
         except Exception as e:
-            log(str(e), 'warning')
+            _host.log(str(e), 'warning')
 
 
 def isAsyncAllow():
@@ -481,10 +517,12 @@ class _FlatError(Exception):
     """flat_error(): its text is the error as it is, without a traceback."""
 
 
-def flat_error(msg):
+def flat_error(*args):
     """Fails the current step with exactly `msg` as the error (RedisGears: a StreamReader step failing
     with a text that starts with 'PAUSE' pauses its registration)."""
-    raise _FlatError(str(msg))
+    if not args:
+        raise GearsError('not enough arguments for time flat error')  # RedisGears' text
+    raise _FlatError(str(args[0]))
 
 
 def registerTE(*args):
@@ -892,6 +930,11 @@ def _limit_args(args):
 
 def _check_run_args(reader, arg, kwargs):
     """run()'s reader argument and options as RedisGears checks them, before anything runs."""
+    if 'mode' in kwargs:
+        if not isinstance(kwargs['mode'], str):
+            raise GearsError('execution mode must be a string')
+        if kwargs['mode'] not in ('async', 'async_local'):
+            raise GearsError('unknown execution mode')  # RedisGears refuses run(mode='sync') too
     if reader == 'PythonReader':
         if not isinstance(arg, types.FunctionType):
             raise GearsError('pyreader argument must be a function')
@@ -916,7 +959,7 @@ def _check_register_args(reader, a):
     kwargs = a['kwargs']
     prefix = a['prefix']
     if 'regex' in kwargs:
-        log('Using regex argument with register is deprecated and missleading, use prefix instead.', 'warning')
+        _host.log('Using regex argument with register is deprecated and missleading, use prefix instead.', 'warning')
         prefix = kwargs['regex']
     mode = a['mode']
     if not isinstance(mode, str):
@@ -2332,6 +2375,14 @@ def call_next(*args):
     return _to_py(value)
 
 
+def get_command():
+    """Inside a KeysReader registration's commands= hook: the command that fired it, as a list of str."""
+    ok, value = _host.getCommand()
+    if not ok:
+        raise GearsError(value)
+    return _to_py(value)
+
+
 def override_reply(value):
     """Inside a command hook: the client gets this reply instead of the execution's result."""
     ok, why = _host.overrideReply(_plain(value))
@@ -2476,7 +2527,7 @@ def _drain_soon():
             try:
                 h.cb(*h.args)
             except Exception as e:
-                log('asyncio callback failed: %s' % (e,), 'warning')
+                _host.log('asyncio callback failed: %s' % (e,), 'warning')
 
 
 # How gearsFuture() and isAsyncAllow() see the frames they walk: 1 a step whose function may create a
@@ -2590,9 +2641,13 @@ def _exec_script(code, session_key=None):
 
 # The API as builtins, as RedisGears gives it: scripts use GB, execute, ... without importing them.
 # They are also importable from a 'redisgears' module, as some RedisGears scripts do.
+Log = _deprecated('Log', 'log', log)
+ConfigGet = _deprecated('ConfigGet', 'configGet', configGet)
+GearsConfigGet = _deprecated('GearsConfigGet', 'gearsConfigGet', gearsConfigGet)
+
 _API = ('GearsBuilder', 'GB', 'execute', 'executeCommand', 'log', 'configGet', 'gearsConfigGet',
         'hashtag', 'atomic', 'gearsFuture', 'execute_async', 'registerTE', 'registerTimer', 'unregisterTE',
-        'call_next', 'override_reply', 'flat_error', 'isAsyncAllow', 'createFuture', 'setFutureResults',
+        'call_next', 'override_reply', 'get_command', 'Log', 'ConfigGet', 'GearsConfigGet', 'flat_error', 'isAsyncAllow', 'createFuture', 'setFutureResults',
         'setFutureException', 'runCoroutine')
 _module = type(sys)('redisgears')
 for _name in _API:
