@@ -4,7 +4,6 @@ import io.lettuce.core.api.sync.RedisCommands;
 import org.junit.jupiter.api.Test;
 
 import java.util.List;
-import java.util.function.BooleanSupplier;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
@@ -18,28 +17,6 @@ class CompatHooksTest extends GearsTestBase {
 
     private static RedisCommands<String, String> direct() {
         return TestServer.redisDirect();
-    }
-
-    private static void await(String what, BooleanSupplier condition) throws InterruptedException {
-        long deadline = System.currentTimeMillis() + 120_000;
-        while (!condition.getAsBoolean()) {
-            if (System.currentTimeMillis() > deadline) {
-                throw new AssertionError("timed out waiting for " + what);
-            }
-            Thread.sleep(10);
-        }
-    }
-
-    /** Unregisters every registration of these sessions. */
-    private void unregisterSessions(String... sessionIds) {
-        for (Object r : (List<?>) call("RG.DUMPREGISTRATIONS")) {
-            List<?> reg = (List<?>) r;
-            for (String id : sessionIds) {
-                if (reg.toString().contains("'sessionName':'" + id + "'")) {
-                    call("RG.UNREGISTER", (String) reg.get(1));
-                }
-            }
-        }
     }
 
     @Test

@@ -8,7 +8,6 @@ import org.junit.jupiter.api.Test;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.function.BooleanSupplier;
 import java.util.stream.Collectors;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -19,16 +18,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * RG.PYPROFILE, RG.GETEXECUTION, SLOWLOG), and jgears' own state kept out of the clients' keyspace.
  */
 class CompatRecordsTest extends GearsTestBase {
-
-    private static void await(String what, BooleanSupplier condition) throws InterruptedException {
-        long deadline = System.currentTimeMillis() + 120_000;
-        while (!condition.getAsBoolean()) {
-            if (System.currentTimeMillis() > deadline) {
-                throw new AssertionError("timed out waiting for " + what);
-            }
-            Thread.sleep(20);
-        }
-    }
 
     private static final String FIVE = "def five():\n    for i in range(1, 6):\n        yield i\n";
 

@@ -6,7 +6,6 @@ import org.junit.jupiter.api.Test;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.function.BooleanSupplier;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
@@ -18,16 +17,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * as jgears gives them (every command goes through jgears, so sync registrations are awaited).
  */
 class CompatStreamsTest extends GearsTestBase {
-
-    private static void await(String what, BooleanSupplier condition) throws InterruptedException {
-        long deadline = System.currentTimeMillis() + 120_000;
-        while (!condition.getAsBoolean()) {
-            if (System.currentTimeMillis() > deadline) {
-                throw new AssertionError("timed out waiting for " + what);
-            }
-            Thread.sleep(20);
-        }
-    }
 
     private static Map<String, Object> pairs(List<?> flat) {
         Map<String, Object> m = new LinkedHashMap<>();

@@ -196,6 +196,33 @@ class GearsApiTest extends GearsTestBase {
     }
 
     @Test
+    void executeRepliesHaveTheShapesRedisGearsGives() throws Exception {
+        // RESP2 shapes, as a module call sees them: a hash is a flat list, a score a string, a config a list.
+        // execute() on a blocking connection spoke RESP3 and HGETALL failed with "not iterable".
+        TestServer.redisDirect().del("er:h", "er:z", "er:s");
+        assertEquals(List.of("['OK', '1.5', 2, ['a', '1', 'b', '2'], 'PONG', None, '1-1', [['1-1', ['f', 'v']]]]"),
+                results("GB('ShardsIDReader').map(lambda x: repr([execute('SET', 'er:1', 1.5), execute('GET', 'er:1'), "
+                        + "execute('HSET', 'er:h', 'a', 1, 'b', 2), execute('HGETALL', 'er:h'), execute('PING'), "
+                        + "execute('GET', 'er:nosuch'), execute('XADD', 'er:s', '1-1', 'f', 'v'), "
+                        + "execute('XRANGE', 'er:s', '-', '+')])).run()"));
+        assertEquals(List.of("[['a', '1.5', 'b', '2'], '1.5', ['maxmemory', '0']]"),
+                results("GB('ShardsIDReader').map(lambda x: repr([execute('ZADD', 'er:z', 1.5, 'a', 2, 'b') and "
+                        + "execute('ZRANGE', 'er:z', 0, -1, 'WITHSCORES'), execute('ZSCORE', 'er:z', 'a'), "
+                        + "execute('CONFIG', 'GET', 'maxmemory')])).run()"));
+        // The same from a key-event registration (its lanes pipeline their commands on another connection).
+        TestServer.redisDirect().del("er:k", "er:seen");
+        py("GB().foreach(lambda x: execute('SET', 'er:seen', repr(execute('HGETALL', 'er:h'))))"
+                + ".register(prefix='er:k', eventTypes=['set'])", "ID", "er-lanes");
+        try {
+            call("SET", "er:k", "v");
+            await("the key event", () -> TestServer.redisDirect().get("er:seen") != null);
+            assertEquals("['a', '1', 'b', '2']", TestServer.redisDirect().get("er:seen"));
+        } finally {
+            unregisterSessions("er-lanes");
+        }
+    }
+
+    @Test
     void logChecksItsArgumentsAndTakesTheOlderLevelFirstForm() {
         assertGearsErrorText("Log message must be a string", "log(1)");
         assertGearsErrorText("log function must get a log message as input", "log()");

@@ -62,6 +62,29 @@ abstract class GearsTestBase {
         return assertThrows(RedisCommandException.class, () -> py(code, options)).getMessage();
     }
 
+    /** Waits up to two minutes for a condition (the suite must pass on a busy machine). */
+    protected static void await(String what, java.util.function.BooleanSupplier condition) throws InterruptedException {
+        long deadline = System.currentTimeMillis() + 120_000;
+        while (!condition.getAsBoolean()) {
+            if (System.currentTimeMillis() > deadline) {
+                throw new AssertionError("timed out waiting for " + what);
+            }
+            Thread.sleep(10);
+        }
+    }
+
+    /** Unregisters every registration of these sessions. */
+    protected void unregisterSessions(String... sessionIds) {
+        for (Object r : (List<?>) call("RG.DUMPREGISTRATIONS")) {
+            List<?> reg = (List<?>) r;
+            for (String id : sessionIds) {
+                if (reg.toString().contains("'sessionName':'" + id + "'")) {
+                    call("RG.UNREGISTER", (String) reg.get(1));
+                }
+            }
+        }
+    }
+
     /** A stat of RG.PYSTATS. */
     protected long stat(String name) {
         return Long.parseLong(statText(name));

@@ -50,10 +50,6 @@ class KeyEventLanesTest extends GearsTestBase {
         return TestServer.redisDirect();
     }
 
-    private static void await(String what, BooleanSupplier condition) throws InterruptedException {
-        await(what, condition, 120_000);
-    }
-
     private static void await(String what, BooleanSupplier condition, long millis) throws InterruptedException {
         long deadline = millis == Long.MAX_VALUE ? Long.MAX_VALUE : System.currentTimeMillis() + millis;
         while (!condition.getAsBoolean()) {

@@ -13,7 +13,6 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.function.BooleanSupplier;
 import java.util.function.Predicate;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -52,16 +51,6 @@ class OperationsLogTest extends GearsTestBase {
     private ILoggingEvent awaitEvent(String what, Predicate<ILoggingEvent> which) throws InterruptedException {
         await(what, () -> !events(which).isEmpty());
         return events(which).getFirst();
-    }
-
-    private static void await(String what, BooleanSupplier condition) throws InterruptedException {
-        long deadline = System.currentTimeMillis() + 120_000;
-        while (!condition.getAsBoolean()) {
-            if (System.currentTimeMillis() > deadline) {
-                throw new AssertionError("timed out waiting for " + what);
-            }
-            Thread.sleep(50);
-        }
     }
 
     private Map<String, Object> plan(String eid) {

@@ -204,6 +204,10 @@ public final class RedisBackend implements AutoCloseable {
         redis.clients.jedis.DefaultJedisClientConfig.Builder config = redis.clients.jedis.DefaultJedisClientConfig.builder()
                 .database(uri.getDatabase())
                 .socketTimeoutMillis((int) commandTimeout.toMillis())
+                // RESP2, as RedisGears' module calls and jgears' Lettuce connections see replies: Jedis 8's
+                // client speaks RESP3 unless told, and its maps (HGETALL, CONFIG GET), doubles and pairs
+                // (ZRANGE WITHSCORES) reached Python in shapes RedisGears never gives.
+                .protocol(redis.clients.jedis.RedisProtocol.RESP2)
                 .clientName("jgears");
         if (user != null) {
             config.user(user.name()).password(user.password());
