@@ -9,6 +9,7 @@ import java.util.Collections;
 import java.util.List;
 import java.util.Map;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertDoesNotThrow;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -219,6 +220,30 @@ class GearsApiTest extends GearsTestBase {
             assertEquals("['a', '1', 'b', '2']", TestServer.redisDirect().get("er:seen"));
         } finally {
             unregisterSessions("er-lanes");
+        }
+    }
+
+    @Test
+    void executeKeepsBytesThatAreNotUtf8() throws Exception {
+        // RedisGears sends bytes and bytearray arguments as they are and answers a string that is not UTF-8
+        // as a bytearray; jgears sent str(bytearray(...)) and replaced the bytes it could not decode.
+        assertEquals(List.of("['OK', 2, bytearray(b'\\xff\\x00'), 'OK', 1, [bytearray(b'\\xff\\x00'), bytearray(b'\\xfe'), None]]"),
+                results("GB('ShardsIDReader').map(lambda x: repr([execute('SET', 'bin:a', b'\\xff\\x00'), "
+                        + "execute('STRLEN', 'bin:a'), execute('GET', 'bin:a'), execute('SET', 'bin:b', bytearray(b'\\xfe')), "
+                        + "execute('STRLEN', 'bin:b'), execute('MGET', 'bin:a', 'bin:b', 'bin:nosuch')])).run()"));
+        assertEquals(List.of("bytearray(b'\\xff\\x00')"),
+                results("async def f(x):\n    return repr(await execute_async('GET', 'bin:a'))\nGB('ShardsIDReader').map(f).run()"));
+        // A key-event registration copying a binary value: the copy has the same bytes.
+        RedisCommands<byte[], byte[]> raw = TestServer.redisDirectBytes();
+        raw.del("bin:copy".getBytes());
+        py("GB().foreach(lambda x: execute('SET', 'bin:copy', execute('GET', 'bin:a'))).register(prefix='bin:go', eventTypes=['set'])",
+                "ID", "bin-copy");
+        try {
+            call("SET", "bin:go", "1");
+            await("the copy", () -> raw.get("bin:copy".getBytes()) != null);
+            assertArrayEquals(new byte[]{(byte) 0xff, 0}, raw.get("bin:copy".getBytes()));
+        } finally {
+            unregisterSessions("bin-copy");
         }
     }
 

@@ -96,6 +96,12 @@ public final class TestServer {
         return direct.connect(StringCodec.UTF8).sync();
     }
 
+    /** As {@link #redisDirect()}, with byte[] keys and values (for values that are not UTF-8). */
+    public static synchronized RedisCommands<byte[], byte[]> redisDirectBytes() {
+        redisDirect();
+        return direct.connect(ByteArrayCodec.INSTANCE).sync();
+    }
+
     /** Sends any command through jgears and decodes the reply into Java values (errors throw). */
     public static Object call(StatefulRedisConnection<byte[], byte[]> c, String... args) {
         return RedisBackend.dispatch(c, java.util.Arrays.stream(args).map(a -> a.getBytes(StandardCharsets.UTF_8)).toList());

@@ -250,18 +250,20 @@ public final class HostApi implements io.jgears.python.SubInterpreter.ThreadsIns
             Object reply;
             AtomicBlock atomic = atomics.isEmpty() ? null : atomics.get(Thread.currentThread());
             if (atomic != null) {
-                reply = RedisBackend.dispatch(atomic.connection, command);
+                reply = RedisBackend.dispatch(atomic.connection, command, true);
             } else if (BLOCKING.contains(name)) {
                 try (StatefulRedisConnection<byte[], byte[]> own = engine.redis().connectDedicated(user)) {
-                    reply = RedisBackend.dispatch(own, command);
+                    reply = RedisBackend.dispatch(own, command, true);
                 }
             } else if (lanes != null && lanes.isLane()) {
                 reply = lanes.call(user, command);  // pipelined with the other lanes' commands (see Lanes)
             } else {
-                reply = engine.redis().executeBlocking(user, command);
+                reply = engine.redis().executeBlocking(user, command, true);
             }
             Object value = GenericOutput.toHost(reply);
-            return value instanceof Object[] ? new Object[]{Boolean.TRUE, value} : value;
+            // Arrays, and strings that are not UTF-8 (a bytearray in Python), go through the runtime's _to_py.
+            return value instanceof Object[] || value instanceof io.jgears.redis.BinaryString
+                    ? new Object[]{Boolean.TRUE, value} : value;
         } catch (RedisCommandException e) {
             return new Object[]{Boolean.FALSE, e.getMessage()};
         } catch (RuntimeException e) {

@@ -30,9 +30,16 @@ public final class GenericOutput extends CommandOutput<byte[], byte[], Object> {
     }
 
     private final ArrayDeque<Open> stack = new ArrayDeque<>();
+    /** execute()'s replies: a string that is not UTF-8 stays bytes ({@link BinaryString}). */
+    private final java.nio.charset.CharsetDecoder strict;
 
     public GenericOutput() {
+        this(false);
+    }
+
+    public GenericOutput(boolean keepBinary) {
         super(ByteArrayCodec.INSTANCE, null);
+        this.strict = keepBinary ? StandardCharsets.UTF_8.newDecoder() : null;
     }
 
     private void add(Object value) {
@@ -56,7 +63,25 @@ public final class GenericOutput extends CommandOutput<byte[], byte[], Object> {
 
     @Override
     public void set(ByteBuffer bytes) {
-        add(bytes == null ? null : StandardCharsets.UTF_8.decode(bytes).toString());
+        if (bytes == null) {
+            add(null);
+        } else if (strict == null) {
+            add(StandardCharsets.UTF_8.decode(bytes).toString());
+        } else {
+            add(decodeOrKeep(strict, bytes));
+        }
+    }
+
+    /** The string, or a {@link BinaryString} of its bytes when they are not valid UTF-8. */
+    static Object decodeOrKeep(java.nio.charset.CharsetDecoder strict, ByteBuffer bytes) {
+        int start = bytes.position();
+        try {
+            return strict.reset().decode(bytes).toString();
+        } catch (java.nio.charset.CharacterCodingException e) {
+            byte[] raw = new byte[bytes.limit() - start];
+            bytes.get(start, raw);
+            return new BinaryString(raw);
+        }
     }
 
     @Override

@@ -181,6 +181,11 @@ public final class RedisBackend implements AutoCloseable {
      * reply as {@link #dispatch} gives it. Not for commands that change a connection's state or block.
      */
     public Object executeBlocking(RedisUser user, List<byte[]> args) {
+        return executeBlocking(user, args, false);
+    }
+
+    /** {@code keepBinary}: execute()'s replies, where a string that is not UTF-8 stays a {@link BinaryString}. */
+    public Object executeBlocking(RedisUser user, List<byte[]> args, boolean keepBinary) {
         if (args.isEmpty()) {
             throw new RedisCommandException("ERR wrong number of arguments: no command given");
         }
@@ -190,7 +195,7 @@ public final class RedisBackend implements AutoCloseable {
         byte[][] rest = args.subList(1, args.size()).toArray(new byte[0][]);
         byte[] name = args.getFirst();
         try {
-            return fromJedis(jedis.sendCommand(() -> name, rest));
+            return fromJedis(jedis.sendCommand(() -> name, rest), keepBinary ? StandardCharsets.UTF_8.newDecoder() : null);
         } catch (redis.clients.jedis.exceptions.JedisDataException e) {
             throw new RedisCommandException(e.getMessage());
         } catch (RuntimeException e) {
@@ -224,14 +229,15 @@ public final class RedisBackend implements AutoCloseable {
     }
 
     /** Jedis' reply values as {@link GenericOutput} gives them: strings, longs, lists, errors inside lists. */
-    private static Object fromJedis(Object reply) {
+    private static Object fromJedis(Object reply, java.nio.charset.CharsetDecoder strict) {
         if (reply instanceof byte[] bytes) {
-            return new String(bytes, StandardCharsets.UTF_8);
+            return strict == null ? new String(bytes, StandardCharsets.UTF_8)
+                    : GenericOutput.decodeOrKeep(strict, java.nio.ByteBuffer.wrap(bytes));
         }
         if (reply instanceof List<?> list) {
             List<Object> out = new java.util.ArrayList<>(list.size());
             for (Object x : list) {
-                out.add(fromJedis(x));
+                out.add(fromJedis(x, strict));
             }
             return out;
         }
@@ -251,7 +257,7 @@ public final class RedisBackend implements AutoCloseable {
         List<java.util.concurrent.CompletableFuture<Object>> out = new java.util.ArrayList<>(commands.size());
         for (List<byte[]> args : commands) {
             var command = new io.lettuce.core.protocol.AsyncCommand<>(
-                    new io.lettuce.core.protocol.Command<>(new RawKeyword(args.getFirst()), new GenericOutput(), argsAfterName(args)));
+                    new io.lettuce.core.protocol.Command<>(new RawKeyword(args.getFirst()), new GenericOutput(true), argsAfterName(args)));
             batch.add(command);
             out.add(command.handle((reply, error) -> {
                 if (error == null) {
@@ -277,11 +283,16 @@ public final class RedisBackend implements AutoCloseable {
     }
 
     public static Object dispatch(StatefulRedisConnection<byte[], byte[]> connection, List<byte[]> args) {
+        return dispatch(connection, args, false);
+    }
+
+    /** {@code keepBinary}: execute()'s replies, where a string that is not UTF-8 stays a {@link BinaryString}. */
+    public static Object dispatch(StatefulRedisConnection<byte[], byte[]> connection, List<byte[]> args, boolean keepBinary) {
         if (args.isEmpty()) {
             throw new RedisCommandException("ERR wrong number of arguments: no command given");
         }
         try {
-            Object reply = connection.sync().dispatch(new RawKeyword(args.getFirst()), new GenericOutput(), argsAfterName(args));
+            Object reply = connection.sync().dispatch(new RawKeyword(args.getFirst()), new GenericOutput(keepBinary), argsAfterName(args));
             // Lettuce handles MULTI/EXEC itself: EXEC answers a TransactionResult of the queued replies.
             if (reply instanceof TransactionResult tx) {
                 return tx.wasDiscarded() ? null : tx.stream()

@@ -96,10 +96,13 @@ _READ_BATCH = 1000
 
 
 def _to_py(v):
-    """Host values (foreign arrays) to plain Python lists; strings, ints and None pass as they are."""
+    """Host values (foreign arrays) to plain Python lists; strings, ints and None pass as they are. A reply
+    string that is not UTF-8 (jgears' BinaryString) becomes a bytearray, as RedisGears gives it."""
     t = type(v)
     if t is str or t is int or t is float or v is None:
         return v
+    if hasattr(v, 'latin1'):
+        return bytearray(v.latin1(), 'latin-1')
     return [_to_py(x) for x in v]
 
 
@@ -167,9 +170,9 @@ def execute(command=_NO_COMMAND, *args):
         t = type(a)
         if t is str:
             argv.append(a)
-        elif t is bytes:
+        elif t is bytes or t is bytearray:  # sent as they are, as RedisGears does; anything else as str()
             plain = False
-            argv.append(a)
+            argv.append(bytes(a))
         else:
             argv.append(str(a))
     # All-str arguments cross as Java strings, and a scalar reply comes back as one: no foreign arrays

@@ -1,0 +1,21 @@
+package io.jgears.redis;
+
+import org.graalvm.polyglot.HostAccess;
+
+/**
+ * A reply string that is not valid UTF-8, as execute() hands it to Python: RedisGears gives such a
+ * string as a bytearray (a str would have lost its bytes to replacement characters).
+ */
+public record BinaryString(byte[] bytes) {
+    /** The bytes one char each (ISO-8859-1), for Python's {@code bytearray(s, 'latin-1')}: one crossing. */
+    @HostAccess.Export
+    public String latin1() {
+        return new String(bytes, java.nio.charset.StandardCharsets.ISO_8859_1);
+    }
+
+    /** The bytes as Python's repr shows them, for a record that is turned into a string. */
+    @Override
+    public String toString() {
+        return new String(bytes, java.nio.charset.StandardCharsets.UTF_8);
+    }
+}
