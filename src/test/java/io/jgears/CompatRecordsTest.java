@@ -109,6 +109,28 @@ class CompatRecordsTest extends GearsTestBase {
         }
     }
 
+    @Test
+    void aNegativeFloatIsABulkStringNotAnErrorReply() {
+        // '%f' text starting with '-' went out as an error reply, by the rule meant for str results.
+        assertEquals(List.of("-1.500000", "-0.000000", "-inf", "2.000000"),
+                results("GB('PythonReader').run(lambda: (x for x in [-1.5, -0.0, float('-inf'), 2.0]), convertToStr=False)"));
+    }
+
+    @Test
+    void pythonAttemptTracebackZeroGivesTheShortForm() {
+        assertEquals(List.of("OK - value was saved in extra config dictionary"), call("RG.CONFIGSET", "PythonAttemptTraceback", "0"));
+        try {
+            assertEquals(List.of("Error type: <class 'ZeroDivisionError'>, Value: division by zero"),
+                    errors("GB('ShardsIDReader').map(lambda x: 1/0).run()"));
+            assertEquals("Error type: <class 'ValueError'>, Value: load failed", pyError("raise ValueError('load failed')"));
+            assertEquals(List.of(new io.jgears.redis.RedisError("Failed setting config value for key 'PythonAttemptTraceback' with value 'x'")),
+                    call("RG.CONFIGSET", "PythonAttemptTraceback", "x"));
+        } finally {
+            call("RG.CONFIGSET", "PythonAttemptTraceback", "1");
+        }
+        assertTrue(errors("GB('ShardsIDReader').map(lambda x: 1/0).run()").getFirst().toString().startsWith("['Traceback"));
+    }
+
     // ------------------------------------------------------------------ jgears' state
 
     @Test

@@ -272,6 +272,21 @@ class GearsApiTest extends GearsTestBase {
         assertGearsErrorText("execution mode must be a string", "GB().run(mode=5)");
     }
 
+    @Test
+    void aScriptThatRegistersAnswersOkEvenWhenItAlsoRuns() {
+        for (String code : List.of(
+                "GB('CommandReader').map(lambda x: 'reg-ok').register(trigger='RUNREG1')\nGB('ShardsIDReader').map(lambda x: 'ran').run()",
+                "GB('ShardsIDReader').map(lambda x: 'ran').run()\nGB('CommandReader').map(lambda x: 'reg-ok').register(trigger='RUNREG2')")) {
+            assertEquals("OK", py(code, "ID", code.contains("RUNREG1") ? "runreg1" : "runreg2"));
+        }
+        try {
+            assertEquals(List.of("reg-ok"), call("RG.TRIGGER", "RUNREG1"));
+            assertEquals(List.of("reg-ok"), call("RG.TRIGGER", "RUNREG2"));
+        } finally {
+            unregisterSessions("runreg1", "runreg2");
+        }
+    }
+
     private void assertGearsErrorText(String expected, String code) {
         String e = pyError(code);
         assertTrue(e.contains("gears.error: " + expected), code + " -> " + e);

@@ -206,6 +206,26 @@ class RegistrationsTest extends GearsTestBase {
     }
 
     @Test
+    void aRegistrationPrefixIsLiteralWithAnOptionalTrailingStar() throws Exception {
+        // RedisGears matches register(prefix=) literally: no glob, a trailing * for "starts with".
+        direct().del("pl:log");
+        py("GB().foreach(lambda x: execute('RPUSH', 'pl:log', x['key'])).register(prefix='pl?:*', eventTypes=['set'])", "ID", "pl1");
+        py("GB().foreach(lambda x: execute('RPUSH', 'pl:log', x['key'])).register(prefix='pj*x', eventTypes=['set'])", "ID", "pl2");
+        try {
+            for (String k : List.of("pl?:1", "plx:1", "pj*x", "pjx", "pjabx", "pl?:")) {
+                call("SET", k, "v");
+            }
+            await("the three matching keys", () -> direct().llen("pl:log") >= 3);
+            Thread.sleep(1000);  // time for events of keys that should not match to show up, if they came
+            List<String> fired = new java.util.ArrayList<>(direct().lrange("pl:log", 0, -1));
+            java.util.Collections.sort(fired);
+            assertEquals(List.of("pj*x", "pl?:", "pl?:1"), fired);
+        } finally {
+            unregisterSessions("pl1", "pl2");
+        }
+    }
+
+    @Test
     void keyTypesAndKeysOnlyReader() throws Exception {
         direct().del("kt:log");
         py("GB().foreach(lambda r: execute('RPUSH', 'kt:log', r['key'])).register(prefix='kt:*', keyTypes=['hash'])", "ID", "kt");

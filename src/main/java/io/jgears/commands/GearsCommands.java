@@ -243,9 +243,10 @@ public final class GearsCommands implements LocalCommands, GearsEngine.ModuleCal
                 case "RG.CONFIGGET" -> done(configGet(args));
                 case "RG.CONFIGSET" -> done(configSet(args));
                 // On a cluster the client's path answers these in front of this class; execute() from Python gets here.
+                // Outside a cluster, as RedisGears answers them: any arguments, a bulk string, a plain OK.
                 case "RG.INFOCLUSTER", "RG.REFRESHCLUSTER" -> engine.clusterCommands() != null
                         ? engine.clusterCommands().execute(null, args)
-                        : done(noArgs(args, Replies.simple("no cluster mode")));
+                        : done(name.equals("RG.INFOCLUSTER") ? Replies.bulk("no cluster mode") : Replies.OK);
                 case "RG.DUMPREGISTRATIONS" -> done(dumpRegistrations(args));
                 case "RG.UNREGISTER" -> onEveryShard(client, args, unregister(args));
                 case "RG.PAUSEREGISTRATIONS" -> onEveryShard(client, args, pause(args, true));
@@ -992,7 +993,7 @@ public final class GearsCommands implements LocalCommands, GearsEngine.ModuleCal
                     engine.pool().resize(Integer.parseInt(value));
                 }
             } catch (IllegalArgumentException e) {
-                out.add(Replies.error(CONFIG_ERROR + e.getMessage()));
+                out.add(Replies.error(e instanceof GearsConfig.PluginValueRefused ? e.getMessage() : CONFIG_ERROR + e.getMessage()));
             }
         }
         return Replies.array(out);

@@ -202,9 +202,25 @@ public final class GearsConfig {
         if (PLUGIN_READ_ONLY.contains(name)) {
             throw new IllegalArgumentException(name + " is not configurable at runtime");
         }
+        if (name.equals(PYTHON_ATTEMPT_TRACEBACK)) {
+            // RedisGears' Python plugin keeps this one with the extra keys: their reply, any number a switch.
+            try {
+                put(name, Long.parseLong(value) != 0 ? "1" : "0");
+            } catch (NumberFormatException e) {
+                throw new PluginValueRefused("Failed setting config value for key '" + name + "' with value '" + value + "'");
+            }
+            return "OK - value was saved in extra config dictionary";
+        }
         validate(name, value);
         put(name, value);
         return "OK";
+    }
+
+    /** A value the Python plugin's keys refuse: RedisGears' error element has no "(error) " prefix for these. */
+    public static final class PluginValueRefused extends IllegalArgumentException {
+        PluginValueRefused(String message) {
+            super(message);
+        }
     }
 
     private void validate(String name, String value) {

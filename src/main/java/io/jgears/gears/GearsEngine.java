@@ -896,10 +896,12 @@ public final class GearsEngine implements AutoCloseable {
             if (!run.started().isEmpty()) {
                 reply = done(Replies.bulk(run.started().getFirst().id()));
             }
-        } else if (!run.started().isEmpty()) {
+        } else if (!run.started().isEmpty() && registrations.of(session).isEmpty()) {
             // The last run() may be parked on a gearsFuture: the reply waits for it, the server does not.
             reply = run.started().getLast().done().thenApply(GearsEngine::resultsReply);
         }
+        // A script that registered answers OK even when it also ran something, as on RedisGears (the run
+        // goes on; its results are not sent).
         session.release(Session.Holder.SCRIPT);
         return reply;
     }

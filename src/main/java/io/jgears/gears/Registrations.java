@@ -1215,7 +1215,7 @@ public final class Registrations implements KeyEvents.Listener {
         boolean matches = false;
         for (Registration r : hooked) {
             String prefix = r.stringArg("prefix");
-            matches |= !r.isPaused() && keys.stream().anyMatch(k -> io.jgears.readers.Glob.matches(prefix, k));
+            matches |= !r.isPaused() && keys.stream().anyMatch(k -> io.jgears.readers.Glob.prefixMatches(prefix, k));
         }
         if (!matches) {
             return null;

@@ -9,6 +9,45 @@ public final class Glob {
         return match(pattern, 0, s, 0);
     }
 
+    /**
+     * RedisGears' rule for register(prefix=): no glob, a trailing {@code *} matches by prefix, otherwise
+     * the whole key (or stream name) must be the prefix. ({@code run(pattern)} is a real glob: SCAN MATCH.)
+     */
+    public static boolean prefixMatches(String prefix, String key) {
+        if (prefix.endsWith("*")) {
+            return key.startsWith(prefix.substring(0, prefix.length() - 1));
+        }
+        return key.equals(prefix);
+    }
+
+    /** That rule as a glob (for PSUBSCRIBE): every glob character escaped but a trailing {@code *}. */
+    public static String prefixPattern(String prefix) {
+        boolean open = prefix.endsWith("*");
+        String body = open ? prefix.substring(0, prefix.length() - 1) : prefix;
+        StringBuilder out = new StringBuilder(body.length() + 4);
+        for (int i = 0; i < body.length(); i++) {
+            char c = body.charAt(i);
+            if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\') {
+                out.append('\\');
+            }
+            out.append(c);
+        }
+        return open ? out.append('*').toString() : out.toString();
+    }
+
+    /** The prefix a {@link #prefixPattern} was made from. */
+    public static String prefixOfPattern(String pattern) {
+        StringBuilder out = new StringBuilder(pattern.length());
+        for (int i = 0; i < pattern.length(); i++) {
+            char c = pattern.charAt(i);
+            if (c == '\\' && i + 1 < pattern.length()) {
+                c = pattern.charAt(++i);
+            }
+            out.append(c);
+        }
+        return out.toString();
+    }
+
     private static boolean match(String p, int pi, String s, int si) {
         while (pi < p.length()) {
             char c = p.charAt(pi);

@@ -99,7 +99,7 @@ public final class KeyEvents implements AutoCloseable {
         connection.addListener(new RedisPubSubAdapter<>() {
             @Override
             public void message(byte[] pattern, byte[] channel, byte[] message) {
-                listener.onKeyEvent(new String(pattern, PREFIX, pattern.length - PREFIX, StandardCharsets.UTF_8),
+                listener.onKeyEvent(Glob.prefixOfPattern(new String(pattern, PREFIX, pattern.length - PREFIX, StandardCharsets.UTF_8)),
                         new String(message, StandardCharsets.US_ASCII), java.util.Arrays.copyOfRange(channel, PREFIX, channel.length));
             }
 
@@ -146,7 +146,9 @@ public final class KeyEvents implements AutoCloseable {
     }
 
     private static byte[][] channels(java.util.Set<String> prefixes) {
-        return prefixes.stream().map(p -> (CHANNEL + p).getBytes(StandardCharsets.UTF_8)).toArray(byte[][]::new);
+        // RedisGears matches a registration's prefix literally (a trailing * for "starts with"): escaped,
+        // Redis' glob matches the same keys.
+        return prefixes.stream().map(p -> (CHANNEL + Glob.prefixPattern(p)).getBytes(StandardCharsets.UTF_8)).toArray(byte[][]::new);
     }
 
     /** After a reconnect jgears' command connection may still be reconnecting: retry until it takes. */

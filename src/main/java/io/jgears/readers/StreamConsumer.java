@@ -283,10 +283,7 @@ public final class StreamConsumer {
 
     /** RedisGears' prefix rule: a trailing * matches by prefix, otherwise the whole name must match. */
     static boolean matches(String prefix, String stream) {
-        if (prefix.endsWith("*")) {
-            return stream.startsWith(prefix.substring(0, prefix.length() - 1));
-        }
-        return stream.equals(prefix);
+        return Glob.prefixMatches(prefix, stream);
     }
 
     private void onXadd(String stream) {

@@ -107,9 +107,12 @@ def _to_py(v):
 
 
 def _format_exception(e):
-    """RedisGears' error text: str() of the traceback's line list, without jgears' own frames."""
+    """RedisGears' error text: str() of the traceback's line list, without jgears' own frames; with
+    PythonAttemptTraceback 0, its short form (as for a SyntaxError) instead."""
     if isinstance(e, _FlatError):
         return e.args[0]
+    if _host.configGet('PythonAttemptTraceback') == '0':  # read per error: RG.CONFIGSET takes effect at once
+        return 'Error type: %s, Value: %s' % (type(e), e)
     if isinstance(e, (AttributeError, NameError)) and getattr(e, 'name', None) is not None:
         # Python 3.7 (RedisGears') adds no "Did you mean" hint; working one out over an object's
         # attributes costs a second or more in a fresh context.
@@ -2386,9 +2389,11 @@ def get_command():
     return _to_py(value)
 
 
-def override_reply(value):
+def override_reply(*args):
     """Inside a command hook: the client gets this reply instead of the execution's result."""
-    ok, why = _host.overrideReply(_plain(value))
+    if len(args) != 1:
+        raise GearsError('Override reply must get a single argument')
+    ok, why = _host.overrideReply(_plain(args[0]))
     if not ok:
         raise GearsError(why)
 
@@ -2581,7 +2586,8 @@ def _plain(r):
     if t is str or t is int or t is bool or t is bytes:
         return r
     if t is float:
-        return '%f' % r
+        # Bytes, so that a negative one is a bulk string as on RedisGears, not an error reply ('-...').
+        return ('%f' % r).encode()
     if t is list:
         return [_plain(x) for x in r]
     return 'PY RECORD'
@@ -2650,8 +2656,8 @@ GearsConfigGet = _deprecated('GearsConfigGet', 'gearsConfigGet', gearsConfigGet)
 
 _API = ('GearsBuilder', 'GB', 'execute', 'executeCommand', 'log', 'configGet', 'gearsConfigGet',
         'hashtag', 'atomic', 'gearsFuture', 'execute_async', 'registerTE', 'registerTimer', 'unregisterTE',
-        'call_next', 'override_reply', 'get_command', 'Log', 'ConfigGet', 'GearsConfigGet', 'flat_error', 'isAsyncAllow', 'createFuture', 'setFutureResults',
-        'setFutureException', 'runCoroutine')
+        'call_next', 'override_reply', 'get_command', 'Log', 'ConfigGet', 'GearsConfigGet', 'flat_error',
+        'isAsyncAllow', 'createFuture', 'setFutureResults', 'setFutureException', 'runCoroutine')
 _module = type(sys)('redisgears')
 for _name in _API:
     setattr(builtins, _name, globals()[_name])
