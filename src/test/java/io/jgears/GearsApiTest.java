@@ -112,7 +112,7 @@ class GearsApiTest extends GearsTestBase {
     void keysOnlyShardsIdAndPythonReaders() {
         assertEquals(sorted(List.of("api:n:1", "api:n:10")), sorted(results("GB('KeysOnlyReader').run('api:n:1*')")));
         assertEquals(List.of("1"), results("GB('ShardsIDReader').run()"), "RedisGears' one shard outside a cluster");
-        assertEquals(List.of("0", "1", "4"), results("GB('PythonReader').map(lambda x: x * x).run(lambda: iter(range(3)))"));
+        assertEquals(List.of("0", "1", "4"), results("GB('PythonReader').map(lambda x: x * x).run(lambda: (x for x in range(3)))"));
         assertEquals(List.of("{'key': 'api:st', 'id': 'X', 'value': {'f': 'v'}}".replace("'X'", "'" + firstStreamId() + "'")),
                 results("GB('StreamReader').run('api:st')"));
     }
@@ -126,7 +126,7 @@ class GearsApiTest extends GearsTestBase {
         assertEquals(List.of("2", "4", "6", "8", "10"),
                 results("GB().map(lambda r: int(r['value'])).filter(lambda x: x % 2 == 0).sort().run('api:n:*')"));
         assertEquals(List.of("1", "1", "2", "2"),
-                results("GB('PythonReader').flatmap(lambda x: [x, x]).run(lambda: [1, 2])"));
+                results("GB('PythonReader').flatmap(lambda x: [x, x]).run(lambda: (x for x in [1, 2]))"));
         results("GB().foreach(lambda r: execute('SET', 'api:copy:' + r['key'], r['value'])).run('api:n:3')");
         assertEquals("3", TestServer.redisDirect().get("api:copy:api:n:3"));
     }
@@ -163,9 +163,12 @@ class GearsApiTest extends GearsTestBase {
     @Test
     @SuppressWarnings("unchecked")
     void convertToStrFalseGivesRespTypes() {
-        List<Object> r = results("GB('PythonReader').run(lambda: [1, 'a', [2, 'b'], {'k': 3}, None], convertToStr=False)");
+        List<Object> r = results("GB('PythonReader').run(lambda: (x for x in [1, 'a', [2, 'b'], {'k': 3}, None]), convertToStr=False)");
         // RedisGears' record replies: a dict or None is the text 'PY RECORD'.
         assertEquals(List.of(1L, "a", List.of(2L, "b"), "PY RECORD", "PY RECORD"), r);
+        // A PythonReader iterates only a generator: a list, or iter() of one, is one record.
+        assertEquals(List.of("[1, 2, 3]"), results("GB('PythonReader').run(lambda: [1, 2, 3])"));
+        assertEquals(1, results("GB('PythonReader').run(lambda: iter([1, 2, 3]))").size());
     }
 
     @Test

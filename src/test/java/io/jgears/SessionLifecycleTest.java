@@ -242,7 +242,7 @@ class SessionLifecycleTest extends GearsTestBase {
                 + "async def slow(x):\n"
                 + "    await asyncio.sleep(0.05)\n"
                 + "    return 'slept ' + str(x)\n"
-                + "GB('PythonReader').map(slow).sort().run(lambda: iter(range(3)))"));
+                + "GB('PythonReader').map(slow).sort().run(lambda: (x for x in range(3)))"));
         // A coroutine awaiting only jgears' futures (asyncio is pre-imported, as RedisGears has it loaded).
         assertEquals(List.of("None"), results("async def f(x):\n"
                 + "    return str(await execute_async('GET', 'no:such:key'))\n"

@@ -16,7 +16,7 @@ import _weakref as weakref
 
 
 class types:
-    # The two types the runtime checks, taken from objects rather than by importing types.py (14 ms of
+    # The types the runtime checks, taken from objects rather than by importing types.py (14 ms of
     # CPU per context) or weakref.py (170 ms: it pulls in _weakrefset and collections.abc).
     FunctionType = (lambda: None).__class__
 
@@ -27,6 +27,7 @@ class types:
     CoroutineType = _c.__class__
     _c.close()
     del _c, _coroutine
+    GeneratorType = (x for x in ()).__class__
 
 import polyglot
 
@@ -1054,7 +1055,9 @@ def _records(reader, arg, kwargs):
     if reader == 'PythonReader':
         if not callable(arg):
             raise Exception('PythonReader needs a callable (a generator function) as the run() argument')
-        return iter(arg())
+        out = arg()
+        # RedisGears iterates only a generator: any other value (a list, iter([...])) is one record.
+        return out if isinstance(out, types.GeneratorType) else iter((out,))
     if reader == 'StreamReader':
         return _reader_errors_plain(_stream_records(str(arg), kwargs.get('fromId', '0-0')))
     raise Exception('Unknown reader: %s' % (reader,))
