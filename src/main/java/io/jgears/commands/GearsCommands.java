@@ -823,7 +823,7 @@ public final class GearsCommands implements LocalCommands, GearsEngine.ModuleCal
             data.addAll(List.of("notificationGaps", r.notificationGaps(), "lastNotificationGap", r.lastGap()));
         }
         List<Object> entry = new ArrayList<>(List.of("id", r.id(), "reader", r.reader(),
-                "desc", r.description() == null ? "" : r.description(), "RegistrationData", data));
+                "desc", r.description() == null ? Replies.bulk(null) : r.description(), "RegistrationData", data));
         if (withSession) {
             Session s = r.session();
             List<String> ids = engine.registrations().of(s).stream().map(x -> "'" + x.id() + "'").toList();
