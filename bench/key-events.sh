@@ -19,16 +19,7 @@ for _ in $(seq 1 120); do grep -q "jgears ready" "$d/jgears.log" && break; sleep
 jpid=$(pgrep -f "^java .*io.jgears.cli.Main start -p $JP")
 trap 'kill "$jpid" 2>/dev/null; sleep 3; kill "$rpid" 2>/dev/null' EXIT
 redis-cli -p "$JP" RG.PYEXECUTE "GB().foreach(lambda x: execute('INCR', 'bench:n')).register(prefix='bt:*', eventTypes=['set'])" ID bench-trigger > /dev/null
-ticks() {  # CPU ticks per thread name (numbers stripped) of process $1
-  for t in /proc/"$1"/task/*; do
-    s=$(cat "$t/stat" 2>/dev/null) || continue
-    name=$(sed 's/[0-9]*$//;s/ /_/g' "$t/comm")
-    rest=${s##*) }
-    # shellcheck disable=SC2086
-    set -- $rest
-    echo "$name $(( ${12} + ${13} ))"
-  done | awk '{a[$1]+=$2} END {for (k in a) print k, a[k]}' | sort
-}
+. bench/thread-ticks.sh
 hz=$(getconf CLK_TCK)
 for r in $(seq 1 "$rounds"); do
   redis-cli -p "$RP" DEL bench:n > /dev/null

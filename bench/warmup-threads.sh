@@ -16,16 +16,7 @@ for _ in $(seq 1 120); do grep -q "jgears ready" "$d/jgears.log" && break; sleep
 jpid=$(pgrep -f "^java .*io.jgears.cli.Main start -p $JP")
 trap 'kill "$jpid" 2>/dev/null; sleep 2; rm -rf "$d"' EXIT
 sleep "${IDLE:-30}"
-ticks() {  # CPU ticks per thread name (numbers stripped) of process $1
-  for t in /proc/"$1"/task/*; do
-    s=$(cat "$t/stat" 2>/dev/null) || continue
-    name=$(sed 's/[0-9]*$//;s/ /_/g' "$t/comm")
-    rest=${s##*) }
-    # shellcheck disable=SC2086
-    set -- $rest
-    echo "$name $(( ${12} + ${13} ))"
-  done | awk '{a[$1]+=$2} END {for (k in a) print k, a[k]}' | sort
-}
+. bench/thread-ticks.sh
 hz=$(getconf CLK_TCK)
 redis-cli -p "$JP" RG.PYEXECUTE "GB('CommandReader').map(lambda a: a[1]).register(trigger='echo')" ID warm > /dev/null
 if [ "${AFTER:-0}" != 0 ]; then
