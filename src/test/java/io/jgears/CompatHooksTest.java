@@ -125,6 +125,24 @@ class CompatHooksTest extends GearsTestBase {
     }
 
     @Test
+    void aHookShowsAsTheTriggerOfItsCommand() {
+        py("GB('CommandReader').map(lambda r: 'x').register(hook='append', keyprefix='hs:')", "ID", "hs");
+        try {
+            List<?> data = null;
+            for (Object r : (List<?>) call("RG.DUMPREGISTRATIONS")) {
+                List<?> reg = (List<?>) r;
+                if (reg.toString().contains("'sessionName':'hs'")) {
+                    data = (List<?>) reg.get(7);
+                }
+            }
+            assertEquals(List.of("trigger", "append", "inorder", 0L), data.get(data.indexOf("args") + 1));
+            assertTrue(String.valueOf(call("INFO", "rg")).contains(",trigger=append,inorder=0,PD="), "INFO rg shows the same");
+        } finally {
+            unregisterSessions("hs");
+        }
+    }
+
+    @Test
     void getCommandGivesTheHookedCommand() throws Exception {
         direct().del("gc:e", "gc:seen");
         py("GB().foreach(lambda x: execute('SET', 'gc:seen', repr(get_command())))"

@@ -799,25 +799,7 @@ public final class GearsCommands implements LocalCommands, GearsEngine.ModuleCal
         List<Object> data = new ArrayList<>();
         data.addAll(List.of("mode", r.mode()));
         data.addAll(r.stats());
-        List<Object> args = new ArrayList<>();
-        switch (r.kind()) {
-            case KEYS, KEYS_ONLY -> args.addAll(List.of("regex", r.stringArg("prefix"),
-                    "eventTypes", r.listArg("eventTypes") == null ? List.of() : r.listArg("eventTypes"),
-                    "keyTypes", r.listArg("keyTypes") == null ? List.of() : r.listArg("keyTypes"),
-                    "hookCommands", r.listArg("commands") == null ? List.of() : r.listArg("commands")));
-            case STREAM -> args.addAll(List.of("batchSize", r.longArg("batch"), "durationMS", r.longArg("duration"),
-                    "stream", r.stringArg("prefix"), "trimStream", r.boolArg("trimStream") ? 1L : 0L,
-                    "onFailedPolicy", r.stringArg("onFailedPolicy"), "retryInterval", r.longArg("onFailedRetryInterval") / 1000,
-                    "consumerGroup", Registrations.groupName(r)));  // consumerGroup: jgears' addition
-            case COMMAND -> {
-                if (r.stringArg("trigger") != null) {
-                    args.addAll(List.of("trigger", r.stringArg("trigger")));
-                } else {
-                    args.addAll(List.of("hook", r.stringArg("hook"), "keyprefix",
-                            r.stringArg("keyprefix") == null ? "" : r.stringArg("keyprefix")));
-                }
-            }
-        }
+        List<Object> args = r.redisGearsArgs();
         data.addAll(List.of("args", args, "status", r.status()));
         if (r.kind() == Registration.Kind.KEYS || r.kind() == Registration.Kind.KEYS_ONLY) {
             data.addAll(List.of("notificationGaps", r.notificationGaps(), "lastNotificationGap", r.lastGap()));

@@ -122,6 +122,26 @@ public final class Registration {
         return ((Number) args.get(name)).longValue();
     }
 
+    /**
+     * Its arguments as RedisGears shows them (RG.DUMPREGISTRATIONS' args, INFO rg): name/value pairs. A
+     * CommandReader hook shows as the trigger of its command, as there; a stream's consumer group is
+     * jgears' addition.
+     */
+    public List<Object> redisGearsArgs() {
+        return switch (kind()) {
+            case KEYS, KEYS_ONLY -> List.of("regex", stringArg("prefix"),
+                    "eventTypes", listArg("eventTypes") == null ? List.of() : listArg("eventTypes"),
+                    "keyTypes", listArg("keyTypes") == null ? List.of() : listArg("keyTypes"),
+                    "hookCommands", listArg("commands") == null ? List.of() : listArg("commands"));
+            case STREAM -> List.of("batchSize", longArg("batch"), "durationMS", longArg("duration"),
+                    "stream", stringArg("prefix"), "trimStream", boolArg("trimStream") ? 1L : 0L,
+                    "onFailedPolicy", stringArg("onFailedPolicy"), "retryInterval", longArg("onFailedRetryInterval") / 1000,
+                    "consumerGroup", Registrations.groupName(this));
+            case COMMAND -> List.of("trigger", stringArg("trigger") != null ? stringArg("trigger") : stringArg("hook"),
+                    "inorder", boolArg("inorder") ? 1L : 0L);
+        };
+    }
+
     public boolean boolArg(String name) {
         return Boolean.TRUE.equals(args.get(name));
     }

@@ -163,7 +163,12 @@ public final class RedisViews extends DelegatingLocalCommands {
             for (int i = 0; i + 1 < st.size(); i += 2) {
                 regs.append(',').append(st.get(i)).append('=').append(orNone(st.get(i + 1)));
             }
-            r.args().forEach((k, v) -> regs.append(',').append(k).append('=').append(orNone(v)));
+            List<Object> args = r.redisGearsArgs();
+            for (int i = 0; i + 1 < args.size(); i += 2) {
+                Object v = args.get(i + 1);
+                regs.append(',').append(args.get(i)).append('=')
+                        .append(orNone(v instanceof List<?> l && l.isEmpty() ? null : v));  // RedisGears: eventTypes=None
+            }
             regs.append(",PD=").append(sessionDescription(r.session()).replace(", ", "| ")).append("\r\n");
         }
         sections.put("rg_regisrations", regs.toString());  // sic: RedisGears' spelling, which tools match

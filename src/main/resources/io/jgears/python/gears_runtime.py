@@ -851,7 +851,8 @@ class GearsBuilder(object):
                 raise ValueError('register: CommandReader needs exactly one of trigger= or hook=')
             args = ['trigger', None if trigger is None else str(trigger),
                     'hook', None if hook is None else str(hook),
-                    'keyprefix', None if keyprefix is None else str(keyprefix)]
+                    'keyprefix', None if keyprefix is None else str(keyprefix),
+                    'inorder', kwargs.get('inorder') is True]
         else:
             raise Exception('%s can not be used with register()' % (reader,))
         if onRegistered is not None and not callable(onRegistered):
