@@ -288,6 +288,22 @@ class GearsApiTest extends GearsTestBase {
         } finally {
             unregisterSessions("runreg1", "runreg2");
         }
+        // The run stays stored, holding its session, until RG.DROPEXECUTION (as RedisGears keeps it).
+        List<String> kept = new ArrayList<>();
+        for (Object e : (List<?>) call("RG.DUMPEXECUTIONS")) {
+            String id = String.valueOf(((List<?>) e).get(1));
+            if (List.of(List.of("ran"), List.of()).equals(call("RG.GETRESULTS", id))) {
+                kept.add(id);
+            }
+        }
+        assertEquals(2, kept.size(), "both scripts' runs are kept");
+        assertTrue(sessionIds().containsAll(List.of("runreg1", "runreg2")), "their sessions stay after RG.UNREGISTER");
+        kept.forEach(id -> assertEquals("OK", call("RG.DROPEXECUTION", id)));
+        assertTrue(!sessionIds().contains("runreg1") && !sessionIds().contains("runreg2"), "freed with their last execution");
+        // A script that only runs leaves nothing stored.
+        int before = ((List<?>) call("RG.DUMPEXECUTIONS")).size();
+        py("GB('ShardsIDReader').map(lambda x: 'only ran').run()");
+        assertEquals(before, ((List<?>) call("RG.DUMPEXECUTIONS")).size());
     }
 
     private void assertGearsErrorText(String expected, String code) {

@@ -756,8 +756,13 @@ public final class HostApi implements io.jgears.python.SubInterpreter.ThreadsIns
         }
         execution.complete(out, errs);
         if (!execution.isStored()) {
-            // A blocking run() leaves nothing behind: its reference goes as soon as it is done.
-            engine.executions().release(execution);
+            ScriptRun loading = run;
+            if (loading != null && loading.started().contains(execution)) {
+                loading.holdFinished(execution);  // the script decides once it has loaded (see ScriptRun)
+            } else {
+                // A blocking run() leaves nothing behind: its reference goes as soon as it is done.
+                engine.executions().release(execution);
+            }
         }
     }
 

@@ -74,6 +74,20 @@ public final class ScriptRun {
         started.add(execution);
     }
 
+    /**
+     * Blocking runs of this script that finished while it loaded: released when it has loaded, or kept
+     * (stored, as RedisGears keeps them) when the script also registered something.
+     */
+    public void holdFinished(Execution e) {
+        heldFinished.add(e);
+    }
+
+    public List<Execution> heldFinished() {
+        return heldFinished;
+    }
+
+    private final List<Execution> heldFinished = new ArrayList<>();
+
     public List<Execution> started() {
         return started;
     }

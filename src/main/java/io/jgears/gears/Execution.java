@@ -150,9 +150,18 @@ public final class Execution {
         return durationNanos / 1000;
     }
 
-    /** Kept for RG.GETRESULTS/RG.DUMPEXECUTIONS: an UNBLOCKING run or a registration's execution. */
+    /**
+     * Kept for RG.GETRESULTS/RG.DUMPEXECUTIONS: an UNBLOCKING run, a registration's execution, or a blocking
+     * run of a script that also registered (RedisGears keeps those until RG.DROPEXECUTION).
+     */
     public boolean isStored() {
-        return unblocking || registration != null;
+        return unblocking || registration != null || kept;
+    }
+
+    private volatile boolean kept;
+
+    void keep() {
+        kept = true;
     }
 
     /** The registration that triggered this execution, or null for run(). */

@@ -160,6 +160,6 @@ public final class Executions {
 
     /** The stored executions (UNBLOCKING ones and those registrations triggered), oldest first. */
     public synchronized List<Execution> stored() {
-        return live.values().stream().filter(e -> e.unblocking() || e.registration() != null).toList();
+        return live.values().stream().filter(Execution::isStored).toList();
     }
 }

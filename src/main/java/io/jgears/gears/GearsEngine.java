@@ -876,6 +876,7 @@ public final class GearsEngine implements AutoCloseable {
                     }
                 }
             }
+            run.heldFinished().forEach(executions::release);
             timeEvents.of(session).forEach(te -> unregisterTimeEvent(te, false));
             registrations.of(session).forEach(registrations::unregister);
             session.replacing(null);
@@ -888,6 +889,14 @@ public final class GearsEngine implements AutoCloseable {
         session.replacing(null);
         registrations.activate(session);
         persist(session);
+        boolean registered = !registrations.of(session).isEmpty();
+        for (Execution e : run.heldFinished()) {
+            if (registered) {
+                e.keep();  // RedisGears keeps a run of a script that registered, until RG.DROPEXECUTION
+            } else {
+                executions.release(e);
+            }
+        }
         CompletableFuture<RedisMessage> reply = done(Replies.OK);
         if (request.unblocking()) {
             for (Execution e : run.started()) {
@@ -896,7 +905,7 @@ public final class GearsEngine implements AutoCloseable {
             if (!run.started().isEmpty()) {
                 reply = done(Replies.bulk(run.started().getFirst().id()));
             }
-        } else if (!run.started().isEmpty() && registrations.of(session).isEmpty()) {
+        } else if (!run.started().isEmpty() && !registered) {
             // The last run() may be parked on a gearsFuture: the reply waits for it, the server does not.
             reply = run.started().getLast().done().thenApply(GearsEngine::resultsReply);
         }
