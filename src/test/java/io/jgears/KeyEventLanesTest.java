@@ -61,6 +61,15 @@ class KeyEventLanesTest extends GearsTestBase {
     }
 
     /** Sends the commands to Redis itself in pipelined writes of 1000 and waits for every reply. */
+    /** {@code SET <keyPrefix>0 .. <keyPrefix>(n-1) value}, pipelined straight into Redis. */
+    private static void burstSets(String keyPrefix, int n, String value) throws Exception {
+        List<String[]> commands = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) {
+            commands.add(new String[]{"SET", keyPrefix + i, value});
+        }
+        burst(commands);
+    }
+
     private static void burst(List<String[]> commands) throws Exception {
         RedisClient client = RedisClient.create(TestServer.get().redisUri());
         try (StatefulRedisConnection<String, String> c = client.connect()) {
@@ -153,11 +162,7 @@ class KeyEventLanesTest extends GearsTestBase {
                 + "    execute('INCRBY', 'rc:n', depth(sys.getrecursionlimit() - 50))\n"
                 + "GB().foreach(deep).register(prefix='rc:k:*', eventTypes=['set'])", "ID", "lanes-recursion");
         int events = 2000;
-        List<String[]> commands = new ArrayList<>(events);
-        for (int i = 0; i < events; i++) {
-            commands.add(new String[]{"SET", "rc:k:" + i, "v"});
-        }
-        burst(commands);
+        burstSets("rc:k:", events, "v");
         await(events + " events", () -> stat(registrationData("lanes-recursion"), "numSuccess")
                 + stat(registrationData("lanes-recursion"), "numFailures") >= events);
         Map<String, Object> data = registrationData("lanes-recursion");
@@ -266,11 +271,7 @@ class KeyEventLanesTest extends GearsTestBase {
                     + "            x.append('a' * 10**6)\n"
                     + "    execute('INCR', 'mg:n')\n"
                     + "GB().foreach(f).register(prefix='mg:k:*', eventTypes=['set'])", "ID", "lanes-memory");
-            List<String[]> commands = new ArrayList<>();
-            for (int i = 0; i < 6; i++) {
-                commands.add(new String[]{"SET", "mg:k:" + i, "grow"});
-            }
-            burst(commands);
+            burstSets("mg:k:", 6, "grow");
             awaitEnded("the growing events ended", "lanes-memory", 6, 120_000);
         } finally {
             call("RG.CONFIGSET", "MemoryWatermark", "85");
@@ -302,21 +303,13 @@ class KeyEventLanesTest extends GearsTestBase {
                     + "            pass\n"
                     + "    execute('INCR', 'rt:n')\n"
                     + "GB().foreach(f).register(prefix='rt:k:*', eventTypes=['set'])", "ID", "lanes-timeout");
-            List<String[]> commands = new ArrayList<>();
             // 12 looping events over 4 lanes: an interrupt ends each lane's current execution, and a lane
             // with more looping events in its share of the batch takes one interrupt per event.
-            for (int i = 0; i < 12; i++) {
-                commands.add(new String[]{"SET", "rt:k:" + i, "loop"});
-            }
-            burst(commands);
+            burstSets("rt:k:", 12, "loop");
             awaitEnded("the runaway events ended", "lanes-timeout", 12, 120_000);
             assertEquals("PONG", call("PING"));
             assertEquals(0, stat(registrationData("lanes-timeout"), "numSuccess"));
-            commands.clear();
-            for (int i = 0; i < 500; i++) {
-                commands.add(new String[]{"SET", "rt:k:" + i, "ok"});
-            }
-            burst(commands);
+            burstSets("rt:k:", 500, "ok");
             await("500 plain events", () -> direct().get("rt:n") != null && Long.parseLong(direct().get("rt:n")) >= 500);
             Thread.sleep(200);
             assertEquals("500", direct().get("rt:n"));

@@ -39,7 +39,11 @@ public final class Executions {
 
     /** A new id in the executions' sequence (registrations take theirs from it too, as in RedisGears). */
     String nextId() {
-        return shardId + "-" + counter.incrementAndGet();
+        return idOf(counter.incrementAndGet());
+    }
+
+    private String idOf(long sequence) {
+        return shardId + "-" + sequence;
     }
 
     /**
@@ -60,7 +64,7 @@ public final class Executions {
         Session session = registration.session();
         session.acquire(Session.Holder.EXECUTION);
         long sequence = counter.incrementAndGet();
-        Execution execution = new Execution(shardId + "-" + sequence, session, registration.reader(), false, registration.plan());
+        Execution execution = new Execution(idOf(sequence), session, registration.reader(), false, registration.plan());
         execution.registration(registration);
         execution.liveKey = sequence;  // its key without parsing the id back: one per trigger or event
         synchronized (this) {

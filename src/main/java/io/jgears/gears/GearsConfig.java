@@ -143,8 +143,13 @@ public final class GearsConfig {
 
     /** What configGet() in a script reads: null for RedisGears' own keys, as there. */
     public String getForScript(String key) {
-        String name = canonical.getOrDefault(key.toLowerCase(Locale.ROOT), key);
+        String name = canonicalName(key);
         return REDISGEARS_CORE.contains(name) ? null : values.get(name);
+    }
+
+    /** A key as jgears keeps it: a built-in key in its own case, whatever case it was given in. */
+    private String canonicalName(String key) {
+        return canonical.getOrDefault(key.toLowerCase(Locale.ROOT), key);
     }
 
     public boolean isBuiltIn(String key) {
@@ -153,7 +158,7 @@ public final class GearsConfig {
 
     /** The value, or null when the key is neither built in nor set by a user. */
     public String get(String key) {
-        String name = canonical.getOrDefault(key.toLowerCase(Locale.ROOT), key);
+        String name = canonicalName(key);
         return values.get(name);
     }
 
@@ -180,7 +185,7 @@ public final class GearsConfig {
 
     /** Sets a key at start-up (flags, config file): start-only keys are allowed here. */
     public void setInitial(String key, String value) {
-        String name = canonical.getOrDefault(key.toLowerCase(Locale.ROOT), key);
+        String name = canonicalName(key);
         validate(name, value);
         put(name, value);
     }

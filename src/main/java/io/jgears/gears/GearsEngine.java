@@ -1235,10 +1235,6 @@ public final class GearsEngine implements AutoCloseable {
     }
 
     /**
-     * Calls into Python under the time limit named by {@code timeoutKey} (ExecutionTimeout or
-     * RegistrationTimeout) and the heap guard; failures of the call become PythonCallFailed.
-     */
-    /**
      * What a reply says of a call that failed outside Python's own exceptions (those come back as
      * tracebacks): the message without the Java class name a host error puts in front of it.
      */
@@ -1259,6 +1255,10 @@ public final class GearsEngine implements AutoCloseable {
     private static final java.util.regex.Pattern JAVA_CLASS_PREFIX =
             java.util.regex.Pattern.compile("^(?:[a-z_][\\w]*\\.)+[A-Z][\\w$]*(?::|$)");
 
+    /**
+     * Calls into Python under the time limit named by {@code timeoutKey} (ExecutionTimeout or
+     * RegistrationTimeout) and the heap guard; failures of the call become PythonCallFailed.
+     */
     <T> T callPython(Session session, String timeoutKey, Supplier<T> call) {
         long timeout = config.getLong(timeoutKey);
         TimedCall timed = timeout <= 0 ? null : new TimedCall(session, timeoutKey, timeout * 1_000_000);

@@ -13,7 +13,7 @@ public record BinaryString(byte[] bytes) {
         return new String(bytes, java.nio.charset.StandardCharsets.ISO_8859_1);
     }
 
-    /** The bytes as Python's repr shows them, for a record that is turned into a string. */
+    /** The bytes read as UTF-8, with replacement characters where they are not (for logs and messages). */
     @Override
     public String toString() {
         return new String(bytes, java.nio.charset.StandardCharsets.UTF_8);

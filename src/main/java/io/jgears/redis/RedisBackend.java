@@ -249,8 +249,8 @@ public final class RedisBackend implements AutoCloseable {
 
     /**
      * Sends commands as {@code user} on that user's shared pipelined connection in one write, without
-     * waiting: each reply as {@link #dispatch} gives it, or a {@link RedisCommandException}, completes its
-     * future (on Lettuce's I/O thread).
+     * waiting: each reply as {@link #dispatch} gives it for execute() (a string that is not UTF-8 stays a
+     * {@link BinaryString}), or a {@link RedisCommandException}, completes its future (on Lettuce's I/O thread).
      */
     public List<java.util.concurrent.CompletableFuture<Object>> dispatchAll(RedisUser user, List<List<byte[]>> commands) {
         List<io.lettuce.core.protocol.AsyncCommand<byte[], byte[], Object>> batch = new java.util.ArrayList<>(commands.size());

@@ -2708,6 +2708,7 @@ def _sandbox_os():
     if 'os' in sys.modules:
         mods.append(sys.modules['os'])  # os copied posix's functions when it was imported
     stat = posix.stat
+    original_access = posix.access
 
     def visible(call):
         def checked(path, *args, dir_fd=None, **kwargs):
@@ -2722,7 +2723,6 @@ def _sandbox_os():
             return False
         return original_access(path, mode, dir_fd=dir_fd, effective_ids=effective_ids,
                                follow_symlinks=follow_symlinks)
-    original_access = posix.access
 
     def unsupported(name):
         def refused(*args, **kwargs):
@@ -2757,12 +2757,11 @@ def _sandbox_os():
         pass
 
 
-def _sandbox_select(sockets):
+def _sandbox_select(_socket, sockets):
     """select.select() works on sockets only: on anything else (a pipe, the null standard streams) GraalPy's
     Java backend fails with an error no `except` catches. Where the session may have sockets, a socket object
     or a number (which may be a socket's fileno()) goes through; anything else is an OSError (ENOSYS) first."""
     import select
-    import _socket
     original = select.select
 
     def checked(*lists):
@@ -2778,7 +2777,7 @@ def _apply_policy(network, allowed, threads):
     """network: 'none', 'all' or 'list' (then allowed is 'host:port,...'); threads: a bool."""
     import _socket
     _sandbox_os()
-    _sandbox_select(network != 'none')
+    _sandbox_select(_socket, network != 'none')
     if network == 'none':
         class socket(object):
             __slots__ = ()  # socket.py's subclass adds __weakref__ and its own slots
